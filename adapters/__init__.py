@@ -1,0 +1,1 @@
+"""Platform adapters: events in, replies out. No AI logic here."""

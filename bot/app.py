@@ -1,0 +1,126 @@
+"""Composition root: builds the services once, registers the patterns, starts adapters.
+
+The only module that imports adapters. Pattern modules are listed explicitly; the order
+of answerers is the router's "cheapest pattern that fits" order (see README).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+
+from bot.cache import Cache
+from bot.config import Settings
+from bot.db import Database
+from bot.dedupe import Dedupe
+from bot.ledger import Ledger
+from bot.llm import LLM, build_client
+from bot.router import Router
+from bot.services import Services
+from patterns import chat, summarize
+
+log = logging.getLogger(__name__)
+
+# Registration order = answerer order for mentions/DMs: specialised patterns first, each
+# deciding cheaply whether it fits; plain streamed chat last, as the fallback.
+PATTERNS = (summarize, chat)
+
+
+class App:
+    def __init__(self, *, settings: Settings, services: Services, router: Router) -> None:
+        self.settings = settings
+        self.services = services
+        self.router = router
+        self.http = None
+        self._owned_client = None
+
+    @classmethod
+    async def open(cls, settings: Settings, *, db: Database | None = None, llm_client=None, migrate: bool = True) -> "App":
+        """Connect storage (embedded or DATABASE_URL), migrate, build services, register patterns."""
+        owns_db = db is None
+        db = db or await Database.open(settings)
+        try:
+            if migrate:
+                await db.upgrade()
+            client = llm_client if llm_client is not None else build_client(settings)
+            ledger = Ledger(db)
+            cache = Cache(db, ttl_seconds=settings.cache_ttl_seconds)
+            llm = LLM(client=client, settings=settings, ledger=ledger, cache=cache)
+            services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db))
+        except BaseException:
+            if owns_db:
+                await db.close()
+            raise
+        router = Router(services)
+        for module in PATTERNS:
+            module.register(router, services)
+        app = cls(settings=settings, services=services, router=router)
+        app._owns_db = owns_db
+        app._owned_client = client if llm_client is None else None
+        return app
+
+    async def close(self) -> None:
+        await self.router.drain()
+        if self.http is not None:
+            await self.http.stop()
+        if self._owned_client is not None:
+            with suppress(Exception):
+                await self._owned_client.close()
+        if getattr(self, "_owns_db", False):
+            await self.services.db.close()
+
+    async def __aenter__(self) -> "App":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    # --- adapters -------------------------------------------------------------------
+
+    def adapters(self, *, console_only: bool = False) -> list:
+        """The adapters to run: each platform with a token set, else the console."""
+        found: list = []
+        if not console_only:
+            pass  # platform adapters are built here (Slack, Discord)
+        if not found:
+            from adapters.console import ConsoleAdapter
+
+            found.append(ConsoleAdapter(bot_name=self.settings.bot_name))
+        return found
+
+    async def serve(self, adapters: list) -> None:
+        """Run until every adapter is done (console: EOF) or SIGINT/SIGTERM, then finish
+        the replies in flight and stop."""
+        if self.settings.http_port is not None:
+            from bot.http import HttpServer
+
+            self.http = HttpServer(self.services, host=self.settings.http_host, port=self.settings.http_port)
+            await self.http.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        started = []
+        try:
+            for adapter in adapters:
+                await adapter.start(self.router.submit)
+                started.append(adapter)
+            waiters = [asyncio.create_task(a.wait_closed()) for a in started]
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait([*waiters, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if not stop.is_set():
+                # one adapter finished (console EOF): the others keep going unless it was the only one
+                pending = [w for w in waiters if not w.done()]
+                if pending:
+                    await asyncio.wait([*pending, stopper], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            await self.router.drain()
+        finally:
+            for adapter in reversed(started):
+                with suppress(Exception):
+                    await adapter.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)

@@ -1,0 +1,119 @@
+"""Typed settings, read once from the environment / `.env` and passed down.
+
+Every variable is listed in the README's configuration table. Field names are what the
+code uses; the alias is the environment variable a user sets.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str, *more: str):
+    return AliasChoices(name, *more)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+    )
+
+    # --- identity -------------------------------------------------------------------
+    bot_name: str = Field("aibot", validation_alias=_env("AIBOT_BOT_NAME"))
+    data_dir: Path = Field(Path(".aibot"), validation_alias=_env("AIBOT_DATA_DIR"))
+    log_level: str = Field("WARNING", validation_alias=_env("AIBOT_LOG_LEVEL"))
+
+    # --- LLM ------------------------------------------------------------------------
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    chat_model: str = Field("gpt-4o-mini", validation_alias=_env("AIBOT_CHAT_MODEL"))
+    fast_model: str = Field("gpt-4o-mini", validation_alias=_env("AIBOT_FAST_MODEL"))
+    llm_timeout: float = Field(60.0, gt=0, validation_alias=_env("AIBOT_LLM_TIMEOUT"))
+    llm_max_retries: int = Field(3, ge=0, le=10, validation_alias=_env("AIBOT_LLM_MAX_RETRIES"))
+    context_tokens: int = Field(
+        12_000, ge=500, validation_alias=_env("AIBOT_CONTEXT_TOKENS")
+    )  # prompt budget per call: long inputs are split / trimmed to fit it
+    answer_max_tokens: int = Field(1_024, ge=16, validation_alias=_env("AIBOT_ANSWER_MAX_TOKENS"))
+    prices: str | None = Field(None, validation_alias=_env("AIBOT_PRICES"))
+    cache_ttl_seconds: int = Field(7 * 24 * 3600, ge=0, validation_alias=_env("AIBOT_CACHE_TTL"))
+
+    # --- input limits ---------------------------------------------------------------
+    max_message_chars: int = Field(
+        100_000, ge=100, validation_alias=_env("AIBOT_MAX_MESSAGE_CHARS")
+    )
+    max_summarize_chars: int = Field(
+        2_000_000, ge=1_000, validation_alias=_env("AIBOT_MAX_SUMMARIZE_CHARS")
+    )
+    history_limit: int = Field(200, ge=1, validation_alias=_env("AIBOT_HISTORY_LIMIT"))
+
+    # --- storage --------------------------------------------------------------------
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+
+    # --- HTTP (health, metrics; Slack HTTP mode and the batch API mount here) --------
+    http_host: str = Field("127.0.0.1", validation_alias=_env("AIBOT_HTTP_HOST"))
+    http_port: int | None = Field(None, ge=0, le=65535, validation_alias=_env("AIBOT_HTTP_PORT"))
+
+    # --- platforms ------------------------------------------------------------------
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_SIGNING_SECRET")
+    )
+    slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
+    discord_bot_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_BOT_TOKEN"))
+    discord_api_url: str | None = Field(None, validation_alias=_env("DISCORD_API_URL"))
+
+    @field_validator(
+        "openai_api_key",
+        "openai_base_url",
+        "database_url",
+        "prices",
+        "slack_bot_token",
+        "slack_app_token",
+        "slack_signing_secret",
+        "slack_api_url",
+        "discord_bot_token",
+        "discord_api_url",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value):
+        # `FOO=` in a .env file means "not set", not "set to the empty string".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("http_port", mode="before")
+    @classmethod
+    def _blank_port(cls, value):
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @property
+    def llm_configured(self) -> bool:
+        return self.openai_api_key is not None or self.openai_base_url is not None
+
+    @property
+    def platforms(self) -> list[str]:
+        """Platforms with a token set; the console is used when this is empty."""
+        found = []
+        if self.slack_bot_token is not None:
+            found.append("slack")
+        if self.discord_bot_token is not None:
+            found.append("discord")
+        return found
+
+
+LLM_SETUP_HINT = (
+    "No language model is configured. Set OPENAI_API_KEY (e.g. OPENAI_API_KEY=sk-...) "
+    "or point OPENAI_BASE_URL at an OpenAI-compatible server, e.g. "
+    "OPENAI_BASE_URL=http://localhost:11434/v1 AIBOT_CHAT_MODEL=llama3.1 for a local Ollama "
+    "(or http://localhost:8000/v1 for vLLM)."
+)

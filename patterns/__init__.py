@@ -1,0 +1,1 @@
+"""The AI integration patterns, one module each. No platform logic here."""

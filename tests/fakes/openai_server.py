@@ -1,0 +1,360 @@
+"""A fake OpenAI-compatible server on 127.0.0.1 that speaks the real wire protocol.
+
+The real `openai` SDK is pointed at it (`base_url`), so the client, its retries, SSE
+parsing and usage chunks are exercised end to end. It runs in its own thread and event
+loop, so sync tests, async tests and subprocesses can all use it.
+
+    with FakeOpenAI() as fake:
+        fake.enqueue("Hello there!")                        # next chat reply
+        fake.enqueue(Script(status=429, retry_after=0.1))   # then a rate limit
+        fake.enqueue(Script(tool_calls=[{"name": "calculate", "arguments": {"expression": "2+2"}}]))
+        ... OPENAI_BASE_URL=fake.base_url ...
+        fake.chat_requests[-1]["messages"]
+
+Endpoints: POST /v1/chat/completions (JSON, or SSE with `stream: true`: role chunk,
+content or tool_call deltas, finish chunk, the usage chunk when
+`stream_options.include_usage`, then `[DONE]`), POST /v1/embeddings (deterministic
+bag-of-words vectors: similar texts get similar vectors), GET /v1/models.
+
+Run standalone for demos and benchmarks:
+    python -m tests.fakes.openai_server --port 8399 --ttft 0.3 --tps 40
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+_TOKEN = re.compile(r"\s*\S+|\s+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass
+class Script:
+    """One scripted reply to a chat completion request."""
+
+    text: str = ""
+    tool_calls: list[dict] = field(default_factory=list)  # {"name", "arguments": str|dict, "id"?}
+    status: int = 200  # 429, 500, 400 ... answer with an error instead
+    retry_after: float | None = None  # Retry-After header (seconds) on an error status
+    hang: bool = False  # never answer (the client must time out)
+    cut_after: int | None = None  # stream: drop the connection after this many content chunks
+    ttft: float | None = None  # seconds before the first token (default: the server's)
+    tokens_per_second: float | None = None  # pacing of streamed tokens (None: no delay)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+
+
+@dataclass
+class Recorded:
+    path: str
+    body: Any
+    headers: dict
+    at: float
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into token-like pieces (a word with its leading space)."""
+    return _TOKEN.findall(text)
+
+
+def embed(text: str, dim: int) -> list[float]:
+    """Deterministic hashed bag-of-words embedding, L2-normalised."""
+    vec = [0.0] * dim
+    for word in _WORD.findall(text.lower()):
+        h = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
+        idx = int.from_bytes(h[:4], "little") % dim
+        vec[idx] += 1.0 if h[4] & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vec))
+    if norm == 0:  # no words at all: a fixed unit vector
+        vec[0] = 1.0
+        return vec
+    return [v / norm for v in vec]
+
+
+def default_responder(body: dict) -> Script:
+    """Used when nothing is enqueued: a short deterministic reply naming the request."""
+    messages = body.get("messages") or []
+    system = next((m.get("content") or "" for m in messages if m.get("role") == "system"), "")
+    last = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+    if isinstance(last, list):
+        last = " ".join(p.get("text", "") for p in last if isinstance(p, dict))
+    words = " ".join(str(last).split()[:12])
+    if "summar" in str(system).lower():
+        return Script(text=f"Summary: {words}")
+    return Script(text=f"Fake answer about: {words}")
+
+
+class FakeOpenAI:
+    def __init__(
+        self,
+        *,
+        ttft: float = 0.0,
+        tokens_per_second: float | None = None,
+        responder: Callable[[dict], Script | str] | None = None,
+        port: int = 0,
+        model_ids: tuple[str, ...] = ("gpt-4o-mini", "fake-model"),
+    ) -> None:
+        self.ttft = ttft
+        self.tokens_per_second = tokens_per_second
+        self.responder = responder or default_responder
+        self.model_ids = model_ids
+        self.requests: list[Recorded] = []
+        self._queue: deque[Script] = deque()
+        self._lock = threading.Lock()
+        self._port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self.port: int | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "FakeOpenAI":
+        self._thread = threading.Thread(target=self._serve, name="fake-openai", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._startup_error is not None:
+            raise self._startup_error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        try:
+            fut.result(5)
+        except Exception:
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        self._loop = None
+
+    def __enter__(self) -> "FakeOpenAI":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._startup())
+        except BaseException as exc:  # reported to start()
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        loop.run_forever()
+        loop.close()
+
+    async def _startup(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_get("/v1/models", self._models)
+        self.add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    def add_routes(self, app: web.Application) -> None:
+        """Hook for subclasses that serve more of the API."""
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- scripting ------------------------------------------------------------------
+
+    def enqueue(self, *replies: Script | str) -> None:
+        with self._lock:
+            for r in replies:
+                self._queue.append(Script(text=r) if isinstance(r, str) else r)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    @property
+    def chat_requests(self) -> list[dict]:
+        return [r.body for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def _next(self, body: dict) -> Script:
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+        s = self.responder(body)
+        return Script(text=s) if isinstance(s, str) else s
+
+    # --- handlers -------------------------------------------------------------------
+
+    async def _record(self, request: web.Request) -> Any:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        self.requests.append(Recorded(request.path, body, dict(request.headers), time.time()))
+        return body
+
+    async def _models(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.json_response(
+            {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.model_ids]}
+        )
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        if not isinstance(body, dict) or "input" not in body:
+            return _error(400, "input is required")
+        inputs = body["input"]
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        dim = int(body.get("dimensions") or 384)
+        data = [{"object": "embedding", "index": i, "embedding": embed(str(t), dim)} for i, t in enumerate(inputs)]
+        n = sum(len(_WORD.findall(str(t))) for t in inputs)
+        return web.json_response(
+            {"object": "list", "data": data, "model": body.get("model", "fake-embed"), "usage": {"prompt_tokens": n, "total_tokens": n}}
+        )
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return _error(400, "messages must be a list")
+        script = self._next(body)
+        if script.hang:
+            await asyncio.sleep(3600)
+        if script.status != 200:
+            headers = {}
+            if script.retry_after is not None:
+                headers["retry-after"] = str(script.retry_after)
+            kind = "rate_limit_exceeded" if script.status == 429 else "server_error"
+            return _error(script.status, f"scripted {script.status}", kind, headers)
+        model = body.get("model", "fake-model")
+        prompt_tokens = script.prompt_tokens
+        if prompt_tokens is None:
+            prompt_tokens = sum(len(tokenize(str(m.get("content") or ""))) + 4 for m in body["messages"])
+        pieces = tokenize(script.text)
+        completion_tokens = script.completion_tokens if script.completion_tokens is not None else len(pieces)
+        calls = [_tool_call(i, tc) for i, tc in enumerate(script.tool_calls)]
+        finish = script.finish_reason or ("tool_calls" if calls else "stop")
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        ttft = self.ttft if script.ttft is None else script.ttft
+        tps = script.tokens_per_second if script.tokens_per_second is not None else self.tokens_per_second
+        cid = "chatcmpl-" + uuid.uuid4().hex[:12]
+        created = int(time.time())
+        if not body.get("stream"):
+            if ttft:
+                await asyncio.sleep(ttft)
+            if tps and pieces:
+                await asyncio.sleep(len(pieces) / tps)
+            message: dict[str, Any] = {"role": "assistant", "content": script.text if script.text or not calls else None}
+            if calls:
+                message["tool_calls"] = calls
+            return web.json_response({
+                "id": cid, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+                "usage": usage,
+            })
+
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+
+        def chunk(delta: dict, finish_reason: str | None = None, with_usage: dict | None = None, choices: bool = True) -> bytes:
+            obj: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}] if choices else []}
+            if with_usage is not None:
+                obj["usage"] = with_usage
+            return f"data: {json.dumps(obj)}\n\n".encode()
+
+        if ttft:
+            await asyncio.sleep(ttft)
+        await resp.write(chunk({"role": "assistant", "content": ""}))
+        sent = 0
+        for piece in pieces:
+            if script.cut_after is not None and sent >= script.cut_after:
+                request.transport.close()  # drop the connection mid-stream, no [DONE]
+                return resp
+            await resp.write(chunk({"content": piece}))
+            sent += 1
+            if tps:
+                await asyncio.sleep(1 / tps)
+        if script.cut_after is not None and sent >= script.cut_after:
+            request.transport.close()
+            return resp
+        for i, call in enumerate(calls):
+            args = call["function"]["arguments"]
+            half = len(args) // 2
+            await resp.write(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                                    "function": {"name": call["function"]["name"], "arguments": args[:half]}}]}))
+            await resp.write(chunk({"tool_calls": [{"index": i, "function": {"arguments": args[half:]}}]}))
+        await resp.write(chunk({}, finish))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await resp.write(chunk({}, with_usage=usage, choices=False))
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+
+def _tool_call(i: int, tc: dict) -> dict:
+    args = tc.get("arguments", {})
+    if not isinstance(args, str):
+        args = json.dumps(args)
+    return {"id": tc.get("id") or f"call_{i}_{uuid.uuid4().hex[:6]}", "type": "function",
+            "function": {"name": tc["name"], "arguments": args}}
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None) -> web.Response:
+    return web.json_response(
+        {"error": {"message": message, "type": kind, "param": None, "code": kind}}, status=status, headers=headers or {}
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Fake OpenAI-compatible server for demos and benchmarks.")
+    parser.add_argument("--port", type=int, default=8399)
+    parser.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
+    parser.add_argument("--tps", type=float, default=None, help="streamed tokens per second")
+    args = parser.parse_args()
+    fake = FakeOpenAI(port=args.port, ttft=args.ttft, tokens_per_second=args.tps).start()
+    print(f"fake OpenAI server on {fake.base_url} (Ctrl-C to stop)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
