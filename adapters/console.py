@@ -146,6 +146,10 @@ class ConsoleAdapter:
 
     # --- output ---------------------------------------------------------------------
 
+    def conversation(self, *, tenant: str = "console", channel: str = "console", thread: str | None = None) -> "ConsoleConversation":
+        """The console is one channel: every conversation writes to it."""
+        return ConsoleConversation(self)
+
     def write(self, text: str) -> None:
         self._output.write(text)
         self._output.flush()

@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.db import Database
 from bot.dedupe import Dedupe
 from bot.ledger import Ledger
+from bot.ledger import register as ledger_commands
 from bot.llm import LLM, build_client
 from bot.router import Router
 from bot.services import Services
@@ -53,6 +54,7 @@ class App:
                 await db.close()
             raise
         router = Router(services)
+        ledger_commands(router, services)
         for module in PATTERNS:
             module.register(router, services)
         app = cls(settings=settings, services=services, router=router)
@@ -107,6 +109,7 @@ class App:
             for adapter in adapters:
                 await adapter.start(self.router.submit)
                 started.append(adapter)
+                self.services.channels.register(adapter.name, adapter.conversation)
             waiters = [asyncio.create_task(a.wait_closed()) for a in started]
             stopper = asyncio.create_task(stop.wait())
             await asyncio.wait([*waiters, stopper], return_when=asyncio.FIRST_COMPLETED)

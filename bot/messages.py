@@ -44,6 +44,7 @@ class Incoming:
     command: str | None = None  # slash command name without the slash, lower case
     attachments: tuple[Attachment, ...] = ()
     dedupe_key: str | None = None  # platform delivery id: the same key is handled once
+    timezone: str | None = None  # IANA name of the user's/workspace's zone, where the platform tells it
     ts: datetime = field(default_factory=utcnow)
     raw: Any = field(default=None, compare=False, repr=False)
 

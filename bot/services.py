@@ -1,12 +1,14 @@
 """The services every handler can use, built once by the composition root (bot.app)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.cache import Cache
+from bot.channels import Channels
 from bot.config import Settings
 from bot.dedupe import Dedupe
 from bot.ledger import Ledger
+from bot.knowledge import KnowledgeBase
 from bot.llm import LLM
 
 
@@ -18,3 +20,5 @@ class Services:
     cache: Cache
     llm: LLM
     dedupe: Dedupe
+    channels: Channels = field(default_factory=Channels)
+    kb: KnowledgeBase | None = None  # set by the RAG pattern

@@ -128,3 +128,15 @@ async def test_answers_in_one_thread_are_serialised_in_order(app, fake_llm):
     b = Incoming(platform="t", tenant="T", channel="C", user="U", text="two", command="slow", thread="th1")
     await asyncio.gather(app.router.dispatch(a, conv), app.router.dispatch(b, conv))
     assert order == [("start", "one"), ("end", "one"), ("start", "two"), ("end", "two")]
+
+
+async def test_ai_stats_shows_the_usage_table_to_the_asker_only(bot, fake_llm):
+    [empty] = await bot.send("/ai-stats")
+    assert "No model calls" in empty
+    await bot.send("@aibot hello")
+    await bot.send("/summarize some words about the plan")
+    [table] = await bot.send("/ai-stats")
+    assert "streaming" in table and "api_wrapper" in table and "p95 ms" in table
+    assert bot.last.messages[0].ephemeral
+    [bad] = await bot.send("/ai-stats lots")
+    assert "window like" in bad
