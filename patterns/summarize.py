@@ -127,7 +127,7 @@ async def summarize_conversation(ctx, msg: Incoming, window: timedelta | None) -
     )
     where = "this thread" if scope == "thread" else "this channel"
     span = f", last {_describe(window)}" if window else ""
-    return f"*Summary of {where}{span}* ({len(items)} messages)\n{summary}"
+    return f"**Summary of {where}{span}** ({len(items)} messages)\n{summary}"
 
 
 def _describe(window: timedelta) -> str:
