@@ -37,11 +37,6 @@ class NativeStream(Protocol):
 
     async def stop(self) -> None: ...
 
-    def conversation(self, *, tenant: str, channel: str, thread: str | None = None) -> Conversation:
-        """A conversation in one of this platform's channels, for posts nobody asked for
-        in that moment (scheduled digests, finished jobs)."""
-        ...
-
 
 @runtime_checkable
 class Conversation(Protocol):
