@@ -47,3 +47,8 @@ async def test_console_sales_question_gets_the_numbers_sql_gives(env, analyst, s
     stats = json.loads(aibot("stats", "--json", env=env).stdout)
     agent = next(r for r in stats if r["pattern"] == "agent")
     assert agent["requests"] == 8 and agent["errors"] == 0  # 4 model calls per run
+
+    runs = json.loads(aibot("agent", "runs", "--json", env=env).stdout)
+    assert [r["steps"] for r in runs] == [4, 4] and all(r["limit"] is None and r["tokens"] > 0 for r in runs)
+    table = aibot("agent", "runs", env=env).stdout.decode()
+    assert "steps" in table and "stopped by" in table

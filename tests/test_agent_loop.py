@@ -259,3 +259,21 @@ async def test_without_a_knowledge_base_the_tool_says_so(bot, fake_llm):
     await bot.send("/agent find the vpn guide")
     [result] = [m["content"] for m in fake_llm.chat_requests[1]["messages"] if m["role"] == "tool"]
     assert result == "No knowledge base is set up here, so there is nothing to search."
+
+
+async def test_steps_per_run_are_read_back_from_the_ledger(settings, fake_llm):
+    from patterns.agent.runs import recent_runs
+
+    fake_llm.responder = lambda body: Script(tool_calls=[{"name": "now", "arguments": {}}])
+    try:
+        app, bot = await limited_bot(settings, agent_max_steps=2)
+        async with app:
+            await bot.send("/agent keep checking the time")
+            fake_llm.responder = lambda body: Script(text="done")
+            await bot.send("/agent answer at once")
+            runs = await recent_runs(app.services.db)
+    finally:
+        from tests.fakes.openai_server import default_responder
+
+        fake_llm.responder = default_responder
+    assert [(r.steps, r.limit) for r in runs] == [(1, None), (3, "steps")]

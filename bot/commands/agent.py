@@ -17,6 +17,10 @@ def add_parser(sub) -> None:
              "the embedded server trusts local connections)",
     )
     load.set_defaults(func=load_sample)
+    runs = asub.add_parser("runs", help="the latest agent runs: steps, tokens, cost, the limit that stopped them")
+    runs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    runs.add_argument("--json", action="store_true", help="machine-readable output")
+    runs.set_defaults(func=show_runs)
 
 
 async def load_sample(args, settings) -> int:
@@ -35,4 +39,27 @@ async def load_sample(args, settings) -> int:
         print(f"note: AGENT_SQL_URL is set ({redact(settings.agent_sql_url)}), so the agent queries that database, not this one.")
     else:
         print(f"The agent's sql_query tool uses it by default ({redact(loaded.url)}); set AGENT_SQL_URL to use another database.")
+    return 0
+
+
+async def show_runs(args, settings) -> int:
+    import json
+
+    from patterns.agent.runs import recent_runs
+
+    db = await Database.open(settings)
+    try:
+        await db.upgrade()
+        runs = await recent_runs(db, limit=max(1, args.limit))
+    finally:
+        await db.close()
+    if args.json:
+        print(json.dumps([r.as_json() for r in runs], indent=2))
+    elif not runs:
+        print("No agent runs recorded yet.")
+    else:
+        print(f"{'started (UTC)':19}  {'run':12}  {'steps':>5}  {'tokens':>7}  {'cost $':>8}  stopped by")
+        for r in runs:
+            print(f"{r.started:%Y-%m-%d %H:%M:%S}  {r.run:12}  {r.steps:>5}  {r.tokens:>7}  "
+                  f"{r.cost_usd:>8.4f}  {r.limit or '-'}")
     return 0
