@@ -19,6 +19,7 @@ import decimal
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -183,12 +184,15 @@ class SqlRunner:
     schema: str = "public"
     timeout: float = 5.0
     max_rows: int = 200
+    connect_timeout: float = 5.0
     _described: str | None = field(default=None, repr=False)
+    _unreachable_until: float = field(default=0.0, repr=False)
 
     async def connect(self) -> asyncpg.Connection:
         try:
             return await asyncpg.connect(
-                **connect_args(self.url), timeout=10, server_settings={"application_name": "aibot-agent"}
+                **connect_args(self.url), timeout=self.connect_timeout,
+                server_settings={"application_name": "aibot-agent"},
             )
         except Exception as exc:
             log.warning("agent SQL database %s unreachable: %s", redact(self.url), type(exc).__name__)
@@ -231,6 +235,9 @@ class SqlRunner:
         """The allowed tables and their columns, for the model's instructions (cached)."""
         if self._described is not None:
             return self._described
+        unknown = "Tables: " + ", ".join(self.tables) + " (columns unknown: the database is not reachable now)."
+        if time.monotonic() < self._unreachable_until:  # do not make every run wait for a dead server
+            return unknown
         try:
             conn = await self.connect()
             try:
@@ -242,7 +249,8 @@ class SqlRunner:
             finally:
                 await conn.close(timeout=5)
         except (SqlRefused, OSError, asyncpg.PostgresError):
-            return "Tables: " + ", ".join(self.tables) + " (columns unknown: the database is not reachable now)."
+            self._unreachable_until = time.monotonic() + 60
+            return unknown
         cols: dict[str, list[str]] = {}
         for r in rows:
             cols.setdefault(r["table_name"], []).append(f"{r['column_name']} {r['data_type']}")
