@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 import time
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import asyncpg
@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.messages import Incoming
 from bot.models import Usage
-from patterns.agent import Limits, Outcome, Run, needs_tools, run_agent
+from patterns.agent import Limits, Run, needs_tools, run_agent
 from patterns.agent.sample import DATABASE, checksum
 from patterns.agent.sql import connect_args
 from patterns.agent.tools import tool
@@ -277,3 +277,32 @@ async def test_steps_per_run_are_read_back_from_the_ledger(settings, fake_llm):
 
         fake_llm.responder = default_responder
     assert [(r.steps, r.limit) for r in runs] == [(1, None), (3, "steps")]
+
+
+async def test_the_cost_budget_ends_the_run(settings, fake_llm):
+    fake_llm.enqueue(Script(tool_calls=[{"name": "calculate", "arguments": {"expression": "5*5"}}],
+                            prompt_tokens=1000, completion_tokens=100))
+    prices = '{"gpt-4o-mini": {"input": 10, "output": 40}}'  # $ per million tokens: this call costs $0.014
+    app, bot = await limited_bot(settings, prices=prices, agent_max_cost_usd=0.01)
+    async with app:
+        replies = await bot.send("/agent compute")
+    assert len(fake_llm.chat_requests) == 1
+    assert "calculate: 25" in replies[0] and "cost budget ($0.01, AGENT_MAX_COST_USD)" in replies[0]
+
+
+async def test_a_model_failure_midway_keeps_the_steps_and_says_what_happened(bot, fake_llm):
+    fake_llm.enqueue(Script(tool_calls=[{"name": "calculate", "arguments": {"expression": "2*3"}}]),
+                     *[Script(status=500)] * 4)
+    replies = await bot.send("/agent compute then fail")
+    assert len(replies) == 1
+    assert "▸ calculating 2*3" in replies[0]
+    assert "The language model service returned an error" in replies[0] and "scripted" not in replies[0]
+
+
+async def test_a_refused_step_is_visible_to_the_user(bot, fake_llm, sales_db):
+    fake_llm.enqueue(Script(tool_calls=[{"name": "sql_query", "arguments": {"sql": "DELETE FROM orders"}}]),
+                     Script(text="I can only read data."))
+    replies = await bot.send("/agent delete all orders")
+    assert "▸ running SQL:\n```sql\nDELETE FROM orders\n```" in replies[0]
+    assert "↳ query refused: DELETE is not allowed: this tool only reads" in replies[0]
+    assert replies[0].endswith("I can only read data.")

@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from bot.llm import ChatOptions, ToolCall
 from bot.messages import CallInfo
-from patterns.agent.toolbox import ALL, Run
+from patterns.agent.toolbox import ALL, Run, one_line
 from patterns.agent.tools import Tool, clip
 
 PATTERN = "agent"
@@ -148,6 +148,8 @@ async def run_agent(
         for tc, result in zip(done.tool_calls, results):
             messages.append({"role": "tool", "tool_call_id": tc.id, "content": result})
             findings.append(f"{tc.name}: {result}")
+            if result.startswith("error:"):  # our own short reasons, never a traceback
+                yield f"  ↳ {one_line(result[len('error:'):], 160)}\n"
         if out.tokens >= limits.max_tokens:
             out.limit = "tokens"
             break

@@ -127,8 +127,6 @@ def check(sql: str) -> str:
     if any(kind == "semi" for kind, _ in toks):
         raise SqlRefused("only one statement is allowed (found a ';' in the middle)")
     words = [(i, t.lower()) for i, (kind, t) in enumerate(toks) if kind == "word"]
-    if not words or words[0][1] not in ("select", "with"):
-        raise SqlRefused("only SELECT queries (optionally starting with WITH) are allowed")
     for i, word in words:
         if word in _FORBIDDEN:
             raise SqlRefused(f"{word.upper()} is not allowed: this tool only reads")
@@ -140,6 +138,8 @@ def check(sql: str) -> str:
     for kind, t in toks:  # a quoted identifier used as a function name
         if kind == "ident" and _FUNCTION_DENY.match(t.strip('"').lower()):
             raise SqlRefused(f"the function {t} is not allowed")
+    if not words or words[0][1] not in ("select", "with"):
+        raise SqlRefused("only SELECT queries (optionally starting with WITH) are allowed")
     end = len(text)
     while text[:end].rstrip().endswith(";"):
         end = len(text[:end].rstrip()) - 1
