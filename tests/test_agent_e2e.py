@@ -52,3 +52,13 @@ async def test_console_sales_question_gets_the_numbers_sql_gives(env, analyst, s
     assert [r["steps"] for r in runs] == [4, 4] and all(r["limit"] is None and r["tokens"] > 0 for r in runs)
     table = aibot("agent", "runs", env=env).stdout.decode()
     assert "steps" in table and "stopped by" in table
+
+
+def test_load_sample_without_the_rights_says_what_is_needed(env, sales_db):
+    from patterns.agent.sample import readonly_url
+
+    out = aibot("agent", "load-sample", env={**env, "DATABASE_URL": readonly_url(sales_db)})
+    assert out.returncode == 2
+    err = out.stderr.decode()
+    assert "could not create the sample database" in err and "CREATEDB and CREATEROLE" in err
+    assert "Traceback" not in err

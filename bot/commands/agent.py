@@ -26,9 +26,19 @@ def add_parser(sub) -> None:
 async def load_sample(args, settings) -> int:
     from patterns.agent.sample import DATABASE, ROLE, load
 
+    import asyncpg
+
+    from bot.errors import ConfigError
+
     db = await Database.open(settings)
     try:
         loaded = await load(db.url, password=args.password)
+    except (asyncpg.PostgresError, OSError) as exc:
+        reason = (getattr(exc, "message", None) or type(exc).__name__).splitlines()[0][:200]
+        raise ConfigError(
+            f"could not create the sample database on {redact(db.url)}: {reason}. The database role in "
+            "DATABASE_URL needs the CREATEDB and CREATEROLE rights (or run this once as a superuser)."
+        ) from None
     finally:
         await db.close()
     print(
