@@ -15,6 +15,7 @@ limit stopped it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +26,8 @@ from bot.llm import ChatOptions, ToolCall
 from bot.messages import CallInfo
 from patterns.agent.toolbox import ALL, Run, one_line
 from patterns.agent.tools import Tool, clip
+
+log = logging.getLogger(__name__)
 
 PATTERN = "agent"
 
@@ -89,8 +92,17 @@ async def run_agent(
     run: Run, task: str, *, limits: Limits, tools: tuple[Tool, ...] = ALL, outcome: Outcome | None = None
 ) -> AsyncIterator[str]:
     """Work on `task` with `tools` within `limits`; yield status lines, then the answer."""
-    llm = run.services.llm
     out = outcome or Outcome(run_id=uuid.uuid4().hex[:12])
+    try:
+        async for text in _loop(run, task, limits, tools, out):
+            yield text
+    finally:
+        log.info("agent run %s (%s/%s): %d steps, %d tokens, $%.4f, stopped by %s", out.run_id, run.msg.platform,
+                 run.msg.tenant, out.steps, out.tokens, out.cost, out.limit or "its answer")
+
+
+async def _loop(run: Run, task: str, limits: Limits, tools: tuple[Tool, ...], out: Outcome) -> AsyncIterator[str]:
+    llm = run.services.llm
     by_name = {t.name: t for t in tools}
     specs = [t.spec() for t in tools]
     call = CallInfo.for_message(PATTERN, run.msg)
