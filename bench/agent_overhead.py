@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.app import App  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.messages import Incoming  # noqa: E402
-from patterns.agent import Limits, Run, run_agent  # noqa: E402
+from patterns.agent import AgentLimits, Run, run_agent  # noqa: E402
 from patterns.agent.toolbox import ALL  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402
 
@@ -53,7 +53,7 @@ async def bench(rounds: int, n: int, database_url: str | None) -> dict:
         client = app.services.llm.client
         specs = [t.spec() for t in ALL]
         msg = Incoming(platform="bench", tenant="T", channel="C", user="U", text="compute")
-        limits = Limits.from_settings(settings)
+        limits = AgentLimits.from_settings(settings)
 
         # the same conversations the agent sends, built once from a recorded run
         fake.reset()

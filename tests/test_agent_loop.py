@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.messages import Incoming
 from bot.models import Usage
-from patterns.agent import Limits, Run, needs_tools, run_agent
+from patterns.agent import AgentLimits, Run, needs_tools, run_agent
 from patterns.agent.sample import DATABASE, checksum
 from patterns.agent.sql import connect_args
 from patterns.agent.tools import tool
@@ -144,7 +144,7 @@ async def test_parallel_tools_run_concurrently(app, fake_llm):
     msg = Incoming(platform="test", tenant="T1", channel="C1", user="U1", text="x")
     run = Run(services=app.services, conv=None, msg=msg)
     t0 = time.monotonic()
-    parts = [p async for p in run_agent(run, "wait", limits=Limits(), tools=(slow,))]
+    parts = [p async for p in run_agent(run, "wait", limits=AgentLimits(), tools=(slow,))]
     assert time.monotonic() - t0 < 1.2  # four 0.4 s tools, not 1.6 s in a row
     assert "".join(parts).endswith("ok")
 
@@ -172,7 +172,7 @@ async def test_a_failing_tool_is_a_result_not_a_crash(app, fake_llm):
 
     fake_llm.enqueue(Script(tool_calls=[{"name": "broken", "arguments": {}}]), Script(text="The tool failed, sorry."))
     run = Run(services=app.services, conv=None, msg=Incoming(platform="test", tenant="T", channel="C", user="U", text="x"))
-    text = "".join([p async for p in run_agent(run, "break", limits=Limits(), tools=(broken,))])
+    text = "".join([p async for p in run_agent(run, "break", limits=AgentLimits(), tools=(broken,))])
     assert text.endswith("The tool failed, sorry.")
     sent = json.dumps(fake_llm.chat_requests[1]["messages"])
     assert "failed unexpectedly" in sent and "hunter2" not in sent

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from bot.messages import Incoming, Reply
-from patterns.agent.loop import PATTERN, Limits, Outcome, run_agent
+from patterns.agent.loop import PATTERN, AgentLimits, Outcome, run_agent
 from patterns.agent.route import needs_tools
 from patterns.agent.sample import readonly_url
 from patterns.agent.sql import SqlRunner
@@ -17,7 +17,7 @@ from patterns.agent.toolbox import ALL, Run
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PATTERN", "Limits", "Outcome", "Run", "run_agent", "needs_tools", "register", "sql_runner"]
+__all__ = ["PATTERN", "AgentLimits", "Outcome", "Run", "run_agent", "needs_tools", "register", "sql_runner"]
 
 
 def sql_runner(settings, db_url: str | None) -> SqlRunner | None:
@@ -33,7 +33,7 @@ def sql_runner(settings, db_url: str | None) -> SqlRunner | None:
 def register(router, services) -> None:
     settings = services.settings
     runner = sql_runner(settings, getattr(services.db, "url", None))
-    limits = Limits.from_settings(settings)
+    limits = AgentLimits.from_settings(settings)
 
     async def work(ctx, msg: Incoming, task: str):
         run = Run(services=services, conv=ctx.conv, msg=msg, sql=runner)

@@ -5,7 +5,7 @@ then the final answer as the model streams it, all in one message (the router ha
 to the streaming renderer). Every model call is streamed, so the call that answers
 needs no extra request.
 
-Limits (settings): AGENT_MAX_STEPS model calls that ask for tools, AGENT_TOOL_TIMEOUT
+AgentLimits (settings): AGENT_MAX_STEPS model calls that ask for tools, AGENT_TOOL_TIMEOUT
 per tool call, AGENT_MAX_SECONDS for the whole run, AGENT_MAX_TOKENS and
 AGENT_MAX_COST_USD for all its model calls together. At the step limit the model gets
 one last call without tools to answer from what it found; at the other limits no further
@@ -51,7 +51,7 @@ LIMIT_NOTES = {
 
 
 @dataclass
-class Limits:
+class AgentLimits:
     max_steps: int = 8
     tool_timeout: float = 20.0
     max_seconds: float = 120.0
@@ -60,7 +60,7 @@ class Limits:
     answer_tokens: int = 1_024
 
     @classmethod
-    def from_settings(cls, s) -> "Limits":
+    def from_settings(cls, s) -> "AgentLimits":
         return cls(s.agent_max_steps, s.agent_tool_timeout, s.agent_max_seconds, s.agent_max_tokens,
                    s.agent_max_cost_usd, s.answer_max_tokens)
 
@@ -89,7 +89,7 @@ async def instructions(run: Run, tools: tuple[Tool, ...]) -> str:
 
 
 async def run_agent(
-    run: Run, task: str, *, limits: Limits, tools: tuple[Tool, ...] = ALL, outcome: Outcome | None = None
+    run: Run, task: str, *, limits: AgentLimits, tools: tuple[Tool, ...] = ALL, outcome: Outcome | None = None
 ) -> AsyncIterator[str]:
     """Work on `task` with `tools` within `limits`; yield status lines, then the answer."""
     out = outcome or Outcome(run_id=uuid.uuid4().hex[:12])
@@ -101,7 +101,7 @@ async def run_agent(
                  run.msg.tenant, out.steps, out.tokens, out.cost, out.limit or "its answer")
 
 
-async def _loop(run: Run, task: str, limits: Limits, tools: tuple[Tool, ...], out: Outcome) -> AsyncIterator[str]:
+async def _loop(run: Run, task: str, limits: AgentLimits, tools: tuple[Tool, ...], out: Outcome) -> AsyncIterator[str]:
     llm = run.services.llm
     by_name = {t.name: t for t in tools}
     specs = [t.spec() for t in tools]
