@@ -306,3 +306,12 @@ async def test_a_refused_step_is_visible_to_the_user(bot, fake_llm, sales_db):
     assert "▸ running SQL:\n```sql\nDELETE FROM orders\n```" in replies[0]
     assert "↳ query refused: DELETE is not allowed: this tool only reads" in replies[0]
     assert replies[0].endswith("I can only read data.")
+
+
+async def test_a_follow_up_sees_the_conversation_so_far(bot, fake_llm):
+    await bot.send("we only care about the North region this quarter")
+    fake_llm.enqueue(Script(text="Understood: North only."))
+    await bot.send("/agent compare revenue by product")
+    contents = [m["content"] for m in fake_llm.chat_requests[-1]["messages"]]
+    assert any("only care about the North region" in (c or "") for c in contents[1:-1])
+    assert contents[-1].endswith("compare revenue by product")

@@ -26,10 +26,13 @@ from bot.llm import ChatOptions, ToolCall
 from bot.messages import CallInfo
 from patterns.agent.toolbox import ALL, Run, one_line
 from patterns.agent.tools import Tool, clip
+from patterns.chat import context_messages
 
 log = logging.getLogger(__name__)
 
 PATTERN = "agent"
+CONTEXT_MESSAGES = 20  # earlier messages of the conversation given to the model ...
+CONTEXT_TOKENS = 1_500  # ... within this many tokens, newest kept
 
 SYSTEM = (
     "You are {bot}, an assistant in a team chat ({platform}) that completes tasks in steps "
@@ -88,6 +91,20 @@ async def instructions(run: Run, tools: tuple[Tool, ...]) -> str:
     return text
 
 
+async def recent_context(run: Run) -> list[dict]:
+    """The last messages of the thread (or channel) within CONTEXT_TOKENS, so follow-ups
+    like "and the month before?" make sense; re-sent with every step, hence small."""
+    if run.conv is None:
+        return []
+    scope = "thread" if run.msg.thread else "channel"
+    try:
+        items = await run.conv.history(limit=CONTEXT_MESSAGES, scope=scope)
+    except Exception:  # context is a nicety: the task itself is enough to start
+        log.warning("could not read the conversation for an agent run", exc_info=True)
+        return []
+    return context_messages(items, budget=CONTEXT_TOKENS, exclude_id=run.msg.id)
+
+
 async def run_agent(
     run: Run, task: str, *, limits: AgentLimits, tools: tuple[Tool, ...] = ALL, outcome: Outcome | None = None
 ) -> AsyncIterator[str]:
@@ -109,6 +126,7 @@ async def _loop(run: Run, task: str, limits: AgentLimits, tools: tuple[Tool, ...
     who = run.msg.user_name or run.msg.user
     messages: list[dict] = [
         {"role": "system", "content": await instructions(run, tools)},
+        *await recent_context(run),
         {"role": "user", "content": f"{who}: {task}"},
     ]
     deadline = time.monotonic() + limits.max_seconds
