@@ -315,3 +315,11 @@ async def test_a_follow_up_sees_the_conversation_so_far(bot, fake_llm):
     contents = [m["content"] for m in fake_llm.chat_requests[-1]["messages"]]
     assert any("only care about the North region" in (c or "") for c in contents[1:-1])
     assert contents[-1].endswith("compare revenue by product")
+
+
+async def test_without_a_model_the_agent_says_what_to_set(settings, fake_llm):
+    app, bot = await limited_bot(settings, openai_api_key=None, openai_base_url=None)
+    async with app:
+        replies = await bot.send(f"/agent {TASK}")
+    assert "No language model is configured" in replies[0] and "OPENAI_API_KEY" in replies[0]
+    assert fake_llm.chat_requests == []
