@@ -62,7 +62,8 @@ async def calculate(run: Run, expression: str) -> str:
 
 
 def _sql_step(args: dict) -> str:
-    return f"running SQL:\n```sql\n{args['sql'].strip()}\n```"
+    sql = args["sql"].strip().replace("```", "` ` `")  # the query cannot close the code block early
+    return f"running SQL:\n```sql\n{sql}\n```"
 
 
 @tool(step=_sql_step)
