@@ -124,3 +124,15 @@ async def test_an_unreachable_database_is_a_clear_refusal(sales_db):
     broken = SqlRunner(url=readonly_url(sales_db).replace(DATABASE, "no_such_db"), tables=TABLES)
     with pytest.raises(SqlRefused, match="not reachable"):
         await broken.query("SELECT 1")
+
+
+def test_sample_rows_are_deterministic_and_cover_the_two_years_up_to_this_month():
+    from datetime import date
+
+    from patterns.agent.sample import order_rows
+
+    rows = order_rows(date(2026, 11, 24))
+    assert rows == order_rows(date(2026, 11, 24))
+    months = sorted({r[1].replace(day=1) for r in rows})
+    assert len(months) == 24 and months[0] == date(2024, 12, 1) and months[-1] == date(2026, 11, 1)
+    assert all(r[5] > 0 and 1 <= r[2] <= 4 for r in rows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -85,7 +85,7 @@ async def load(admin_url: str, *, today: date | None = None, password: str | Non
     """(Re)create the sample database and the read-only role; return what was loaded."""
     from decimal import Decimal
 
-    today = today or date.today()
+    today = today or datetime.now(timezone.utc).date()
     admin = await asyncpg.connect(**connect_args(admin_url))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
