@@ -8,7 +8,10 @@ dispatch (the calculator runs in a worker thread), status lines, message buildin
 same four SDK calls, and one usage-ledger row per call in PostgreSQL. Overhead per step
 = ((b) - (a)) / 4 model calls, reported as the median over rounds of per-round medians.
 
-    .venv/bin/python bench/agent_overhead.py [--rounds 5] [--n 100]
+    .venv/bin/python bench/agent_overhead.py [--rounds 5] [--n 100] [--no-ledger]
+
+`--no-ledger` leaves out the usage-ledger writes (which every pattern makes), to show the
+loop's own share.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ def responder(body: dict) -> Script:
     return Script(text="The answer is 82, computed three times to be sure.")
 
 
-async def bench(rounds: int, n: int, database_url: str | None) -> dict:
+async def bench(rounds: int, n: int, database_url: str | None, ledger: bool = True) -> dict:
     fake = FakeOpenAI(responder=responder).start()
     data = tempfile.mkdtemp(prefix="aibot-bench-")
     settings = Settings(
@@ -51,6 +54,8 @@ async def bench(rounds: int, n: int, database_url: str | None) -> dict:
     ratios: list[float] = []
     async with await App.open(settings) as app:
         client = app.services.llm.client
+        if not ledger:
+            app.services.llm.ledger = None
         specs = [t.spec() for t in ALL]
         msg = Incoming(platform="bench", tenant="T", channel="C", user="U", text="compute")
         limits = AgentLimits.from_settings(settings)
@@ -105,11 +110,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--n", type=int, default=100, help="agent runs per round")
+    parser.add_argument("--no-ledger", action="store_true", help="leave out the usage-ledger writes")
     parser.add_argument("--database-url", default=None, help="default: the embedded server in a temp dir")
     args = parser.parse_args()
-    r = asyncio.run(bench(args.rounds, args.n, args.database_url))
+    r = asyncio.run(bench(args.rounds, args.n, args.database_url, ledger=not args.no_ledger))
     print(
-        f"agent loop overhead per step: median {r['overhead_ms_per_step_median']:.2f} ms "
+        f"agent loop overhead per step{' (no ledger)' if args.no_ledger else ''}: median {r['overhead_ms_per_step_median']:.2f} ms "
         f"(per-round medians {r['overhead_ms_rounds']}), a run takes {r['ratio_to_raw_calls']:.2f}x "
         f"its {CALLS} raw SDK calls"
     )
