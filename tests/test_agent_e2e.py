@@ -63,3 +63,11 @@ def test_load_sample_without_the_rights_says_what_is_needed(env, sales_db):
     err = out.stderr.decode()
     assert "could not create the sample database" in err and "CREATEDB and CREATEROLE" in err
     assert "Traceback" not in err
+
+
+def test_load_sample_with_a_password_says_how_to_set_the_url_without_printing_it(env, sales_db):
+    env = {k: v for k, v in env.items() if not k.startswith("AGENT_")}
+    out = aibot("agent", "load-sample", "--password", "Zq9-not-shown-Zq9", env=env)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    text = out.stdout.decode() + out.stderr.decode()
+    assert "AGENT_SQL_URL=postgresql+asyncpg://aibot_agent_ro:***@" in text and "Zq9-not-shown-Zq9" not in text

@@ -47,6 +47,11 @@ async def load_sample(args, settings) -> int:
     )
     if settings.agent_sql_url:
         print(f"note: AGENT_SQL_URL is set ({redact(settings.agent_sql_url)}), so the agent queries that database, not this one.")
+    elif args.password:
+        from patterns.agent.sample import readonly_url
+
+        print(f"Set AGENT_SQL_URL={redact(readonly_url(db.url, args.password))} (with the password you chose) "
+              "so the agent's sql_query tool can log in as that role.")
     else:
         print(f"The agent's sql_query tool uses it by default ({redact(loaded.url)}); set AGENT_SQL_URL to use another database.")
     return 0
