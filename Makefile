@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml
 
 bench: $(STAMP)
 	$(BIN)/python bench/console_overhead.py
+	$(BIN)/python bench/agent_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

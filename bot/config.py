@@ -69,6 +69,18 @@ class Settings(BaseSettings):
     discord_bot_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_BOT_TOKEN"))
     discord_api_url: str | None = Field(None, validation_alias=_env("DISCORD_API_URL"))
 
+    # --- agent pattern (patterns/agent) ---------------------------------------------
+    agent_sql_url: str | None = Field(None, validation_alias=_env("AGENT_SQL_URL"))
+    agent_sql_tables: str = Field("orders,products,regions", validation_alias=_env("AGENT_SQL_TABLES"))
+    agent_sql_timeout: float = Field(5.0, gt=0, le=300, validation_alias=_env("AGENT_SQL_TIMEOUT"))
+    agent_sql_max_rows: int = Field(200, ge=1, le=10_000, validation_alias=_env("AGENT_SQL_MAX_ROWS"))
+    agent_max_steps: int = Field(8, ge=1, le=50, validation_alias=_env("AGENT_MAX_STEPS"))
+    agent_tool_timeout: float = Field(20.0, gt=0, validation_alias=_env("AGENT_TOOL_TIMEOUT"))
+    agent_max_seconds: float = Field(120.0, gt=0, validation_alias=_env("AGENT_MAX_SECONDS"))
+    agent_max_tokens: int = Field(60_000, ge=1_000, validation_alias=_env("AGENT_MAX_TOKENS"))
+    agent_max_cost_usd: float = Field(0.25, ge=0, validation_alias=_env("AGENT_MAX_COST_USD"))
+    agent_auto_route: bool = Field(True, validation_alias=_env("AGENT_AUTO_ROUTE"))
+
     @field_validator(
         "openai_api_key",
         "openai_base_url",
@@ -80,6 +92,7 @@ class Settings(BaseSettings):
         "slack_api_url",
         "discord_bot_token",
         "discord_api_url",
+        "agent_sql_url",
         mode="before",
     )
     @classmethod

@@ -123,3 +123,17 @@ async def app(settings: Settings) -> App:
 @pytest.fixture
 async def bot(app: App) -> Harness:
     return Harness(app)
+
+
+# --- agent pattern: the sample sales database --------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sales_db(pg: PgCluster) -> str:
+    """The agent's sample "sales" database and its read-only role, loaded once on the
+    session's server (`aibot agent load-sample` does the same); returns an admin URL."""
+    from patterns.agent.sample import load
+
+    admin = pg.url("postgres")
+    asyncio.run(load(admin))
+    return admin
