@@ -165,6 +165,17 @@ class LLM:
             )
         )
 
+    async def record_usage(
+        self, call: CallInfo, model: str, *, prompt_tokens: int, completion_tokens: int,
+        discount: Decimal = Decimal(1), extra: dict | None = None,
+    ) -> None:
+        """Record a call whose result arrived another way (a provider batch's output file),
+        priced at `discount` times the list price."""
+        await self._record(
+            call, model, time.perf_counter(), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            discount=discount, extra=extra,
+        )
+
     # ------------------------------------------------------------------ complete
 
     async def complete(
