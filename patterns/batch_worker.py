@@ -126,7 +126,7 @@ class BatchWorker:
             row = (await s.execute(text(
                 "SELECT count(*) AS n, greatest(0, extract(epoch FROM min(i.not_before) - now())) AS wait "
                 "FROM batch_items i JOIN batch_jobs j ON j.id = i.job_id "
-                "WHERE i.status = 'pending' AND j.mode = 'direct' AND (:job IS NULL OR i.job_id = :job)"
+                "WHERE i.status = 'pending' AND j.mode = 'direct' AND (CAST(:job AS text) IS NULL OR i.job_id = :job)"
             ), {"job": job_id})).first()
         if not row.n:
             return None
@@ -148,7 +148,7 @@ class BatchWorker:
             item = (await s.execute(text(
                 "SELECT i.job_id, i.item_id, i.text, i.instruction, i.attempts, j.model "
                 "FROM batch_items i JOIN batch_jobs j ON j.id = i.job_id "
-                "WHERE i.status = 'pending' AND j.mode = 'direct' AND (:job IS NULL OR i.job_id = :job) "
+                "WHERE i.status = 'pending' AND j.mode = 'direct' AND (CAST(:job AS text) IS NULL OR i.job_id = :job) "
                 "AND (i.not_before IS NULL OR i.not_before <= now()) "
                 "ORDER BY j.created_at, i.seq LIMIT 1 FOR UPDATE OF i SKIP LOCKED"
             ), {"job": job_id})).mappings().first()
