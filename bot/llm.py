@@ -218,12 +218,14 @@ class LLM:
         usage = resp.usage
         pt = usage.prompt_tokens if usage else _estimate_prompt(messages)
         ct = usage.completion_tokens if usage else tokens.count(text)
+        if key is not None and text and not calls:
+            # cache before the ledger row: a caller that dies in between and retries gets a
+            # cache hit, so a paid row never exists twice for one answer (batch jobs rely on it)
+            await self.cache.put(key, model, text, pt, ct)
         await self._record(
             call, model, started, prompt_tokens=pt, completion_tokens=ct,
             extra=_merge(extra, None if usage else {"usage_estimated": True}),
         )
-        if key is not None and text and not calls:
-            await self.cache.put(key, model, text, pt, ct)
         return Completion(
             text=text, model=model, tool_calls=calls,
             finish_reason=choice.finish_reason if choice else None,
