@@ -1,6 +1,6 @@
 """Bulk-job throughput (items/min) against the ideal `concurrency / latency`.
 
-The fake OpenAI server answers every request after a fixed latency. Each round submits a
+The fake OpenAI server (its own process) answers every request after a fixed latency. Each round submits a
 fresh job of N items and times the worker from start to the job being done (claiming
 with FOR UPDATE SKIP LOCKED, the model call through the LLM client, the usage-ledger row
 and the item's result, all in PostgreSQL). In the same process, a baseline round runs the
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,13 +28,18 @@ from bot.app import App  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from patterns.batch import Item, JobStore  # noqa: E402
 from patterns.batch_worker import BatchWorker  # noqa: E402
-from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402
 
 
 async def bench(rounds: int, n: int, concurrency: int, latency: float, database_url: str | None) -> dict:
-    fake = FakeOpenAI(ttft=latency, responder=lambda body: Script(text="A one-line summary of the report.")).start()
+    # the model endpoint runs in its own process, as a remote provider would (no shared GIL)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    fake = subprocess.Popen([sys.executable, "-m", "tests.fakes.openai_server", "--port", str(port), "--ttft", str(latency)],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE)
+    fake.stdout.readline()  # "fake OpenAI server on ..." once it listens
     settings = Settings(
-        _env_file=None, openai_base_url=fake.base_url, openai_api_key="bench", data_dir=Path(tempfile.mkdtemp(prefix="aibot-bench-")),
+        _env_file=None, openai_base_url=f"http://127.0.0.1:{port}/v1", openai_api_key="bench", data_dir=Path(tempfile.mkdtemp(prefix="aibot-bench-")),
         database_url=database_url, cache_ttl_seconds=0, batch_concurrency=concurrency,
     )
     ideal = concurrency / latency * 60
@@ -68,7 +75,8 @@ async def bench(rounds: int, n: int, concurrency: int, latency: float, database_
         for r in range(rounds):
             raw.append(await raw_round())
             ours.append(await job_round(r))
-    fake.stop()
+    fake.terminate()
+    fake.wait(10)
     return {
         "ideal": ideal, "raw": statistics.median(raw), "job": statistics.median(ours),
         "job_rounds": ours, "raw_rounds": raw,

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     digest_max_messages: int = Field(20_000, ge=1, validation_alias=_env("AIBOT_DIGEST_MAX_MESSAGES"))
     digest_tick: float = Field(30.0, gt=0, validation_alias=_env("AIBOT_DIGEST_TICK"))  # seconds
     batch_token: SecretStr | None = Field(None, validation_alias=_env("AIBOT_BATCH_TOKEN"))
-    batch_concurrency: int = Field(4, ge=1, le=16, validation_alias=_env("AIBOT_BATCH_CONCURRENCY"))
+    batch_concurrency: int = Field(4, ge=1, le=8, validation_alias=_env("AIBOT_BATCH_CONCURRENCY"))
     batch_rpm: int = Field(0, ge=0, validation_alias=_env("AIBOT_BATCH_RPM"))  # 0: no limit
     batch_tpm: int = Field(0, ge=0, validation_alias=_env("AIBOT_BATCH_TPM"))  # 0: no limit
     batch_max_attempts: int = Field(6, ge=1, le=50, validation_alias=_env("AIBOT_BATCH_MAX_ATTEMPTS"))

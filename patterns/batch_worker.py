@@ -73,6 +73,7 @@ class BatchWorker:
         self.concurrency = concurrency or settings.batch_concurrency
         self.budget = budget or Budget(rpm=settings.batch_rpm, tpm=settings.batch_tpm)
         self.jobs = JobStore(services.db)
+        self._gate = asyncio.Semaphore(self.concurrency)  # model calls in flight
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -114,8 +115,11 @@ class BatchWorker:
     async def run_until_idle(self, job_id: str | None = None) -> None:
         """Process pending direct items (of one job, or all) until none is left; items
         waiting for a retry are waited for."""
+        # more slots than model calls in flight, so claiming and recording one item overlaps
+        # the model calls of others; each slot holds a pooled connection while it works
+        slots = self.concurrency + max(1, self.concurrency // 4)
         while True:
-            await asyncio.gather(*(self._slot(job_id) for _ in range(self.concurrency)))
+            await asyncio.gather(*(self._slot(job_id) for _ in range(slots)))
             wait = await self._next_retry_in(job_id)
             if wait is None:
                 return
@@ -133,14 +137,19 @@ class BatchWorker:
         return float(row.wait or 0) + 0.01
 
     async def _slot(self, job_id: str | None) -> None:
+        touched: set[str] = set()
         while True:
-            done_job = await self._one(job_id)
-            if done_job is None:
-                return
-            async with self.services.db.session.begin() as s:  # after the item's commit: see JobStore
-                await s.execute(text("UPDATE batch_jobs SET status = 'running' WHERE id = :id AND status = 'queued'"),
-                                {"id": done_job})
-                await self.jobs.finish_if_complete(s, done_job)
+            worked_on = await self._one(job_id)
+            if worked_on is None:
+                break
+            if worked_on not in touched:
+                touched.add(worked_on)
+                async with self.services.db.session.begin() as s:
+                    await s.execute(text("UPDATE batch_jobs SET status = 'running' WHERE id = :id AND status = 'queued'"),
+                                    {"id": worked_on})
+        for job in touched:  # after this slot's last commit (see JobStore.finish_if_complete)
+            async with self.services.db.session.begin() as s:
+                await self.jobs.finish_if_complete(s, job)
 
     async def _one(self, job_id: str | None) -> str | None:
         """Claim, process and record one item; its job id, or None when nothing is ready."""
@@ -166,12 +175,14 @@ class BatchWorker:
         settings = self.services.settings
         attempts = item["attempts"] + 1
         call = CallInfo(PATTERN, platform="batch", tenant=item["job_id"], channel=item["item_id"][:200])
-        await self.budget.acquire(tokens.count(item["instruction"]) + tokens.count(item["text"]) + ANSWER_TOKENS)
+        if self.budget.rpm or self.budget.tpm:
+            await self.budget.acquire(tokens.count(item["instruction"]) + tokens.count(item["text"]) + ANSWER_TOKENS)
         try:
-            summary = await summarize(
-                self.services.llm, item["text"], call=call, budget_tokens=settings.context_tokens,
-                model=item["model"], instruction=item["instruction"], max_tokens=ANSWER_TOKENS, concurrency=1,
-            )
+            async with self._gate:
+                summary = await summarize(
+                    self.services.llm, item["text"], call=call, budget_tokens=settings.context_tokens,
+                    model=item["model"], instruction=item["instruction"], max_tokens=ANSWER_TOKENS, concurrency=1,
+                )
         except LLMNotConfigured:
             raise
         except LLMError as exc:
