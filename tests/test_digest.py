@@ -158,7 +158,9 @@ async def test_two_schedulers_on_one_database_post_once(settings, app, fake_llm)
             posted = await asyncio.gather(a.tick(), b.tick(), a.tick(), b.tick())
             assert sum(posted) == 1 and len(conv.texts) == 1
             assert [a.leader.is_leader, b.leader.is_leader].count(True) == 1
-            # even without the leader lock, the unique (channel, period) key is the final guard
+            # even if both ran without the leader lock, the unique (channel, period) key is the final guard
+            await a.leader.release()
+            await b.leader.release()
             clock.now = at("2026-11-25T09:00:05")
             posted = await asyncio.gather(a.run_due(), b.run_due())
             assert sum(posted) == 1 and len(conv.texts) == 2
