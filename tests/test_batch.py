@@ -248,3 +248,52 @@ def test_cli_submit_wait_and_status(env, fake_llm):
     assert status.returncode == 0 and status.stdout.startswith(f"{result['job_id']}: done (3 done, 0 failed")
     missing = aibot(env, "batch", "status", "job_nope")
     assert missing.returncode == 1 and "There is no job 'job_nope'" in missing.stderr
+
+
+@pytest.mark.slow
+def test_running_bot_serves_the_batch_api_and_processes_jobs(env, fake_llm):
+    """`aibot run` wires it all: the API on its HTTP server, the worker in the background."""
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(env, AIBOT_HTTP_PORT=str(port), AIBOT_BATCH_TOKEN="e2e-token", AIBOT_BATCH_POLL="0.2")
+    bot = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}/api/batch"
+    auth = {"Authorization": "Bearer e2e-token"}
+
+    def call(url: str, data: bytes | None = None, headers: dict | None = None):
+        req = urllib.request.Request(url, data=data, headers={**auth, **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, body = call(base, (FIXTURES / "good.jsonl").read_bytes(), {"Content-Type": "application/x-ndjson"})
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline and bot.poll() is None, bot.stderr.read().decode()
+                time.sleep(0.2)
+        assert status == 202
+        job = body["job_id"]
+        while True:
+            status, body = call(f"{base}/{job}")
+            if body["status"] == "done":
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert [r["id"] for r in body["results"]] == ["a1", "a2", "a3"]
+        assert call(f"{base}/{job}", headers={"Authorization": "Bearer nope"})[0] == 401
+    finally:
+        bot.stdin.close()  # console EOF: the bot finishes and exits
+        assert bot.wait(30) == 0
