@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     batch_max_attempts: int = Field(6, ge=1, le=50, validation_alias=_env("AIBOT_BATCH_MAX_ATTEMPTS"))
     batch_max_items: int = Field(10_000, ge=1, validation_alias=_env("AIBOT_BATCH_MAX_ITEMS"))
     batch_poll: float = Field(2.0, gt=0, validation_alias=_env("AIBOT_BATCH_POLL"))  # seconds
+    batch_provider_poll: float = Field(60.0, gt=0, validation_alias=_env("AIBOT_BATCH_PROVIDER_POLL"))  # seconds
 
     @field_validator("batch_token", mode="before")
     @classmethod

@@ -95,11 +95,15 @@ class BatchWorker:
     async def _forever(self) -> None:
         from patterns.batch_provider import poll_provider_jobs
 
-        poll = self.services.settings.batch_poll
+        settings = self.services.settings
+        poll, last_provider_poll = settings.batch_poll, float("-inf")
         while True:
             try:
                 await self.run_until_idle()
-                await poll_provider_jobs(self.services)
+                woken = self._wake.is_set()
+                if woken or time.monotonic() - last_provider_poll >= settings.batch_provider_poll:
+                    last_provider_poll = time.monotonic()
+                    await poll_provider_jobs(self.services)  # sends new provider jobs, collects finished ones
             except LLMNotConfigured:
                 log.warning("batch jobs are waiting: no language model is configured")
             except Exception:

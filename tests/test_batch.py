@@ -129,6 +129,25 @@ async def test_restart_in_the_middle_of_a_job_loses_nothing_and_charges_nothing_
     assert paid(await ledger(app)) == {f"item-{i}": 1 for i in range(12)}
 
 
+async def test_an_item_whose_call_finished_before_a_crash_is_not_paid_again(app, fake_llm):
+    """The crash window between the model's answer and the item's commit: the answer is
+    cached before its ledger row, so the resumed item is a free cache hit."""
+    from bot.messages import CallInfo
+    from patterns.summarize import summarize
+
+    [item] = items(1)
+    job = await JobStore(app.services.db).create([item], model="gpt-4o-mini")
+    settings = app.services.settings
+    await summarize(app.services.llm, item.text, call=CallInfo("batch", "batch", job, item.id),
+                    budget_tokens=settings.context_tokens, model="gpt-4o-mini", instruction=item.instruction,
+                    max_tokens=700, concurrency=1)  # the dead worker's call; its transaction rolled back
+    await BatchWorker(services=app.services).run_until_idle(job)
+    rows = await ledger(app)
+    assert [(r.outcome, r.cache_hit) for r in rows] == [("ok", False), ("ok", True)]
+    assert rows[1].cost_usd == 0 and len(fake_llm.chat_requests) == 1
+    assert (await JobStore(app.services.db).status(job))["results"][0]["status"] == "done"
+
+
 async def test_budget_waits_for_the_requests_per_minute_window():
     now = [0.0]
     slept: list[float] = []
