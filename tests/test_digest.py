@@ -300,3 +300,20 @@ async def test_a_channel_with_5000_messages_is_read_whole_and_reduced(app, fake_
     [post] = conv.texts
     assert post.startswith("**Daily digest** (5,000 messages")
     assert "**Busiest threads**\n• https://chat.example/C1/p4507 (45 replies)" in post
+
+
+@pytest.mark.slow
+def test_digest_commands_on_the_console(env):
+    import subprocess
+    import sys
+
+    lines = "alice: the launch is on Thursday\n/digest on 09:00 Europe/Berlin weekdays\n/digest status\n/digest on 9:99\n/digest now\n"
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "run"], input=lines.encode(), env=env,
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr.decode()
+    text = out.stdout.decode()
+    assert "Daily digest on: 09:00 Europe/Berlin, on weekdays" in text
+    assert "Daily digest 09:00 Europe/Berlin, on weekdays; none posted yet" in text
+    assert "`9:99` is not a time of day" in text
+    assert "**Daily digest** (1 message since" in text or "Daily digest (1 message since" in text
+    assert "Traceback" not in out.stderr.decode()
