@@ -118,6 +118,7 @@ class DigestScheduler:
         self.store = DigestStore(services.db)
         self.leader = Leadership(services.db.engine)
         self._aps = None
+        self._current: asyncio.Task | None = None
 
     async def start(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -130,13 +131,20 @@ class DigestScheduler:
         self._aps.start()
 
     async def stop(self) -> None:
+        """Stop ticking; a digest in progress is cancelled (its run stays `running` and the
+        next leader completes it)."""
         if self._aps is not None:
             self._aps.shutdown(wait=False)
             self._aps = None
+        current, self._current = self._current, None
+        if current is not None and not current.done() and current is not asyncio.current_task():
+            current.cancel()
+            await asyncio.gather(current, return_exceptions=True)
         await self.leader.release()
 
     async def tick(self) -> int:
         """One scheduler round; the number of digests posted. Never raises."""
+        self._current = asyncio.current_task()
         try:
             if not await self.leader.acquire():
                 return 0
@@ -144,6 +152,8 @@ class DigestScheduler:
         except Exception:
             log.exception("digest scheduler tick failed")
             return 0
+        finally:
+            self._current = None
 
     async def run_due(self, now: datetime | None = None) -> int:
         now = now or self.clock()
