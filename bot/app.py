@@ -19,14 +19,13 @@ from bot.ledger import register as ledger_commands
 from bot.llm import LLM, build_client
 from bot.router import Router
 from bot.services import Services
-from patterns import chat, summarize
-from patterns import agent
+from patterns import agent, chat, digest, summarize
 
 log = logging.getLogger(__name__)
 
 # Registration order = answerer order for mentions/DMs: specialised patterns first, each
 # deciding cheaply whether it fits; plain streamed chat last, as the fallback.
-PATTERNS = (summarize, agent, chat)
+PATTERNS = (summarize, digest, agent, chat)
 
 
 class App:
@@ -36,6 +35,7 @@ class App:
         self.router = router
         self.http = None
         self._owned_client = None
+        self.background: list = []  # digest scheduler, batch worker (issue 7)
 
     @classmethod
     async def open(cls, settings: Settings, *, db: Database | None = None, llm_client=None, migrate: bool = True) -> "App":
@@ -64,6 +64,7 @@ class App:
         return app
 
     async def close(self) -> None:
+        await self._stop_background()
         await self.router.drain()
         if self.http is not None:
             await self.http.stop()
@@ -99,6 +100,7 @@ class App:
             from bot.http import HttpServer
 
             self.http = HttpServer(self.services, host=self.settings.http_host, port=self.settings.http_port)
+            self._mount_batch_api(self.http.app)
             await self.http.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -111,6 +113,7 @@ class App:
                 await adapter.start(self.router.submit)
                 started.append(adapter)
                 self.services.channels.register(adapter.name, adapter.conversation)
+            await self._start_background()
             waiters = [asyncio.create_task(a.wait_closed()) for a in started]
             stopper = asyncio.create_task(stop.wait())
             await asyncio.wait([*waiters, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -122,9 +125,42 @@ class App:
             stopper.cancel()
             await self.router.drain()
         finally:
+            await self._stop_background()
             for adapter in reversed(started):
                 with suppress(Exception):
                     await adapter.stop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
+
+    # --- batch pattern: digest scheduler and bulk-job worker (issue 7) ----------------
+
+    def _batch_worker(self):
+        if not hasattr(self, "_worker"):
+            from patterns.batch_worker import BatchWorker
+
+            self._worker = BatchWorker(services=self.services)
+        return self._worker
+
+    def _mount_batch_api(self, http_app) -> None:
+        from bot.batch_api import mount
+
+        mount(http_app, self.services, wake=self._batch_worker().wake)
+
+    async def _start_background(self) -> None:
+        if self.background:
+            return
+        worker = self._batch_worker()
+        worker.start()
+        self.background.append(worker)
+        if self.settings.scheduler_enabled:
+            from bot.scheduler import DigestScheduler
+
+            scheduler = DigestScheduler(services=self.services, router=self.router)
+            await scheduler.start()
+            self.background.append(scheduler)
+
+    async def _stop_background(self) -> None:
+        while self.background:
+            with suppress(Exception):
+                await self.background.pop().stop()

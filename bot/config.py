@@ -6,6 +6,7 @@ code uses; the alias is the environment variable a user sets.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,6 +81,21 @@ class Settings(BaseSettings):
     agent_max_tokens: int = Field(60_000, ge=1_000, validation_alias=_env("AGENT_MAX_TOKENS"))
     agent_max_cost_usd: float = Field(0.25, ge=0, validation_alias=_env("AGENT_MAX_COST_USD"))
     agent_auto_route: bool = Field(True, validation_alias=_env("AGENT_AUTO_ROUTE"))
+
+    # --- batch pattern: scheduled digests and bulk jobs (issue 7) ----------------------
+    scheduler_enabled: bool = Field(True, validation_alias=_env("AIBOT_SCHEDULER"))
+    digest_grace: int = Field(3_600, ge=0, validation_alias=_env("AIBOT_DIGEST_GRACE"))  # seconds
+    digest_quiet: Literal["note", "skip"] = Field("note", validation_alias=_env("AIBOT_DIGEST_QUIET"))
+    digest_max_messages: int = Field(20_000, ge=1, validation_alias=_env("AIBOT_DIGEST_MAX_MESSAGES"))
+    digest_tick: float = Field(30.0, gt=0, validation_alias=_env("AIBOT_DIGEST_TICK"))  # seconds
+    batch_token: SecretStr | None = Field(None, validation_alias=_env("AIBOT_BATCH_TOKEN"))
+    batch_concurrency: int = Field(4, ge=1, le=8, validation_alias=_env("AIBOT_BATCH_CONCURRENCY"))
+    batch_rpm: int = Field(0, ge=0, validation_alias=_env("AIBOT_BATCH_RPM"))  # 0: no limit
+    batch_tpm: int = Field(0, ge=0, validation_alias=_env("AIBOT_BATCH_TPM"))  # 0: no limit
+    batch_max_attempts: int = Field(6, ge=1, le=50, validation_alias=_env("AIBOT_BATCH_MAX_ATTEMPTS"))
+    batch_max_items: int = Field(10_000, ge=1, validation_alias=_env("AIBOT_BATCH_MAX_ITEMS"))
+    batch_poll: float = Field(2.0, gt=0, validation_alias=_env("AIBOT_BATCH_POLL"))  # seconds
+    batch_provider_poll: float = Field(60.0, gt=0, validation_alias=_env("AIBOT_BATCH_PROVIDER_POLL"))  # seconds
 
     @field_validator(
         "openai_api_key",

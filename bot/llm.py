@@ -7,6 +7,7 @@ time to first token, cost, cache hit, outcome, and who it was for.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -165,6 +166,17 @@ class LLM:
             )
         )
 
+    async def record_usage(
+        self, call: CallInfo, model: str, *, prompt_tokens: int, completion_tokens: int,
+        discount: Decimal = Decimal(1), extra: dict | None = None,
+    ) -> None:
+        """Record a call whose result arrived another way (a provider batch's output file),
+        priced at `discount` times the list price."""
+        await self._record(
+            call, model, time.perf_counter(), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            discount=discount, extra=extra,
+        )
+
     # ------------------------------------------------------------------ complete
 
     async def complete(
@@ -207,12 +219,19 @@ class LLM:
         usage = resp.usage
         pt = usage.prompt_tokens if usage else _estimate_prompt(messages)
         ct = usage.completion_tokens if usage else tokens.count(text)
-        await self._record(
-            call, model, started, prompt_tokens=pt, completion_tokens=ct,
-            extra=_merge(extra, None if usage else {"usage_estimated": True}),
-        )
-        if key is not None and text and not calls:
-            await self.cache.put(key, model, text, pt, ct)
+
+        async def settle() -> None:
+            # the cache entry before the ledger row, and both even if the caller is cancelled
+            # now: a caller that retries gets a cache hit, so one answer is paid for once
+            # (batch jobs resume after a crash relying on it)
+            if key is not None and text and not calls:
+                await self.cache.put(key, model, text, pt, ct)
+            await self._record(
+                call, model, started, prompt_tokens=pt, completion_tokens=ct,
+                extra=_merge(extra, None if usage else {"usage_estimated": True}),
+            )
+
+        await asyncio.shield(settle())
         return Completion(
             text=text, model=model, tool_calls=calls,
             finish_reason=choice.finish_reason if choice else None,

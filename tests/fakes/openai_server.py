@@ -14,7 +14,10 @@ loop, so sync tests, async tests and subprocesses can all use it.
 Endpoints: POST /v1/chat/completions (JSON, or SSE with `stream: true`: role chunk,
 content or tool_call deltas, finish chunk, the usage chunk when
 `stream_options.include_usage`, then `[DONE]`), POST /v1/embeddings (deterministic
-bag-of-words vectors: similar texts get similar vectors), GET /v1/models.
+bag-of-words vectors: similar texts get similar vectors), GET /v1/models, and the Batch
+API: POST /v1/files, GET /v1/files/{id}[/content], POST /v1/batches, GET /v1/batches/{id}
+(a batch answers each line like a chat request and completes after
+`batch_polls_to_complete` GETs).
 
 Run standalone for demos and benchmarks:
     python -m tests.fakes.openai_server --port 8399 --ttft 0.3 --tps 40
@@ -122,6 +125,9 @@ class FakeOpenAI:
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self.port: int | None = None
+        self.files: dict[str, dict] = {}  # Batch API state (issue 7)
+        self.batches: dict[str, dict] = {}
+        self.batch_polls_to_complete = 1  # GETs of a batch before it reports "completed"
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -175,6 +181,11 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/files", self._file_upload)  # Batch API (issue 7)
+        app.router.add_get("/v1/files/{file_id}", self._file_get)
+        app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._batch_create)
+        app.router.add_get("/v1/batches/{batch_id}", self._batch_get)
         self.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -200,6 +211,9 @@ class FakeOpenAI:
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.files.clear()
+            self.batches.clear()
+            self.batch_polls_to_complete = 1
 
     @property
     def pending(self) -> int:
@@ -326,6 +340,98 @@ class FakeOpenAI:
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+
+    # --- Batch API: files + batches (completes after `batch_polls_to_complete` GETs) --
+
+    def _new_file(self, name: str, purpose: str, content: bytes) -> dict:
+        fid = "file-" + uuid.uuid4().hex[:16]
+        self.files[fid] = {"id": fid, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+                           "filename": name, "purpose": purpose, "status": "processed", "content": content}
+        return self.files[fid]
+
+    @staticmethod
+    def _public(obj: dict) -> dict:
+        return {k: v for k, v in obj.items() if k not in ("content", "_polls")}
+
+    async def _file_upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload, purpose = form.get("file"), form.get("purpose")
+        self.requests.append(Recorded(request.path, {"purpose": purpose}, dict(request.headers), time.time()))
+        if upload is None or not hasattr(upload, "file") or not purpose:
+            return _error(400, "file and purpose are required")
+        return web.json_response(self._public(self._new_file(upload.filename, str(purpose), upload.file.read())))
+
+    async def _file_get(self, request: web.Request) -> web.Response:
+        f = self.files.get(request.match_info["file_id"])
+        return web.json_response(self._public(f)) if f else _error(404, "no such file")
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        self.requests.append(Recorded(request.path, None, dict(request.headers), time.time()))
+        f = self.files.get(request.match_info["file_id"])
+        if f is None:
+            return _error(404, "no such file")
+        return web.Response(body=f["content"], content_type="application/octet-stream")
+
+    async def _batch_create(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        if not isinstance(body, dict) or body.get("input_file_id") not in self.files:
+            return _error(400, "input_file_id must name an uploaded file")
+        if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
+            return _error(400, "endpoint must be /v1/chat/completions and completion_window 24h")
+        bid = "batch_" + uuid.uuid4().hex[:16]
+        lines = self.files[body["input_file_id"]]["content"].decode().splitlines()
+        self.batches[bid] = {
+            "id": bid, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+            "input_file_id": body["input_file_id"], "completion_window": "24h", "status": "validating",
+            "output_file_id": None, "error_file_id": None, "created_at": int(time.time()),
+            "request_counts": {"total": len([x for x in lines if x.strip()]), "completed": 0, "failed": 0},
+            "metadata": body.get("metadata"), "_polls": 0,
+        }
+        return web.json_response(self._public(self.batches[bid]))
+
+    async def _batch_get(self, request: web.Request) -> web.Response:
+        self.requests.append(Recorded(request.path, None, dict(request.headers), time.time()))
+        b = self.batches.get(request.match_info["batch_id"])
+        if b is None:
+            return _error(404, "no such batch")
+        b["_polls"] += 1
+        if b["status"] != "completed" and b["_polls"] >= self.batch_polls_to_complete:
+            self._run_batch(b)
+        elif b["status"] == "validating":
+            b["status"] = "in_progress"
+        return web.json_response(self._public(b))
+
+    def _run_batch(self, b: dict) -> None:
+        out, errors = [], []
+        for line in self.files[b["input_file_id"]]["content"].decode().splitlines():
+            if not line.strip():
+                continue
+            req = json.loads(line)
+            body = req["body"]
+            script = self._next(body)
+            rid = "req_" + uuid.uuid4().hex[:12]
+            if script.status != 200:
+                errors.append({"id": "batch_req_" + rid, "custom_id": req["custom_id"], "response": {
+                    "status_code": script.status, "request_id": rid, "body": {"error": {"message": "scripted", "code": "server_error"}}},
+                    "error": None})
+                continue
+            pt = script.prompt_tokens or sum(len(tokenize(str(m.get("content") or ""))) + 4 for m in body["messages"])
+            ct = script.completion_tokens or len(tokenize(script.text))
+            out.append({"id": "batch_req_" + rid, "custom_id": req["custom_id"], "error": None, "response": {
+                "status_code": 200, "request_id": rid, "body": {
+                    "id": "chatcmpl-" + rid, "object": "chat.completion", "created": int(time.time()),
+                    "model": body.get("model", "fake-model"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": script.text}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}}}})
+        b["status"] = "completed"
+        b["request_counts"].update(completed=len(out), failed=len(errors))
+        if out:
+            b["output_file_id"] = self._new_file("output.jsonl", "batch_output",
+                                                 ("\n".join(json.dumps(o) for o in out) + "\n").encode())["id"]
+        if errors:
+            b["error_file_id"] = self._new_file("errors.jsonl", "batch_output",
+                                                ("\n".join(json.dumps(o) for o in errors) + "\n").encode())["id"]
 
 
 def _tool_call(i: int, tc: dict) -> dict:
