@@ -118,6 +118,7 @@ class DiscordAdapter:
         if self.sync_commands:
             await self.tree.sync()
         self._runner = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
+        self._runner.add_done_callback(_log_end)
         ready = asyncio.create_task(self.client.wait_until_ready())
         done, _ = await asyncio.wait({ready, self._runner}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED)
         if ready not in done:
@@ -235,3 +236,8 @@ class DiscordAdapter:
         )
         conv = InteractionConversation(self, interaction, channel, files={a.url: a for a in files})
         self._submit(msg, conv)
+
+
+def _log_end(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the Discord gateway connection ended", exc_info=task.exception())

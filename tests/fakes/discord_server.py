@@ -390,7 +390,7 @@ class FakeDiscord:
 
     async def _gateway_bot(self, request, body):
         return {"url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1,
-                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}
+                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 16}}
 
     async def _put_commands(self, request, body, app_id):
         self.commands = [{**c, "id": self.snowflake(), "application_id": app_id, "version": "1"} for c in body]
