@@ -215,3 +215,13 @@ async def test_app_builds_the_discord_adapter_when_the_token_is_set(settings):
     async with await App.open(configured) as app:
         [adapter] = app.adapters()
         assert isinstance(adapter, DiscordAdapter)
+
+
+async def test_a_command_that_answers_nothing_does_not_leave_thinking_up(app, fake, discord_bot):
+    async def quiet(ctx, msg):
+        return None
+
+    app.router.command("agent", help="test")(quiet)
+    i = await fake.send_command("agent", [option("task", "nothing to say")])
+    await settle(app, fake)
+    assert answered_after_defer(fake, i["token"]) == ["defer", "delete-original"]

@@ -168,3 +168,29 @@ async def test_scheduled_post_reaches_a_channel_through_the_registered_opener(ap
     mid = await conv.post("Daily digest: nothing happened.")
     assert fake.messages[mid]["channel_id"] == fake.OTHER_CHANNEL_ID
     assert fake.messages[mid]["content"] == "Daily digest: nothing happened."
+
+
+async def test_two_answers_streaming_in_one_channel_share_the_edit_budget(app, fake, fake_llm, discord_bot):
+    a = " ".join(f"alpha{i}" for i in range(100))
+    b = " ".join(f"beta{i}" for i in range(100))
+    earlier = [fake._bot_message(fake.CHANNEL_ID, {"content": f"earlier answer {n}"}) for n in (1, 2)]
+    fake_llm.enqueue(Script(text=a, tokens_per_second=40), Script(text=b, tokens_per_second=40))
+    # two follow-ups to two different answers: two conversations, streamed at the same time
+    await fake.send_message("tell me more", reply_to=earlier[0]["id"])
+    await fake.send_message("and you, go on", reply_to=earlier[1]["id"])
+    await settle(app, fake)
+    new = [m for m in fake.bot_messages() if m not in earlier and not m["content"].startswith("earlier")]
+    assert sorted(m["content"] for m in new) == sorted([a, b])
+    edits = {m["id"]: [c.at for c in fake.requests("PATCH", rf"/messages/{m['id']}$")] for m in new}
+    first, second = edits.values()
+    assert min(second) < max(first) and min(first) < max(second)  # they really overlapped
+    assert fake.overruns == 0
+    assert edits_in_any_window(fake, fake.CHANNEL_ID) <= EDIT_LIMIT
+
+
+async def test_a_message_delivered_twice_is_answered_once(app, fake, fake_llm, discord_bot):
+    fake_llm.enqueue("Once.", "Twice?!")
+    m = await fake.send_message(f"{BOT} hello")
+    await fake.dispatch("MESSAGE_CREATE", m, guild_id=fake.GUILD_ID)  # the gateway redelivers it
+    await settle(app, fake)
+    assert [r["content"] for r in fake.bot_messages()] == ["Once."]

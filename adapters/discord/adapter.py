@@ -152,7 +152,10 @@ class DiscordAdapter:
     def _submit(self, msg: Incoming, conv) -> None:
         """Hand over without waiting: the router answers in its own task."""
         assert self._dispatch is not None
-        fut = asyncio.ensure_future(self._dispatch(msg, conv))
+        self._track(self._dispatch(msg, conv))
+
+    def _track(self, awaitable) -> None:
+        fut = asyncio.ensure_future(awaitable)
         self._tasks.add(fut)
         fut.add_done_callback(self._tasks.discard)
 
@@ -235,7 +238,14 @@ class DiscordAdapter:
             raw=interaction,
         )
         conv = InteractionConversation(self, interaction, channel, files={a.url: a for a in files})
-        self._submit(msg, conv)
+        self._track(self._answer_interaction(msg, conv))
+
+    async def _answer_interaction(self, msg: Incoming, conv: InteractionConversation) -> None:
+        assert self._dispatch is not None
+        try:
+            await self._dispatch(msg, conv)
+        finally:
+            await conv.finish()
 
 
 def _log_end(task: asyncio.Task) -> None:

@@ -230,6 +230,15 @@ class InteractionConversation(_ChannelReader):
     async def edit(self, message_id: str, text: str) -> None:
         await self._sent[message_id].edit(content=text, allowed_mentions=NO_PINGS)
 
+    async def finish(self) -> None:
+        """A handler that answered nothing must not leave "thinking…" up forever."""
+        if not self._used_original:
+            self._used_original = True
+            try:
+                await self.interaction.delete_original_response()
+            except discord.HTTPException:
+                log.info("could not remove an unanswered interaction's placeholder", exc_info=True)
+
 
 class ChannelConversation(MessageConversation):
     """A channel or thread addressed without an incoming message (scheduled posts)."""
