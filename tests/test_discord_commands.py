@@ -225,3 +225,12 @@ async def test_a_command_that_answers_nothing_does_not_leave_thinking_up(app, fa
     i = await fake.send_command("agent", [option("task", "nothing to say")])
     await settle(app, fake)
     assert answered_after_defer(fake, i["token"]) == ["defer", "delete-original"]
+
+
+async def test_a_command_in_a_dm_is_answered_there(app, fake, fake_llm, discord_bot):
+    fake_llm.enqueue("Summary of the given text.")
+    i = await fake.send_command("summarize", [option("what", "some text to shorten " * 10)], dm=True)
+    await settle(app, fake)
+    assert answered_after_defer(fake, i["token"]) == ["defer", "edit-original"]
+    original = fake.messages[fake._originals[i["token"]]]
+    assert original["content"] == "Summary of the given text." and original["channel_id"] == fake.DM_CHANNEL_ID
