@@ -234,3 +234,18 @@ async def test_a_command_in_a_dm_is_answered_there(app, fake, fake_llm, discord_
     assert answered_after_defer(fake, i["token"]) == ["defer", "edit-original"]
     original = fake.messages[fake._originals[i["token"]]]
     assert original["content"] == "Summary of the given text." and original["channel_id"] == fake.DM_CHANNEL_ID
+
+
+def test_discord_api_url_without_a_version_gets_the_one_discord_py_speaks():
+    import discord.http
+
+    from adapters.discord.adapter import use_api_base
+
+    before = discord.http.Route.BASE
+    try:
+        use_api_base("http://127.0.0.1:9/api/")
+        assert discord.http.Route.BASE == "http://127.0.0.1:9/api/v10"
+        use_api_base("http://127.0.0.1:9/api/v9")
+        assert discord.http.Route.BASE == "http://127.0.0.1:9/api/v9"
+    finally:
+        discord.http.Route.BASE = before

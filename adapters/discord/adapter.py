@@ -45,7 +45,10 @@ def use_api_base(api_url: str) -> None:
     This is the one place it is set, from DISCORD_API_URL. It is process-wide, which is
     fine: one process talks to one Discord.
     """
-    discord.http.Route.BASE = api_url.rstrip("/")
+    base = api_url.rstrip("/")
+    if not re.search(r"/v\d+$", base):  # "https://discord.com/api" means the version discord.py speaks
+        base += f"/v{discord.http.INTERNAL_API_VERSION}"
+    discord.http.Route.BASE = base
 
 
 async def use_gateway_of(client: discord.Client) -> None:
