@@ -87,6 +87,18 @@ class App:
         found: list = []
         if not console_only:
             pass  # platform adapters are built here (Slack, Discord)
+            if self.settings.discord_bot_token is not None:
+                from adapters.discord import DiscordAdapter
+
+                found.append(
+                    DiscordAdapter(
+                        token=self.settings.discord_bot_token.get_secret_value(),
+                        api_url=self.settings.discord_api_url,
+                        shard_count=self.settings.discord_shard_count,
+                        max_file_bytes=self.settings.discord_max_file_bytes,
+                        sync_commands=self.settings.discord_sync_commands,
+                    )
+                )
         if not found:
             from adapters.console import ConsoleAdapter
 

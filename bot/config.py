@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     discord_bot_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_BOT_TOKEN"))
     discord_api_url: str | None = Field(None, validation_alias=_env("DISCORD_API_URL"))
 
+    # --- Discord (issue 4) --------------------------------------------------------------
+    discord_shard_count: int | None = Field(
+        None, ge=1, validation_alias=_env("DISCORD_SHARD_COUNT")
+    )  # unset: discord.py asks /gateway/bot for the recommended count
+    discord_max_file_bytes: int = Field(
+        25 * 1024 * 1024, ge=1, validation_alias=_env("DISCORD_MAX_FILE_BYTES")
+    )  # attachments larger than this are refused before download
+    discord_sync_commands: bool = Field(True, validation_alias=_env("DISCORD_SYNC_COMMANDS"))
     # --- agent pattern (patterns/agent) ---------------------------------------------
     agent_sql_url: str | None = Field(None, validation_alias=_env("AGENT_SQL_URL"))
     agent_sql_tables: str = Field("orders,products,regions", validation_alias=_env("AGENT_SQL_TABLES"))
@@ -118,7 +126,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("http_port", mode="before")
+    @field_validator("http_port", "discord_shard_count", mode="before")
     @classmethod
     def _blank_port(cls, value):
         if isinstance(value, str) and not value.strip():

@@ -1,0 +1,256 @@
+"""Discord adapter: discord.py's gateway client, normalized into the core's `Incoming`.
+
+Messages (mentions, DMs, replies to the bot, messages in threads the bot started) and
+application commands become `Incoming`s; answers go back through the conversations in
+`adapters.discord.conversation`. Dropping own/other bots' messages and duplicates is the
+router's job: this module only sets the flags. No AI logic here.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from contextlib import suppress
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+
+from adapters.discord.commands import build_tree
+from adapters.discord.conversation import (
+    NO_PINGS,
+    ChannelConversation,
+    ChannelPacer,
+    InteractionConversation,
+    MessageConversation,
+    strip_mention,
+)
+from bot.errors import ConfigError
+from bot.messages import Attachment, Incoming
+from bot.surface import Dispatch
+
+log = logging.getLogger(__name__)
+
+INTENTS = dict(guilds=True, messages=True, message_content=True)  # messages = guild + DM messages
+_ANSWERABLE = (discord.MessageType.default, discord.MessageType.reply)
+
+
+def use_api_base(api_url: str) -> None:
+    """Point discord.py's REST client (and with it /gateway/bot, hence the gateway) at
+    `api_url`, e.g. "https://discord.com/api/v10".
+
+    discord.py builds every request URL, webhooks and interaction responses included, from
+    the documented class attribute `discord.http.Route.BASE`; it has no per-client option.
+    This is the one place it is set, from DISCORD_API_URL. It is process-wide, which is
+    fine: one process talks to one Discord.
+    """
+    base = api_url.rstrip("/")
+    if not re.search(r"/v\d+$", base):  # "https://discord.com/api" means the version discord.py speaks
+        base += f"/v{discord.http.INTERNAL_API_VERSION}"
+    discord.http.Route.BASE = base
+
+
+async def use_gateway_of(client: discord.Client) -> None:
+    """With a fixed shard count discord.py skips /gateway/bot and dials its built-in
+    gateway URL; against a DISCORD_API_URL server, use the URL that server announces
+    (the class attribute `DiscordWebSocket.DEFAULT_GATEWAY` is discord.py's only knob)."""
+    _, url, _ = await client.http.get_bot_gateway()
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+
+
+class DiscordAdapter:
+    name = "discord"
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        api_url: str | None = None,
+        shard_count: int | None = None,
+        max_file_bytes: int = 25 * 1024 * 1024,
+        sync_commands: bool = True,
+        ready_timeout: float = 60.0,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        if api_url:
+            use_api_base(api_url)
+        self._token = token
+        self.max_file_bytes = max_file_bytes
+        self.sync_commands = sync_commands
+        self.ready_timeout = ready_timeout
+        intents = discord.Intents.none()
+        for flag, on in INTENTS.items():
+            setattr(intents, flag, on)
+        # The sharded client asks /gateway/bot for the gateway URL and the recommended shard
+        # count (one for a small bot) unless DISCORD_SHARD_COUNT fixes the count.
+        self.client: discord.Client = discord.AutoShardedClient(
+            intents=intents, shard_count=shard_count or None, allowed_mentions=NO_PINGS,
+            guild_ready_timeout=guild_ready_timeout,
+        )
+        self._custom_api = bool(api_url)
+        self.tree = build_tree(self.client, self._on_command)
+        self.pacer = ChannelPacer()
+        self._dispatch: Dispatch | None = None
+        self._runner: asyncio.Task | None = None
+        self._tasks: set[asyncio.Future] = set()
+
+        @self.client.event
+        async def on_message(message: discord.Message) -> None:
+            await self._on_message(message)
+
+    @property
+    def bot_id(self) -> int:
+        return self.client.user.id if self.client.user else 0
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self, dispatch: Dispatch) -> None:
+        """Log in, register the commands, connect the gateway; return once READY."""
+        self._dispatch = dispatch
+        try:
+            await self.client.login(self._token)
+        except discord.LoginFailure:
+            await self.client.close()
+            raise ConfigError(
+                "Discord rejected DISCORD_BOT_TOKEN. Copy the bot token from the Developer Portal "
+                "(Bot > Reset Token), e.g. DISCORD_BOT_TOKEN=MTEx..."
+            ) from None
+        if self._custom_api and self.client.shard_count is not None:
+            await use_gateway_of(self.client)
+        if self.sync_commands:
+            await self.tree.sync()
+        self._runner = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
+        self._runner.add_done_callback(_log_end)
+        ready = asyncio.create_task(self.client.wait_until_ready())
+        done, _ = await asyncio.wait({ready, self._runner}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            if self._runner in done:
+                self._runner.result()  # raises what stopped the gateway (e.g. missing intents)
+            await self.stop()
+            raise ConfigError(f"The Discord gateway did not become ready within {self.ready_timeout:.0f} s.")
+        log.info("discord: connected as %s", self.client.user)
+
+    async def wait_closed(self) -> None:
+        if self._runner is not None:
+            with suppress(asyncio.CancelledError):
+                await self._runner
+
+    async def stop(self) -> None:
+        await self.client.close()
+        if self._runner is not None and not self._runner.done():
+            self._runner.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await self._runner
+
+    def conversation(self, *, tenant: str, channel: str, thread: str | None = None) -> ChannelConversation:
+        """Posts to a channel (or a thread, which Discord addresses as a channel)."""
+        cid = int(thread or channel)
+        target = self.client.get_channel(cid) or self.client.get_partial_messageable(cid)
+        return ChannelConversation(self, target)  # type: ignore[arg-type]
+
+    # --- events -> Incoming ------------------------------------------------------------
+
+    def _submit(self, msg: Incoming, conv) -> None:
+        """Hand over without waiting: the router answers in its own task."""
+        assert self._dispatch is not None
+        self._track(self._dispatch(msg, conv))
+
+    def _track(self, awaitable) -> None:
+        fut = asyncio.ensure_future(awaitable)
+        self._tasks.add(fut)
+        fut.add_done_callback(self._tasks.discard)
+
+    async def _on_message(self, message: discord.Message) -> None:
+        if message.type not in _ANSWERABLE:
+            return  # joins, pins, thread-created notices ...
+        try:
+            msg = await self.incoming(message)
+        except Exception:
+            log.exception("could not read a Discord message %s", message.id)
+            return
+        files = {a.url: a for a in message.attachments}
+        self._submit(msg, MessageConversation(self, message.channel, origin=message, files=files))
+
+    async def incoming(self, message: discord.Message) -> Incoming:
+        """A gateway message as the core's `Incoming`."""
+        bot_id = self.bot_id
+        from_self = message.author.id == bot_id
+        mentioned = bool(re.search(rf"<@!?{bot_id}>", message.content))
+        channel = message.channel
+        thread = None
+        in_bot_thread = False
+        if isinstance(channel, discord.Thread):
+            thread = str(channel.id)
+            in_bot_thread = channel.owner_id == bot_id
+        elif message.reference is not None and message.reference.message_id and not from_self:
+            thread = str(message.reference.message_id)
+            in_bot_thread = await self._replies_to_bot(message)
+        return Incoming(
+            platform="discord",
+            tenant=str(message.guild.id) if message.guild else "dm",
+            channel=str(channel.id),
+            user=str(message.author.id),
+            user_name=message.author.display_name,
+            text=strip_mention(message.content, bot_id),
+            id=str(message.id),
+            thread=thread,
+            mentioned=mentioned,
+            is_dm=message.guild is None,
+            in_bot_thread=in_bot_thread,
+            from_self=from_self,
+            from_bot=message.author.bot and not from_self,
+            attachments=tuple(
+                Attachment(name=a.filename, ref=a.url, size=a.size, mimetype=a.content_type) for a in message.attachments
+            ),
+            dedupe_key=f"discord:message:{message.id}",
+            ts=message.created_at,
+            raw=message,
+        )
+
+    async def _replies_to_bot(self, message: discord.Message) -> bool:
+        ref = message.reference
+        parent = ref.resolved if isinstance(ref.resolved, discord.Message) else ref.cached_message
+        if parent is None and ref.message_id:
+            with suppress(discord.HTTPException):
+                parent = await message.channel.fetch_message(ref.message_id)
+        return parent is not None and parent.author.id == self.bot_id
+
+    async def _on_command(self, interaction: discord.Interaction, name: str, text: str, files: list) -> None:
+        # Discord's deadline is 3 s: acknowledge ("thinking…") before anything else
+        await interaction.response.defer(thinking=True)
+        channel = interaction.channel
+        if channel is None:
+            channel = self.client.get_partial_messageable(interaction.channel_id or 0)
+        msg = Incoming(
+            platform="discord",
+            tenant=str(interaction.guild_id) if interaction.guild_id else "dm",
+            channel=str(interaction.channel_id),
+            user=str(interaction.user.id),
+            user_name=interaction.user.display_name,
+            text=text,
+            id=str(interaction.id),
+            thread=str(channel.id) if isinstance(channel, discord.Thread) else None,
+            is_dm=interaction.guild_id is None,
+            from_bot=interaction.user.bot,
+            command=name,
+            attachments=tuple(Attachment(name=a.filename, ref=a.url, size=a.size, mimetype=a.content_type) for a in files),
+            dedupe_key=f"discord:interaction:{interaction.id}",
+            ts=interaction.created_at,
+            raw=interaction,
+        )
+        conv = InteractionConversation(self, interaction, channel, files={a.url: a for a in files})
+        self._track(self._answer_interaction(msg, conv))
+
+    async def _answer_interaction(self, msg: Incoming, conv: InteractionConversation) -> None:
+        assert self._dispatch is not None
+        try:
+            await self._dispatch(msg, conv)
+        finally:
+            await conv.finish()
+
+
+def _log_end(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the Discord gateway connection ended", exc_info=task.exception())

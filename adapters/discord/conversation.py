@@ -1,0 +1,244 @@
+"""Where a Discord answer goes: a reply to a message, or an interaction's response.
+
+Both read history and files the same way (`_ChannelReader`). Discord has no native
+append-only stream, so the core renderer posts once and edits on a timer; `PacedLimits`
+spaces those edits so every answer streaming in one channel together stays within the
+channel's edit bucket (historically 5 per 5 s). discord.py's own bucket handling, driven by
+the `X-RateLimit-*` headers, is the backstop: it waits out a 429 and retries, so an edit is
+delayed, never dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+import discord
+
+from bot.errors import UserError
+from bot.messages import Attachment, HistoryItem
+from bot.surface import Limits
+
+if TYPE_CHECKING:
+    from adapters.discord.adapter import DiscordAdapter
+
+log = logging.getLogger(__name__)
+
+MAX_CHARS = 2_000  # Discord's message content limit
+EDIT_BUDGET = (5, 5.0)  # edits per seconds per channel, shared by every answer streaming there
+MAX_CHAIN = 50  # messages walked up a reply chain for context (one REST call each when not cached)
+NO_PINGS = discord.AllowedMentions.none()  # model output never pings @everyone, roles or users
+
+
+class ChannelPacer:
+    """Spreads one channel's edit budget over the answers currently streaming in it."""
+
+    def __init__(self, *, budget: tuple[int, float] = EDIT_BUDGET, horizon: float = 4.0) -> None:
+        self.per_edit = budget[1] / budget[0]
+        self.horizon = horizon  # a conversation that wrote this recently counts as streaming
+        self._writes: dict[str, dict[int, float]] = {}
+
+    def wrote(self, channel: str, who: object) -> None:
+        self._writes.setdefault(channel, {})[id(who)] = time.monotonic()
+
+    def active(self, channel: str) -> int:
+        now = time.monotonic()
+        writers = self._writes.get(channel, {})
+        for key in [k for k, t in writers.items() if now - t > self.horizon]:
+            del writers[key]
+        return max(1, len(writers))
+
+    def interval(self, channel: str) -> float:
+        # 20% headroom for the final edit, which the renderer always sends
+        return self.per_edit * 1.2 * self.active(channel)
+
+
+class PacedLimits(Limits):
+    """`Limits` whose update interval grows with the answers streaming in the channel."""
+
+    def __init__(self, pacer: ChannelPacer, channel: str, *, max_chars: int = MAX_CHARS, max_updates: int = 60) -> None:
+        # not the dataclass __init__: `update_interval` is computed, not stored
+        self.pacer = pacer
+        self.channel = channel
+        self.max_chars = max_chars
+        self.max_updates = max_updates
+
+    @property  # type: ignore[override]
+    def update_interval(self) -> float:
+        return self.pacer.interval(self.channel)
+
+
+def history_item(m: discord.Message, bot_id: int) -> HistoryItem:
+    return HistoryItem(
+        user=m.author.display_name,
+        text=strip_mention(m.content, bot_id) if m.author.id != bot_id else m.content,
+        ts=m.created_at,
+        is_bot=m.author.id == bot_id,
+        id=str(m.id),
+        thread=str(m.reference.message_id) if m.reference and m.reference.message_id else None,
+        link=m.jump_url,
+    )
+
+
+def strip_mention(text: str, bot_id: int) -> str:
+    stripped = re.sub(rf"<@!?{bot_id}>[,:]?", " ", text)
+    return " ".join(stripped.split()) if stripped != text else text
+
+
+class _ChannelReader:
+    """History and attachments of one channel (or thread), for the patterns."""
+
+    def __init__(self, adapter: "DiscordAdapter", channel: discord.abc.Messageable, *, origin: discord.Message | None = None,
+                 files: dict[str, discord.Attachment] | None = None) -> None:
+        self.adapter = adapter
+        self.channel = channel
+        self.origin = origin  # the message being answered, when there is one
+        self.files = files or {}
+        self.limits = PacedLimits(adapter.pacer, str(getattr(channel, "id", "")))
+
+    async def history(
+        self, *, limit: int, since: datetime | None = None, scope: Literal["thread", "channel"] = "channel"
+    ) -> list[HistoryItem]:
+        """Oldest first. In a thread, the thread; for a reply, its reply chain; else the channel."""
+        bot_id = self.adapter.bot_id
+        if scope == "thread" and self.origin is not None and not isinstance(self.channel, discord.Thread) and self.origin.reference:
+            chain = await self._reply_chain(self.origin, min(limit, MAX_CHAIN))
+            items = [history_item(m, bot_id) for m in chain if since is None or m.created_at >= since]
+            return items
+        newest_first = []
+        async for m in self.channel.history(limit=limit):  # newest first, paging backwards
+            if since is not None and m.created_at < since:
+                break
+            if m.type in _CHAT_TYPES:
+                newest_first.append(m)
+        return [history_item(m, bot_id) for m in reversed(newest_first)]
+
+    async def _reply_chain(self, message: discord.Message, limit: int) -> list[discord.Message]:
+        chain = [message]
+        current = message
+        while current.reference and current.reference.message_id and len(chain) < limit:
+            ref = current.reference
+            parent = ref.resolved if isinstance(ref.resolved, discord.Message) else ref.cached_message
+            if parent is None:
+                try:
+                    parent = await self.channel.fetch_message(ref.message_id)
+                except discord.HTTPException:
+                    break  # deleted or not visible: the chain ends here
+            chain.append(parent)
+            current = parent
+        return list(reversed(chain))
+
+    async def download(self, attachment: Attachment) -> bytes:
+        limit = self.adapter.max_file_bytes
+        if attachment.size is not None and attachment.size > limit:
+            raise UserError(
+                f"{attachment.name} is {_mb(attachment.size)}; I accept files up to {_mb(limit)}. "
+                "Split it, or send a smaller excerpt."
+            )
+        found = self.files.get(attachment.ref)
+        if found is None:
+            raise UserError(f"I could not find {attachment.name} on that message any more.")
+        try:
+            data = await found.read()
+        except discord.HTTPException:
+            log.warning("downloading attachment %s failed", attachment.name, exc_info=True)
+            raise UserError(f"I could not download {attachment.name} from Discord; please try again.") from None
+        if len(data) > limit:
+            raise UserError(f"{attachment.name} is {_mb(len(data))}; I accept files up to {_mb(limit)}.")
+        return data
+
+
+_CHAT_TYPES = (discord.MessageType.default, discord.MessageType.reply, discord.MessageType.chat_input_command)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_048_576:.1f} MB"
+
+
+class MessageConversation(_ChannelReader):
+    """Answers to a message: replies to it (in DMs and threads, plain posts in place)."""
+
+    def __init__(self, adapter: "DiscordAdapter", channel: discord.abc.Messageable, *, origin: discord.Message | None = None,
+                 files: dict[str, discord.Attachment] | None = None) -> None:
+        super().__init__(adapter, channel, origin=origin, files=files)
+        self._typing: asyncio.Task | None = None
+
+    async def post(self, text: str, *, ephemeral: bool = False) -> str:
+        # Discord has no ephemeral channel messages: a private note is posted like any reply
+        await self.set_status(None)
+        reply_to = self.origin if self.origin is not None and self.origin.guild is not None else None
+        sent = await self.channel.send(
+            text,
+            reference=reply_to.to_reference(fail_if_not_exists=False) if reply_to else None,
+            mention_author=False,
+            allowed_mentions=NO_PINGS,
+        )
+        self.adapter.pacer.wrote(self.limits.channel, self)
+        return str(sent.id)
+
+    async def edit(self, message_id: str, text: str) -> None:
+        self.adapter.pacer.wrote(self.limits.channel, self)
+        await self.channel.get_partial_message(int(message_id)).edit(content=text, allowed_mentions=NO_PINGS)
+
+    async def set_status(self, text: str | None) -> None:
+        """The typing indicator stands in for "thinking" (Discord shows it ~10 s per call)."""
+        if text and self._typing is None:
+            self._typing = asyncio.create_task(self._keep_typing())
+        elif not text and self._typing is not None:
+            self._typing.cancel()
+            self._typing = None
+
+    async def _keep_typing(self) -> None:
+        while True:
+            try:
+                await self.channel.typing()
+            except discord.HTTPException:
+                log.info("typing indicator refused", exc_info=True)
+                return
+            await asyncio.sleep(8)
+
+
+class InteractionConversation(_ChannelReader):
+    """Answers to an application command that was deferred: the first post fills the
+    "thinking…" response, later ones are follow-ups. An ephemeral first post replaces the
+    public placeholder with a private follow-up."""
+
+    def __init__(self, adapter: "DiscordAdapter", interaction: discord.Interaction, channel: discord.abc.Messageable,
+                 *, files: dict[str, discord.Attachment] | None = None) -> None:
+        super().__init__(adapter, channel, files=files)
+        self.interaction = interaction
+        self._used_original = False
+        self._sent: dict[str, discord.InteractionMessage | discord.WebhookMessage] = {}
+
+    async def post(self, text: str, *, ephemeral: bool = False) -> str:
+        followup = self.interaction.followup
+        if not self._used_original:
+            self._used_original = True
+            if ephemeral:
+                await self.interaction.delete_original_response()
+                sent = await followup.send(text, ephemeral=True, wait=True, allowed_mentions=NO_PINGS)
+            else:
+                sent = await self.interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS)
+        else:
+            sent = await followup.send(text, ephemeral=ephemeral, wait=True, allowed_mentions=NO_PINGS)
+        self._sent[str(sent.id)] = sent
+        return str(sent.id)
+
+    async def edit(self, message_id: str, text: str) -> None:
+        await self._sent[message_id].edit(content=text, allowed_mentions=NO_PINGS)
+
+    async def finish(self) -> None:
+        """A handler that answered nothing must not leave "thinking…" up forever."""
+        if not self._used_original:
+            self._used_original = True
+            try:
+                await self.interaction.delete_original_response()
+            except discord.HTTPException:
+                log.info("could not remove an unanswered interaction's placeholder", exc_info=True)
+
+
+class ChannelConversation(MessageConversation):
+    """A channel or thread addressed without an incoming message (scheduled posts)."""
