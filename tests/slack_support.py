@@ -21,9 +21,11 @@ FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 __all__ = ["fake_slack", "slack_settings", "slack", "SlackBot", "load"]
 
 
-def load(name: str, **event_overrides) -> dict:
+def load(name: str, *, event_id: str | None = None, **event_overrides) -> dict:
     """A payload fixture (shaped like Slack's documented examples), `event` fields overridden."""
     data = json.loads((FIXTURES / f"{name}.json").read_text())
+    if event_id:
+        data["event_id"] = event_id
     if event_overrides:
         target = data["event"] if "event" in data else data
         target.update(copy.deepcopy(event_overrides))

@@ -62,6 +62,6 @@ async def test_workspace_without_streaming_gets_post_and_throttled_edits(slack, 
     assert final_text(fake) == ANSWER.replace("**calm**", "*calm*")  # converted to mrkdwn
     # the next answer in this workspace does not ask again
     fake_llm.enqueue("Second answer.")
-    await slack.event(load("app_mention", ts="1515449999.000001"), )
+    await slack.event(load("app_mention", event_id="Ev0SECOND", ts="1515449999.000001"))
     assert len([c for c in fake.calls if c.method == "chat.startStream"]) == 1
     assert final_text(fake) == "Second answer."
