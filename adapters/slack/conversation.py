@@ -73,9 +73,16 @@ class SlackConversation:
         if ephemeral and self.user:
             await self.client.chat_postEphemeral(channel=self.channel, user=self.user, text=body, thread_ts=self.thread)
             return ""
-        resp = await self.client.chat_postMessage(
-            channel=self.channel, text=body, thread_ts=self.thread, unfurl_links=False, unfurl_media=False
-        )
+        try:
+            resp = await self.client.chat_postMessage(
+                channel=self.channel, text=body, thread_ts=self.thread, unfurl_links=False, unfurl_media=False
+            )
+        except SlackApiError as exc:
+            # a slash command used where the bot is not a member: answer through the command
+            if self.response_url and exc.response.get("error") in ("not_in_channel", "channel_not_found"):
+                await AsyncWebhookClient(self.response_url).send(text=body, response_type="in_channel")
+                return ""
+            raise
         self.adapter.joined(self.channel, self.thread or resp["ts"])
         return resp["ts"]
 
