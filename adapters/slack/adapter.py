@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -95,7 +96,13 @@ class SlackAdapter:
 
     async def start(self, dispatch: Dispatch) -> None:
         self._dispatch = dispatch
-        auth = await self.client.auth_test()
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as exc:
+            raise ConfigError(
+                f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}); use the app's Bot User OAuth "
+                "Token (xoxb-...) from its OAuth & Permissions page."
+            ) from None
         self.me = Identity(user_id=auth["user_id"], bot_id=auth.get("bot_id"), team_id=auth["team_id"])
         if self.socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
