@@ -13,13 +13,14 @@ the time its ack came back.
     fake.calls_to("chat.postMessage")[0].args["text"]
 
 It runs in the caller's event loop. Rate limits per workspace can also be enforced like
-Slack's tiers (`per_minute={"chat.update": 50}`: a sliding 60 s window per method).
+Slack's tiers (`per_minute={"chat.update": 50}`: a token bucket per method).
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
+import math
 import time
 import uuid
 from collections import defaultdict, deque
@@ -89,9 +90,8 @@ class FakeSlack:
         self.downloads: list[dict] = []
         self.page_size = page_size  # small pages so that cursor paging is exercised
         self.per_minute = dict(per_minute or {})
-        self._windows: dict[str, deque] = defaultdict(deque)
+        self._buckets: dict[str, tuple[float, float]] = {}
         self._failures: dict[str, deque] = defaultdict(deque)
-        self._rate: dict[str, deque] = defaultdict(deque)
         self._ts = itertools.count(1)
         self._base_time = 1_700_000_000
         self._ws: list[web.WebSocketResponse] = []
@@ -275,17 +275,12 @@ class FakeSlack:
                                          headers={"Retry-After": str(value)})
             call.ok = False
             return web.json_response({"ok": False, "error": value})
-        limit = self.per_minute.get(method)
-        if limit is not None:
-            window = self._windows[method]
-            now = time.monotonic()
-            while window and window[0] <= now - 60:
-                window.popleft()
-            if len(window) >= limit:
-                call.status = 429
-                self.rate_limited += 1
-                return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"})
-            window.append(now)
+        wait = self._take(method)
+        if wait:
+            call.status = 429
+            self.rate_limited += 1
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": str(math.ceil(wait))})
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
@@ -293,6 +288,22 @@ class FakeSlack:
         if not result.get("ok", True):
             call.ok = False
         return web.json_response({"ok": True, **result} if "ok" not in result else result)
+
+    def _take(self, method: str) -> float:
+        """Slack's per-workspace tiers as a token bucket: a minute's worth of calls may
+        come in a burst, then they refill at `per_minute / 60` per second. Returns 0 when
+        the call may go, else the seconds until it could."""
+        limit = self.per_minute.get(method)
+        if limit is None:
+            return 0.0
+        now = time.monotonic()
+        tokens, last = self._buckets.get(method, (float(limit), now))
+        tokens = min(float(limit), tokens + (now - last) * limit / 60.0)
+        if tokens < 1.0:
+            self._buckets[method] = (tokens, now)
+            return (1.0 - tokens) * 60.0 / limit
+        self._buckets[method] = (tokens - 1.0, now)
+        return 0.0
 
     def _scripted(self, method: str):
         q = self._failures.get(method)
