@@ -282,12 +282,14 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation) -> Rende
                 continue
             if status_on:
                 status_on = not await _status(set_status, None)
+            writes = result.writes
             try:
                 await sink.update(text, final=False)
             except StreamUnsupported:
                 sink = _EditSink(conv, result)
                 await sink.update(text, final=False)
-            last = time.monotonic()
+            if result.writes != writes:  # the interval runs from the last visible write, so a
+                last = time.monotonic()  # held-back first word does not delay the first text by one
         result.text = pump.text
         result.error = pump.error
         if status_on:
