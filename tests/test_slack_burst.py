@@ -33,7 +33,7 @@ def mentions(n: int) -> list[dict]:
 
 
 async def burst(slack, fake_llm) -> list:
-    fake_llm.responder = lambda body: Script(text=f"{WORDS} end.", tokens_per_second=15)
+    fake_llm.enqueue(*[Script(text=f"{WORDS} end.", tokens_per_second=15) for _ in range(N)])
     for payload in mentions(N):
         await slack.event(payload, settle=False)
     await slack.settle(timeout=60)

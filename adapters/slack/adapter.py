@@ -72,6 +72,9 @@ class SlackAdapter:
             request_verification_enabled=not self.socket_mode,
             ignoring_self_events_enabled=False,  # the router drops them, with the other bots'
             ignoring_self_assistant_message_events_enabled=False,
+            # our listeners only hand work to a task, so bolt can answer as soon as they
+            # return instead of polling for the ack every 10 ms
+            process_before_response=True,
         )
         self.app.event("app_mention")(self._on_event)
         self.app.event("message")(self._on_event)
