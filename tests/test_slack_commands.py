@@ -79,3 +79,14 @@ async def test_a_failing_command_gets_a_short_ephemeral_apology(slack, fake_llm)
     assert reply["response_type"] == "ephemeral"
     assert "went wrong" in reply["text"] and "secret" not in reply["text"] and "xoxb" not in reply["text"]
     assert slack.fake.calls_to("chat.postMessage") == []
+
+
+async def test_interactive_payloads_are_acknowledged_and_change_nothing(slack, fake_llm):
+    payload = {"type": "block_actions", "team": {"id": "T0FAKETEAM"}, "user": {"id": "U2147483697"},
+               "api_app_id": "A123456", "token": "x", "trigger_id": "t1", "response_url": slack.fake.response_url(),
+               "actions": [{"action_id": "feedback_good", "block_id": "b1", "type": "button", "value": "1",
+                            "action_ts": "1700000000.1"}],
+               "channel": {"id": CHANNEL}, "container": {"type": "message", "message_ts": "1700000000.000001"}}
+    env = await slack.fake.send_envelope("interactive", payload)
+    await slack.fake.wait_acked(env)
+    assert fake_llm.chat_requests == [] and slack.fake.calls_to("chat.postMessage") == []

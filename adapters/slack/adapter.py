@@ -35,6 +35,7 @@ from bot.surface import Dispatch
 log = logging.getLogger(__name__)
 
 _ANY_COMMAND = re.compile(r"^/.+")
+_ANYTHING = re.compile(r".*")
 
 
 def build_client(settings: Settings) -> AsyncWebClient:
@@ -79,6 +80,11 @@ class SlackAdapter:
         self.app.event("app_mention")(self._on_event)
         self.app.event("message")(self._on_event)
         self.app.command(_ANY_COMMAND)(self._on_command)
+        # interactivity shares the path; the bot sends no interactive elements yet, so a
+        # stray action, shortcut or view submission is acknowledged and ignored
+        self.app.action(_ANYTHING)(self._ack_only)
+        self.app.shortcut(_ANYTHING)(self._ack_only)
+        self.app.view(_ANYTHING)(self._ack_only)
         self.me: Identity | None = None
         self._workspaces: dict[str, Workspace] = {}
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -161,6 +167,10 @@ class SlackAdapter:
         conv = SlackConversation(self, team=msg.tenant, channel=msg.channel, user=msg.user,
                                  response_url=body.get("response_url"))
         self._submit(msg, conv)
+        self.handled += 1
+
+    async def _ack_only(self, ack) -> None:
+        await ack()
         self.handled += 1
 
     def _submit(self, msg: Incoming, conv: SlackConversation) -> None:
