@@ -223,8 +223,13 @@ class SlackStream:
         await self.conv.client.chat_appendStream(channel=self.conv.channel, ts=self.message_id, markdown_text=delta)
 
     async def stop(self) -> None:
+        await self.finish("")
+
+    async def finish(self, delta: str) -> None:
+        """The last text and the end of the stream, in one chat.stopStream call."""
         try:
-            await self.conv.client.chat_stopStream(channel=self.conv.channel, ts=self.message_id)
+            await self.conv.client.chat_stopStream(channel=self.conv.channel, ts=self.message_id,
+                                                   markdown_text=delta or None)
         finally:
             self.conv.limits.native = False
 
