@@ -99,7 +99,7 @@ class Bench:
         await fake.send_event(load("app_mention", event_id=f"EvBench{i}", ts=ts, channel=channel,
                                    text=f"<@U0BOTUSER> question {i}"))
         await fake.wait_for(lambda: adapter.handled >= target, timeout=30)
-        await app.router.drain()
+        await adapter.idle()
         calls = fake.calls[before_calls:]
         mine = [c for c in calls if c.args.get("channel") == channel or c.args.get("channel_id") == channel]
         request = llm.requests[before_llm]
@@ -127,7 +127,7 @@ class Bench:
             await fake.send_event(load("app_mention", event_id=f"EvLoad{base}-{k}", ts=ts, channel=f"C0LOAD{k % 5}",
                                        text=f"<@U0BOTUSER> question {k}"), )
         await fake.wait_for(lambda: adapter.handled >= target, timeout=60)
-        await app.router.drain()
+        await adapter.idle()
         writes = [c for c in fake.calls[before:] if c.method in WRITES]
         return len(writes) / n / (self.stream_seconds / 0.5)
 
@@ -152,7 +152,7 @@ class Bench:
                 await fake.wait_connected()
                 try:
                     res["ack_p99"].append(p99(await self.acks(fake, a.commands)))
-                    await app.router.drain()
+                    await adapter.idle()
                     native = [await self.answer(fake, llm, adapter, app) for _ in range(a.answers)]
                     fake.fail("chat.startStream", "not_allowed")
                     adapter.workspace("T0FAKETEAM").can_stream = True  # ask again: the first answer finds out

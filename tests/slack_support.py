@@ -61,6 +61,7 @@ class SlackBot:
     async def settle(self, timeout: float = 15.0) -> None:
         """Wait until every payload sent was handed to the core and fully answered."""
         await self.fake.wait_for(lambda: self.adapter.handled >= self._expected, timeout=timeout)
+        await asyncio.wait_for(self.adapter.idle(), timeout)
         await asyncio.wait_for(self.app.router.drain(), timeout)
 
 

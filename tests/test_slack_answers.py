@@ -80,9 +80,9 @@ async def test_dm_is_answered_in_place_with_the_dm_history_as_context(slack, fak
     assert fake.bot_messages(dm)[-1].text == "I hear you."
     assert fake.calls_to("chat.startStream") == []  # a DM outside a thread has no stream
     sent = fake_llm.chat_requests[-1]["messages"]
-    assert sent[1] == {"role": "user", "content": "U2147483697: my favourite colour is teal"}
+    assert sent[1] == {"role": "user", "content": "Steve: my favourite colour is teal"}  # by name
     assert sent[2] == {"role": "assistant", "content": "Noted!"}
-    assert sent[-1]["content"].endswith("Hello hello can you hear me?")
+    assert sent[-1]["content"] == "Steve: Hello hello can you hear me?"
     assert sum(1 for m in sent if "can you hear me" in m["content"]) == 1  # not twice
 
 

@@ -57,6 +57,7 @@ async def test_summarize_without_text_summarizes_the_channel_and_with_4h_its_las
     assert hist and float(hist[0].args["oldest"]) > now - 4 * 3600 - 5
     prompt = fake_llm.chat_requests[-1]["messages"][-1]["content"]
     assert "we ship on Friday" in prompt and "old news" not in prompt
+    assert "Bob: I will write the notes" in prompt  # people by name (users.info), not by id
     posted = fake.calls_to("chat.postMessage")[-1].args["text"]
     assert posted.startswith("*Summary of this channel, last 4 hours* (2 messages)")  # Markdown bold → mrkdwn
 

@@ -38,25 +38,25 @@ async def http_bot(app, fake_slack, slack_settings):
         await asyncio.sleep(0.01)
     url = f"http://127.0.0.1:{app.http.bound_port}{settings.slack_http_path}"
     async with aiohttp.ClientSession() as session:
-        yield session, url
+        yield session, url, adapter
     await adapter.stop()
     await serving
 
 
 async def test_correctly_signed_event_is_answered(http_bot, fake_slack, fake_llm, app):
-    session, url = http_bot
+    session, url, adapter = http_bot
     fake_llm.enqueue("Signed and answered.")
     body = json.dumps(load("app_mention"))
     fake_slack.deliver(json.loads(body))
     async with session.post(url, data=body, headers=signed(body)) as resp:
         assert resp.status == 200
     await fake_slack.wait_for(lambda: fake_slack.calls_to("chat.stopStream"))
-    await app.router.drain()
+    await adapter.idle()
     assert fake_slack.bot_messages()[-1].text == "Signed and answered."
 
 
 async def test_retried_delivery_with_x_slack_retry_num_is_answered_once(http_bot, fake_slack, fake_llm, app):
-    session, url = http_bot
+    session, url, adapter = http_bot
     body = json.dumps(load("app_mention"))
     fake_slack.deliver(json.loads(body))
     for retry in (None, "1", "2"):
@@ -66,13 +66,14 @@ async def test_retried_delivery_with_x_slack_retry_num_is_answered_once(http_bot
         async with session.post(url, data=body, headers=headers) as resp:
             assert resp.status == 200
     await asyncio.sleep(0.2)
+    await adapter.idle()
     await app.router.drain()
     assert len(fake_llm.chat_requests) == 1
     assert len(fake_slack.calls_to("chat.startStream")) == 1
 
 
 async def test_wrong_signature_or_stale_timestamp_is_rejected_and_reaches_nothing(http_bot, fake_slack, fake_llm, app):
-    session, url = http_bot
+    session, url, adapter = http_bot
     body = json.dumps(load("app_mention"))
     attempts = [
         signed(body, secret="not-the-secret"),
@@ -86,13 +87,14 @@ async def test_wrong_signature_or_stale_timestamp_is_rejected_and_reaches_nothin
     async with session.post(url, data=form, headers=signed(form, secret="nope", content_type="application/x-www-form-urlencoded")) as resp:
         assert resp.status == 401
     await asyncio.sleep(0.2)
+    await adapter.idle()
     await app.router.drain()
     assert fake_llm.chat_requests == []
     assert [c.method for c in fake_slack.calls if c.method.startswith(("chat.", "conversations."))] == []
 
 
 async def test_signed_slash_command_is_acked_in_the_response_and_answered(http_bot, fake_slack, app):
-    session, url = http_bot
+    session, url, adapter = http_bot
     form = urlencode({**load("slash_command"), "command": "/help", "text": "", "response_url": fake_slack.response_url()})
     async with session.post(url, data=form, headers=signed(form, content_type="application/x-www-form-urlencoded")) as resp:
         assert resp.status == 200
@@ -101,7 +103,7 @@ async def test_signed_slash_command_is_acked_in_the_response_and_answered(http_b
 
 
 async def test_url_verification_challenge_is_answered(http_bot):
-    session, url = http_bot
+    session, url, adapter = http_bot
     body = json.dumps({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"})
     async with session.post(url, data=body, headers=signed(body)) as resp:
         assert resp.status == 200

@@ -13,6 +13,7 @@ import inspect
 import logging
 import re
 from collections import OrderedDict
+from dataclasses import replace
 
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
@@ -88,6 +89,8 @@ class SlackAdapter:
         self.me: Identity | None = None
         self._workspaces: dict[str, Workspace] = {}
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._names: dict[str, str | None] = {}
+        self._tasks: set[asyncio.Task] = set()
         self._dispatch: Dispatch | None = None
         self._socket = None
         self._closed = asyncio.Event()
@@ -125,6 +128,7 @@ class SlackAdapter:
         await self._closed.wait()
 
     async def stop(self) -> None:
+        await self.idle()  # answers already acknowledged are finished, not dropped
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
@@ -173,15 +177,41 @@ class SlackAdapter:
         await ack()
         self.handled += 1
 
+    async def user_name(self, user: str) -> str | None:
+        """A person's display name (users.info, cached); None if Slack won't say."""
+        if user not in self._names:
+            try:
+                info = (await self.client.users_info(user=user))["user"]
+                profile = info.get("profile") or {}
+                self._names[user] = profile.get("display_name") or profile.get("real_name") or info.get("name")
+            except SlackApiError:
+                self._names[user] = None
+        return self._names[user]
+
     def _submit(self, msg: Incoming, conv: SlackConversation) -> None:
         ws = self.workspace(msg.tenant)
         ws.in_flight += 1
-        result = self._dispatch(msg, conv)
-        task = asyncio.ensure_future(result) if inspect.isawaitable(result) else None
-        if task is None:
+        task = asyncio.ensure_future(self._deliver(msg, conv))
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
             ws.in_flight -= 1
-            return
-        task.add_done_callback(lambda _t: setattr(ws, "in_flight", ws.in_flight - 1))
+            self._tasks.discard(t)
+
+        task.add_done_callback(done)
+
+    async def idle(self) -> None:
+        """Wait until every event handed over so far is fully answered."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _deliver(self, msg: Incoming, conv: SlackConversation) -> None:
+        # after the ack: who is asking, by name, so that prompts and summaries read well
+        if msg.user_name is None and msg.user and not (msg.from_self or msg.from_bot):
+            msg = replace(msg, user_name=await self.user_name(msg.user))
+        result = self._dispatch(msg, conv)
+        if inspect.isawaitable(result):
+            await result
 
     async def _http(self, request):
         bolt_request = await to_bolt_request(request)

@@ -132,7 +132,10 @@ class SlackConversation:
         except SlackApiError as exc:  # e.g. a missing history scope: answer without context
             log.warning("reading %s history in %s failed: %s", scope, self.channel, exc.response.get("error"))
             raw = []
-        items = [self._item(m) for m in raw]
+        names = {}
+        for uid in {m.get("user") for m in raw if m.get("user") and not m.get("bot_id")}:
+            names[uid] = await self.adapter.user_name(uid)
+        items = [self._item(m, names) for m in raw]
         if since is not None:
             items = [it for it in items if it.ts >= since]
         return items[-limit:]
@@ -167,12 +170,12 @@ class SlackConversation:
                 break
         return list(reversed(out[:limit]))
 
-    def _item(self, m: dict) -> HistoryItem:
+    def _item(self, m: dict, names: dict[str, str | None]) -> HistoryItem:
         me = self.adapter.me
         is_self = m.get("user") == me.user_id or (me.bot_id is not None and m.get("bot_id") == me.bot_id)
         ts = m.get("ts", "0")
         return HistoryItem(
-            user=m.get("user") or m.get("username") or m.get("bot_id") or "unknown",
+            user=names.get(m.get("user")) or m.get("user") or m.get("username") or m.get("bot_id") or "unknown",
             text=clean_text(m.get("text") or "", me.user_id),
             ts=datetime.fromtimestamp(float(ts), tz=timezone.utc),
             is_bot=is_self,

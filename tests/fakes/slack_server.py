@@ -86,6 +86,8 @@ class FakeSlack:
         self.ephemeral: list[dict] = []  # chat.postEphemeral and response_url ephemeral posts
         self.responses: list[dict] = []  # everything posted to a response_url
         self.files: dict[str, dict] = {}
+        self.users: dict[str, str] = {"U2147483697": "Steve", "U061F7AUR": "Alice", "U0ALICE": "Alice",
+                                      "U0BOB": "Bob", BOT_USER: "aibot"}
         self.file_bytes: dict[str, bytes] = {}
         self.downloads: list[dict] = []
         self.page_size = page_size  # small pages so that cursor paging is exercised
@@ -425,6 +427,14 @@ class FakeSlack:
                  if m.channel == ch and (m.thread_ts is None or m.thread_ts == m.ts) and float(m.ts) > oldest]
         items.sort(key=lambda m: float(m.ts), reverse=True)  # newest first, like Slack
         return self._page(items, args)
+
+    def m_users_info(self, args):
+        uid = args.get("user", "")
+        if uid not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        name = self.users[uid]
+        return {"user": {"id": uid, "team_id": TEAM, "name": name.lower(), "real_name": f"{name} Example",
+                         "profile": {"display_name": name, "real_name": f"{name} Example"}}}
 
     def m_files_info(self, args):
         info = self.files.get(args.get("file", ""))
