@@ -86,7 +86,10 @@ class App:
         """The adapters to run: each platform with a token set, else the console."""
         found: list = []
         if not console_only:
-            pass  # platform adapters are built here (Slack, Discord)
+            if self.settings.slack_bot_token is not None:
+                from adapters.slack import SlackAdapter
+
+                found.append(SlackAdapter(settings=self.settings))
             if self.settings.discord_bot_token is not None:
                 from adapters.discord import DiscordAdapter
 
@@ -108,11 +111,17 @@ class App:
     async def serve(self, adapters: list) -> None:
         """Run until every adapter is done (console: EOF) or SIGINT/SIGTERM, then finish
         the replies in flight and stop."""
-        if self.settings.http_port is not None:
+        # Slack's HTTP mode needs the HTTP server even when AIBOT_HTTP_PORT is unset
+        # (it then listens on SLACK_HTTP_PORT); adapters mount their routes before it starts.
+        needs_http = [a for a in adapters if getattr(a, "needs_http", False)]
+        if self.settings.http_port is not None or needs_http:
             from bot.http import HttpServer
 
-            self.http = HttpServer(self.services, host=self.settings.http_host, port=self.settings.http_port)
+            port = self.settings.http_port if self.settings.http_port is not None else self.settings.slack_http_port
+            self.http = HttpServer(self.services, host=self.settings.http_host, port=port)
             self._mount_batch_api(self.http.app)
+            for adapter in needs_http:
+                adapter.mount(self.http.app)
             await self.http.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

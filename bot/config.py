@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         None, validation_alias=_env("SLACK_SIGNING_SECRET")
     )
     slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
+    # --- Slack adapter (issue 3) -----------------------------------------------------
+    slack_http_path: str = Field("/slack/events", validation_alias=_env("SLACK_HTTP_PATH"))
+    slack_http_port: int = Field(3000, ge=0, le=65535, validation_alias=_env("SLACK_HTTP_PORT"))
+    slack_max_file_mb: float = Field(20.0, gt=0, validation_alias=_env("SLACK_MAX_FILE_MB"))
+    slack_update_interval: float = Field(1.0, ge=0, validation_alias=_env("SLACK_UPDATE_INTERVAL"))
+    slack_max_retries: int = Field(3, ge=0, le=10, validation_alias=_env("SLACK_MAX_RETRIES"))
     discord_bot_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_BOT_TOKEN"))
     discord_api_url: str | None = Field(None, validation_alias=_env("DISCORD_API_URL"))
 

@@ -31,7 +31,9 @@ class StreamUnsupported(Exception):
 
 
 class NativeStream(Protocol):
-    """An append-only message stream the platform renders progressively."""
+    """An append-only message stream the platform renders progressively. A stream may
+    also offer `async def finish(self, delta: str)`: append the last text and stop in one
+    platform call (the renderer uses it for the final update when present)."""
 
     async def append(self, delta: str) -> None: ...
 

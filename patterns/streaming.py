@@ -194,6 +194,17 @@ class _NativeSink(_Sink):
             boundary = max(text.rfind(" "), text.rfind("\n"))
             text = text[: boundary + 1] if boundary >= len(self.sent) else self.sent
         delta = text[len(os.path.commonprefix([text, self.sent])) :]
+        finish = getattr(self.stream, "finish", None)  # optional: last text and stop in one call
+        if final and delta and finish is not None:
+            try:
+                await finish(delta)
+            except Exception:
+                log.warning("stream finish failed", exc_info=True)
+            else:
+                self.sent = text
+                self._visible()
+            self.stream = None
+            return
         if delta and (final or self.updates < self.conv.limits.max_updates):
             try:
                 await self.stream.append(delta)
@@ -282,12 +293,14 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation) -> Rende
                 continue
             if status_on:
                 status_on = not await _status(set_status, None)
+            writes = result.writes
             try:
                 await sink.update(text, final=False)
             except StreamUnsupported:
                 sink = _EditSink(conv, result)
                 await sink.update(text, final=False)
-            last = time.monotonic()
+            if result.writes != writes:  # the interval runs from the last visible write, so a
+                last = time.monotonic()  # held-back first word does not delay the first text by one
         result.text = pump.text
         result.error = pump.error
         if status_on:

@@ -1,0 +1,241 @@
+"""Replies, history and files for one Slack message (the core's `Conversation`).
+
+Posts go in the message's thread (channels) or in place (DMs). Command replies that are
+meant for the asker alone go through the command's `response_url` (ephemeral). Answers
+stream with Slack's chat streaming methods when the workspace allows them; otherwise
+`open_stream` raises `StreamUnsupported` and the core posts and edits (`chat.update`).
+Text is Markdown from the patterns: native streams take it as is (`markdown_text`),
+`text` fields get it converted to mrkdwn here.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Literal
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from adapters.slack.mrkdwn import to_mrkdwn
+from adapters.slack.normalize import clean_text
+from adapters.slack.pacing import AdaptiveLimits
+from bot.errors import UserError
+from bot.messages import Attachment, HistoryItem
+from bot.surface import StreamUnsupported
+
+if TYPE_CHECKING:
+    from adapters.slack.adapter import SlackAdapter
+
+log = logging.getLogger(__name__)
+
+MAX_CHARS = 3_500  # Slack rejects `text` from ~4,000 chars (msg_too_long); mrkdwn escaping adds a little
+PAGE = 200  # conversations.* page size (Slack's recommended maximum)
+HISTORY_SCAN = 2_000  # messages read at most to find the newest of a long thread
+# errors that mean "this workspace/app cannot use chat streaming at all"
+_NO_STREAM = {"not_allowed", "not_allowed_token_type", "feature_not_enabled", "unknown_method",
+              "missing_scope", "team_not_allowed", "method_deprecated", "not_authed"}
+
+
+class SlackConversation:
+    def __init__(
+        self,
+        adapter: "SlackAdapter",
+        *,
+        team: str,
+        channel: str,
+        thread: str | None = None,
+        user: str | None = None,
+        response_url: str | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.client = adapter.client
+        self.team = team
+        self.channel = channel
+        self.thread = thread
+        self.user = user
+        self.response_url = response_url
+        self.workspace = adapter.workspace(team)
+        self.limits = AdaptiveLimits(
+            self.workspace, max_chars=MAX_CHARS, base_interval=adapter.settings.slack_update_interval
+        )
+
+    # --- writing --------------------------------------------------------------------
+
+    async def post(self, text: str, *, ephemeral: bool = False) -> str:
+        body = to_mrkdwn(text)
+        if ephemeral and self.response_url:
+            resp = await AsyncWebhookClient(self.response_url).send(text=body, response_type="ephemeral")
+            if resp.status_code != 200:
+                log.warning("response_url answered %s", resp.status_code)
+            return ""
+        if ephemeral and self.user:
+            await self.client.chat_postEphemeral(channel=self.channel, user=self.user, text=body, thread_ts=self.thread)
+            return ""
+        try:
+            resp = await self.client.chat_postMessage(
+                channel=self.channel, text=body, thread_ts=self.thread, unfurl_links=False, unfurl_media=False
+            )
+        except SlackApiError as exc:
+            # a slash command used where the bot is not a member: answer through the command
+            if self.response_url and exc.response.get("error") in ("not_in_channel", "channel_not_found"):
+                await AsyncWebhookClient(self.response_url).send(text=body, response_type="in_channel")
+                return ""
+            raise
+        self.adapter.joined(self.channel, self.thread or resp["ts"])
+        return resp["ts"]
+
+    async def edit(self, message_id: str, text: str) -> None:
+        await self.client.chat_update(channel=self.channel, ts=message_id, text=to_mrkdwn(text))
+
+    async def open_stream(self) -> "SlackStream":
+        """A native stream in this thread; StreamUnsupported where Slack refuses it."""
+        if not self.workspace.can_stream or not self.thread:
+            raise StreamUnsupported("no native stream here")
+        kwargs = {}
+        if self.user and not self.channel.startswith("D"):  # required when streaming to channels
+            kwargs = {"recipient_team_id": self.team, "recipient_user_id": self.user}
+        try:
+            resp = await self.client.chat_startStream(channel=self.channel, thread_ts=self.thread, **kwargs)
+        except SlackApiError as exc:
+            error = exc.response.get("error", "") if exc.response is not None else ""
+            if error in _NO_STREAM:
+                log.info("workspace %s cannot stream (%s); answers there use post + edits", self.team, error)
+                self.workspace.can_stream = False
+            raise StreamUnsupported(error) from None
+        self.adapter.joined(self.channel, self.thread)
+        self.limits.native = True
+        return SlackStream(self, resp["ts"])
+
+    async def set_status(self, text: str | None) -> None:
+        """The assistant "is thinking…" status under the thread, where Slack offers it."""
+        if not self.thread or not self.workspace.can_set_status:
+            return
+        try:
+            await self.client.assistant_threads_setStatus(channel_id=self.channel, thread_ts=self.thread, status=text or "")
+        except SlackApiError as exc:
+            log.info("assistant status unavailable in %s: %s", self.team, exc.response.get("error"))
+            self.workspace.can_set_status = False
+
+    # --- reading --------------------------------------------------------------------
+
+    async def history(
+        self, *, limit: int, since: datetime | None = None, scope: Literal["thread", "channel"] = "channel"
+    ) -> list[HistoryItem]:
+        """Newest `limit` messages (oldest first) of this thread or channel."""
+        try:
+            if scope == "thread" and self.thread:
+                raw = await self._thread_messages(limit)
+            else:
+                raw = await self._channel_messages(limit, since)
+        except SlackApiError as exc:  # e.g. a missing history scope: answer without context
+            log.warning("reading %s history in %s failed: %s", scope, self.channel, exc.response.get("error"))
+            raw = []
+        names = {}
+        for uid in {m.get("user") for m in raw if m.get("user") and not m.get("bot_id")}:
+            names[uid] = await self.adapter.user_name(uid)
+        items = [self._item(m, names) for m in raw]
+        if since is not None:
+            items = [it for it in items if it.ts >= since]
+        return items[-limit:]
+
+    async def _thread_messages(self, limit: int) -> list[dict]:
+        # replies come oldest first: page through, keep the newest `limit`
+        kept: deque[dict] = deque(maxlen=limit)
+        cursor, seen = None, 0
+        while seen < HISTORY_SCAN:
+            resp = await self.client.conversations_replies(channel=self.channel, ts=self.thread, limit=PAGE, cursor=cursor)
+            msgs = resp.get("messages") or []
+            kept.extend(msgs)
+            seen += len(msgs)
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor or not msgs:
+                break
+        return list(kept)
+
+    async def _channel_messages(self, limit: int, since: datetime | None) -> list[dict]:
+        # history comes newest first: page until `limit`, then reverse
+        out: list[dict] = []
+        cursor = None
+        oldest = f"{since.timestamp():.6f}" if since else None
+        while len(out) < limit:
+            resp = await self.client.conversations_history(
+                channel=self.channel, limit=min(PAGE, limit - len(out)), cursor=cursor, oldest=oldest
+            )
+            msgs = resp.get("messages") or []
+            out.extend(msgs)
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor or not msgs:
+                break
+        return list(reversed(out[:limit]))
+
+    def _item(self, m: dict, names: dict[str, str | None]) -> HistoryItem:
+        me = self.adapter.me
+        is_self = m.get("user") == me.user_id or (me.bot_id is not None and m.get("bot_id") == me.bot_id)
+        ts = m.get("ts", "0")
+        return HistoryItem(
+            user=names.get(m.get("user")) or m.get("user") or m.get("username") or m.get("bot_id") or "unknown",
+            text=clean_text(m.get("text") or "", me.user_id),
+            ts=datetime.fromtimestamp(float(ts), tz=timezone.utc),
+            is_bot=is_self,
+            id=ts,
+            thread=m.get("thread_ts"),
+            reply_count=int(m.get("reply_count") or 0),
+        )
+
+    async def download(self, attachment: Attachment) -> bytes:
+        """The file's bytes, fetched from `url_private` with the bot token; refused
+        (UserError) when too large or not a file Slack hosts."""
+        limit = self.adapter.settings.slack_max_file_mb * 1024 * 1024
+        try:
+            info = (await self.client.files_info(file=attachment.ref))["file"]
+        except SlackApiError:
+            raise UserError(f"I couldn't read the file {attachment.name} (is it still shared here?).") from None
+        name = info.get("name") or attachment.name
+        if info.get("is_external") or info.get("mode") in ("external", "tombstone") or not info.get("url_private"):
+            raise UserError(f"{name} is not a file uploaded to Slack (a link or deleted file), so I can't read it. Upload the file itself.")
+        size = int(info.get("size") or 0)
+        if size > limit:
+            raise UserError(f"{name} is too large ({_mb(size)}); the limit is {_mb(limit)}.")
+        url = info.get("url_private_download") or info["url_private"]
+        headers = {"Authorization": f"Bearer {self.adapter.bot_token}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url, headers=headers) as resp:
+                if resp.status != 200:
+                    raise UserError(f"Slack would not give me {name} (HTTP {resp.status}).")
+                if resp.content_type == "text/html" and "html" not in (info.get("mimetype") or ""):
+                    # Slack serves its login page when the token is not accepted
+                    raise UserError(f"Slack would not give me {name}: the bot lacks the files:read permission.")
+                data = bytearray()
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        raise UserError(f"{name} is too large (over {_mb(limit)}).")
+        return bytes(data)
+
+
+class SlackStream:
+    """One message streamed with chat.appendStream / chat.stopStream (Markdown text)."""
+
+    def __init__(self, conv: SlackConversation, ts: str) -> None:
+        self.conv = conv
+        self.message_id = ts
+
+    async def append(self, delta: str) -> None:
+        await self.conv.client.chat_appendStream(channel=self.conv.channel, ts=self.message_id, markdown_text=delta)
+
+    async def stop(self) -> None:
+        await self.finish("")
+
+    async def finish(self, delta: str) -> None:
+        """The last text and the end of the stream, in one chat.stopStream call."""
+        try:
+            await self.conv.client.chat_stopStream(channel=self.conv.channel, ts=self.message_id,
+                                                   markdown_text=delta or None)
+        finally:
+            self.conv.limits.native = False
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"

@@ -1,0 +1,462 @@
+"""A fake Slack on 127.0.0.1: the Web API and a Socket Mode WebSocket server.
+
+The real `slack_sdk.AsyncWebClient` (base_url) and slack-bolt's `AsyncSocketModeHandler`
+talk to it. Every Web API call is recorded with its arguments (form or JSON bodies, as
+slack_sdk sends them) and its time; every Socket Mode envelope sent is recorded with
+the time its ack came back.
+
+    fake = FakeSlack(); await fake.start()
+    fake.fail("chat.startStream", "not_allowed")         # this workspace cannot stream
+    fake.rate_limit("chat.update", times=1, retry_after=1)
+    env_id = await fake.send_event(payload)              # events_api envelope
+    await fake.wait_acked(env_id)
+    fake.calls_to("chat.postMessage")[0].args["text"]
+
+It runs in the caller's event loop. Rate limits per workspace can also be enforced like
+Slack's tiers (`per_minute={"chat.update": 50}`: a token bucket per method).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+BOT_TOKEN = "xoxb-fake-bot-token"
+APP_TOKEN = "xapp-fake-app-token"
+TEAM = "T0FAKETEAM"
+BOT_USER = "U0BOTUSER"
+BOT_ID = "B0BOTID"
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict
+    at: float
+    status: int = 200
+    ok: bool = True
+
+
+@dataclass
+class Envelope:
+    envelope_id: str
+    type: str
+    payload: dict
+    sent_at: float
+    acked_at: float | None = None
+    ack_payload: Any = None
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    text: str
+    user: str = BOT_USER
+    bot_id: str | None = BOT_ID
+    thread_ts: str | None = None
+    versions: list[str] = field(default_factory=list)
+    streaming: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        d = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text}
+        if self.bot_id:
+            d["bot_id"] = self.bot_id
+        if self.thread_ts:
+            d["thread_ts"] = self.thread_ts
+        d.update(self.extra)
+        return d
+
+
+class FakeSlack:
+    def __init__(self, *, page_size: int = 3, per_minute: dict[str, int] | None = None) -> None:
+        self.calls: list[Call] = []
+        self.envelopes: dict[str, Envelope] = {}
+        self.messages: dict[tuple[str, str], Message] = {}  # (channel, ts)
+        self.ephemeral: list[dict] = []  # chat.postEphemeral and response_url ephemeral posts
+        self.responses: list[dict] = []  # everything posted to a response_url
+        self.files: dict[str, dict] = {}
+        self.users: dict[str, str] = {"U2147483697": "Steve", "U061F7AUR": "Alice", "U0ALICE": "Alice",
+                                      "U0BOB": "Bob", BOT_USER: "aibot"}
+        self.file_bytes: dict[str, bytes] = {}
+        self.downloads: list[dict] = []
+        self.page_size = page_size  # small pages so that cursor paging is exercised
+        self.per_minute = dict(per_minute or {})
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._failures: dict[str, deque] = defaultdict(deque)
+        self._ts = itertools.count(1)
+        self._base_time = 1_700_000_000
+        self._ws: list[web.WebSocketResponse] = []
+        self._ws_ready = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self.rate_limited = 0  # 429s answered
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> "FakeSlack":
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
+        app.router.add_get("/socket", self._socket)
+        app.router.add_get("/files/{file_id}/{name}", self._download)
+        app.router.add_post("/respond/{token}", self._respond)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        for ws in list(self._ws):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- scripting ------------------------------------------------------------------
+
+    def fail(self, method: str, error: str, *, times: int | None = None) -> None:
+        """Answer `method` with `{"ok": false, "error": error}`: always, or the next `times` calls."""
+        if times is None:
+            self._failures[method].append(("always", error))
+        else:
+            self._failures[method].extend([("error", error)] * times)
+
+    def rate_limit(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `times` calls of `method` with 429 and Retry-After."""
+        self._failures[method].extend([("429", retry_after)] * times)
+
+    def add_file(self, *, name: str, content: bytes, mimetype: str = "text/plain", filetype: str = "text", **extra) -> dict:
+        fid = "F" + uuid.uuid4().hex[:10].upper()
+        info = {
+            "id": fid, "name": name, "title": name, "mimetype": mimetype, "filetype": filetype,
+            "size": len(content), "mode": "hosted", "is_external": False,
+            "url_private": f"{self.origin}/files/{fid}/{name}",
+            "url_private_download": f"{self.origin}/files/{fid}/{name}?download=1",
+        }
+        info.update(extra)
+        self.files[fid] = info
+        self.file_bytes[fid] = content
+        return info
+
+    def add_message(self, channel: str, text: str, *, user: str = "U0ALICE", thread_ts: str | None = None,
+                    bot: bool = False, ts: str | None = None) -> Message:
+        """A message already in the channel (for history and thread context)."""
+        ts = ts or self.next_ts()
+        msg = Message(channel, ts, text, user=user, bot_id=BOT_ID if bot else None, thread_ts=thread_ts, versions=[text])
+        self.messages[(channel, ts)] = msg
+        return msg
+
+    def deliver(self, event_callback: dict) -> None:
+        """Store the message an event is about, as Slack has it before telling the app."""
+        ev = event_callback.get("event") or {}
+        if ev.get("type") in ("message", "app_mention") and ev.get("ts") and ev.get("channel") and not ev.get("subtype", "").startswith("message_"):
+            key = (ev["channel"], ev["ts"])
+            if key not in self.messages:
+                self.messages[key] = Message(ev["channel"], ev["ts"], ev.get("text", ""), user=ev.get("user", ""),
+                                             bot_id=ev.get("bot_id"), thread_ts=ev.get("thread_ts"),
+                                             versions=[ev.get("text", "")])
+
+    def response_url(self) -> str:
+        return f"{self.origin}/respond/{uuid.uuid4().hex[:12]}"
+
+    def next_ts(self) -> str:
+        return f"{self._base_time + next(self._ts)}.{next(self._ts):06d}"
+
+    # --- queries --------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method and c.status == 200]
+
+    def bot_messages(self, channel: str | None = None) -> list[Message]:
+        return [m for m in self.messages.values() if m.bot_id == BOT_ID and (channel is None or m.channel == channel)]
+
+    async def wait_for(self, predicate, *, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out waiting for the fake Slack")
+            await asyncio.sleep(0.01)
+
+    # --- Socket Mode ----------------------------------------------------------------
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._ws_ready.wait(), timeout)
+
+    async def send_envelope(self, type_: str, payload: dict, *, retry_attempt: int = 0) -> str:
+        await self.wait_connected()
+        env_id = str(uuid.uuid4())
+        body = {"envelope_id": env_id, "payload": payload, "type": type_,
+                "accepts_response_payload": type_ != "events_api",
+                "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else ""}
+        self.envelopes[env_id] = Envelope(env_id, type_, payload, time.monotonic())
+        await self._ws[-1].send_str(json.dumps(body))
+        return env_id
+
+    async def send_event(self, event_callback: dict, *, retry_attempt: int = 0) -> str:
+        self.deliver(event_callback)
+        return await self.send_envelope("events_api", event_callback, retry_attempt=retry_attempt)
+
+    async def send_command(self, command_payload: dict) -> str:
+        return await self.send_envelope("slash_commands", command_payload)
+
+    async def wait_acked(self, env_id: str, timeout: float = 5.0) -> Envelope:
+        await self.wait_for(lambda: self.envelopes[env_id].acked_at is not None, timeout=timeout)
+        return self.envelopes[env_id]
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._ws.append(ws)
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1,
+                                      "debug_info": {"host": "fake", "approximate_connection_time": 18060}}))
+        self._ws_ready.set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    data = json.loads(msg.data)
+                except ValueError:
+                    continue
+                env = self.envelopes.get(data.get("envelope_id", ""))
+                if env is not None and env.acked_at is None:
+                    env.acked_at = time.monotonic()
+                    env.ack_payload = data.get("payload")
+        finally:
+            self._ws.remove(ws)
+            if not self._ws:
+                self._ws_ready.clear()
+        return ws
+
+    # --- Web API --------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        raw = await request.read()
+        ctype = request.headers.get("Content-Type", "")
+        if "json" in ctype:
+            args = json.loads(raw or b"{}")
+        else:
+            args = dict(parse_qsl(raw.decode()))
+        args.update(dict(request.query))
+        auth = request.headers.get("Authorization", "")
+        call = Call(method, args, time.monotonic())
+        self.calls.append(call)
+        token = auth.removeprefix("Bearer ").strip() or args.get("token", "")
+        expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
+        if token != expected:
+            call.ok = False
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        scripted = self._scripted(method)
+        if scripted is not None:
+            kind, value = scripted
+            if kind == "429":
+                call.status = 429
+                self.rate_limited += 1
+                return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                         headers={"Retry-After": str(value)})
+            call.ok = False
+            return web.json_response({"ok": False, "error": value})
+        wait = self._take(method)
+        if wait:
+            call.status = 429
+            self.rate_limited += 1
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": str(math.ceil(wait))})
+        handler = getattr(self, "m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        result = handler(args)
+        if not result.get("ok", True):
+            call.ok = False
+        return web.json_response({"ok": True, **result} if "ok" not in result else result)
+
+    def _take(self, method: str) -> float:
+        """Slack's per-workspace tiers as a token bucket: a minute's worth of calls may
+        come in a burst, then they refill at `per_minute / 60` per second. Returns 0 when
+        the call may go, else the seconds until it could."""
+        limit = self.per_minute.get(method)
+        if limit is None:
+            return 0.0
+        now = time.monotonic()
+        tokens, last = self._buckets.get(method, (float(limit), now))
+        tokens = min(float(limit), tokens + (now - last) * limit / 60.0)
+        if tokens < 1.0:
+            self._buckets[method] = (tokens, now)
+            return (1.0 - tokens) * 60.0 / limit
+        self._buckets[method] = (tokens - 1.0, now)
+        return 0.0
+
+    def _scripted(self, method: str):
+        q = self._failures.get(method)
+        if not q:
+            return None
+        item = q[0]
+        if item[0] == "always":
+            return ("error", item[1])
+        q.popleft()
+        return item
+
+    def _msg(self, args: dict) -> Message | None:
+        return self.messages.get((args.get("channel", ""), args.get("ts", "")))
+
+    def m_auth_test(self, args):
+        return {"url": "https://fake.slack.com/", "team": "Fake Team", "user": "aibot", "team_id": TEAM,
+                "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
+
+    def m_apps_connections_open(self, args):
+        return {"url": f"ws://127.0.0.1:{self.port}/socket?ticket={uuid.uuid4().hex}"}
+
+    def _post(self, args, *, text_key="text") -> Message:
+        text = args.get(text_key) or args.get("markdown_text") or ""
+        ts = self.next_ts()
+        msg = Message(args["channel"], ts, text, thread_ts=args.get("thread_ts") or None, versions=[text])
+        self.messages[(msg.channel, ts)] = msg
+        return msg
+
+    def m_chat_postMessage(self, args):
+        if not args.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        text = args.get("text") or args.get("markdown_text") or ""
+        if len(text) > 4000:
+            return {"ok": False, "error": "msg_too_long"}
+        msg = self._post(args)
+        return {"channel": msg.channel, "ts": msg.ts, "message": msg.as_json()}
+
+    def m_chat_update(self, args):
+        msg = self._msg(args)
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        text = args.get("text") or args.get("markdown_text") or ""
+        if len(text) > 4000:
+            return {"ok": False, "error": "msg_too_long"}
+        msg.text = text
+        msg.versions.append(text)
+        return {"channel": msg.channel, "ts": msg.ts, "text": text}
+
+    def m_chat_postEphemeral(self, args):
+        self.ephemeral.append(dict(args))
+        return {"message_ts": self.next_ts()}
+
+    def _chunk_text(self, args) -> str:
+        text = args.get("markdown_text") or ""
+        for chunk in args.get("chunks") or []:
+            if isinstance(chunk, dict) and chunk.get("type") == "markdown_text":
+                text += chunk.get("text", "")
+        return text
+
+    def m_chat_startStream(self, args):
+        if not args.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        text = self._chunk_text(args)
+        ts = self.next_ts()
+        msg = Message(args["channel"], ts, text, thread_ts=args["thread_ts"], versions=[text] if text else [],
+                      streaming=True)
+        self.messages[(msg.channel, ts)] = msg
+        return {"channel": msg.channel, "ts": ts}
+
+    def m_chat_appendStream(self, args):
+        msg = self._msg(args)
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not msg.streaming:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        text = self._chunk_text(args)
+        if len(text) > 12_000:
+            return {"ok": False, "error": "msg_too_long"}
+        msg.text += text
+        msg.versions.append(msg.text)
+        return {"channel": msg.channel, "ts": msg.ts}
+
+    def m_chat_stopStream(self, args):
+        msg = self._msg(args)
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not msg.streaming:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        text = self._chunk_text(args)
+        if text:
+            msg.text += text
+            msg.versions.append(msg.text)
+        msg.streaming = False
+        return {"channel": msg.channel, "ts": msg.ts, "message": msg.as_json()}
+
+    def m_assistant_threads_setStatus(self, args):
+        return {}
+
+    def _page(self, items: list[Message], args) -> dict:
+        limit = min(int(args.get("limit") or 100), self.page_size)
+        start = int(args.get("cursor") or 0)
+        page = items[start : start + limit]
+        more = start + limit < len(items)
+        return {"messages": [m.as_json() for m in page], "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+    def m_conversations_replies(self, args):
+        ch, ts = args.get("channel", ""), args.get("ts", "")
+        items = [m for m in self.messages.values() if m.channel == ch and (m.ts == ts or m.thread_ts == ts)]
+        if not items:
+            return {"ok": False, "error": "thread_not_found"}
+        items.sort(key=lambda m: float(m.ts))  # oldest first, the parent first
+        return self._page(items, args)
+
+    def m_conversations_history(self, args):
+        ch = args.get("channel", "")
+        oldest = float(args.get("oldest") or 0)
+        items = [m for m in self.messages.values()
+                 if m.channel == ch and (m.thread_ts is None or m.thread_ts == m.ts) and float(m.ts) > oldest]
+        items.sort(key=lambda m: float(m.ts), reverse=True)  # newest first, like Slack
+        return self._page(items, args)
+
+    def m_users_info(self, args):
+        uid = args.get("user", "")
+        if uid not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        name = self.users[uid]
+        return {"user": {"id": uid, "team_id": TEAM, "name": name.lower(), "real_name": f"{name} Example",
+                         "profile": {"display_name": name, "real_name": f"{name} Example"}}}
+
+    def m_files_info(self, args):
+        info = self.files.get(args.get("file", ""))
+        if info is None:
+            return {"ok": False, "error": "file_not_found"}
+        return {"file": info}
+
+    async def _download(self, request: web.Request) -> web.Response:
+        fid = request.match_info["file_id"]
+        auth = request.headers.get("Authorization", "")
+        self.downloads.append({"file": fid, "authorization_ok": auth == f"Bearer {BOT_TOKEN}"})
+        if auth != f"Bearer {BOT_TOKEN}":
+            # Slack answers an unauthenticated file request with its HTML login page
+            return web.Response(text="<html>sign in</html>", content_type="text/html")
+        if fid not in self.file_bytes:
+            return web.Response(status=404)
+        return web.Response(body=self.file_bytes[fid], content_type=self.files[fid]["mimetype"])
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        body["_at"] = time.monotonic()
+        self.responses.append(body)
+        if body.get("response_type", "ephemeral") == "ephemeral":
+            self.ephemeral.append(body)
+        return web.Response(text="ok")

@@ -1,0 +1,21 @@
+"""The Slack app manifest in the repo asks for what the adapter uses: every command the
+issue lists, the message events it handles, the scopes those need, Socket Mode."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+MANIFEST = Path(__file__).resolve().parent.parent / "deploy" / "slack-manifest.yaml"
+
+
+def test_manifest_declares_commands_events_scopes_and_socket_mode():
+    m = yaml.safe_load(MANIFEST.read_text())
+    commands = {c["command"] for c in m["features"]["slash_commands"]}
+    assert {"/summarize", "/ask", "/kb", "/digest", "/agent", "/ai-stats", "/help"} <= commands
+    events = set(m["settings"]["event_subscriptions"]["bot_events"])
+    assert {"app_mention", "message.im", "message.channels"} <= events
+    scopes = set(m["oauth_config"]["scopes"]["bot"])
+    assert {"app_mentions:read", "chat:write", "commands", "files:read", "im:history", "channels:history",
+            "assistant:write"} <= scopes
+    assert m["settings"]["socket_mode_enabled"] is True

@@ -1,0 +1,55 @@
+"""Native streams in the renderer: the first words show as soon as there is a whole word
+(not one update interval later), and a stream offering `finish` gets the last text and
+the stop in one platform call."""
+from __future__ import annotations
+
+import asyncio
+
+from bot.surface import Limits
+from patterns.streaming import render_stream
+from tests.harness import RecordingStream, StreamingConversation
+
+
+async def test_first_whole_word_is_shown_without_waiting_a_full_interval():
+    conv = StreamingConversation(limits=Limits(max_chars=4_000, update_interval=30.0, max_updates=100))
+    shown_after_second_token = asyncio.Event()
+
+    async def tokens():
+        yield "Hello"  # no word boundary yet: nothing can be shown
+        await asyncio.sleep(0.05)
+        yield " world"
+        await asyncio.sleep(0.3)
+        if conv.messages and conv.messages[0].text:
+            shown_after_second_token.set()
+        yield " again."
+
+    rendered = await asyncio.wait_for(render_stream(tokens(), conv), 5)
+    assert shown_after_second_token.is_set()  # "Hello " was visible before the answer ended
+    assert conv.messages[0].versions[0] == "Hello "
+    assert conv.messages[0].text == "Hello world again." and rendered.error is None
+
+
+class FinishingStream(RecordingStream):
+    async def finish(self, delta: str) -> None:
+        await self.append(delta)
+        self.conv.calls[-1] = ("finish", self.message_id)
+        self.stopped = True
+
+
+class FinishingConversation(StreamingConversation):
+    async def open_stream(self) -> FinishingStream:
+        stream = await super().open_stream()
+        return FinishingStream(self, stream.message_id)
+
+
+async def test_last_text_and_stop_go_in_one_call_when_the_stream_can_finish():
+    conv = FinishingConversation(limits=Limits(max_chars=4_000, update_interval=30.0, max_updates=100))
+
+    async def tokens():
+        yield "Hello "
+        await asyncio.sleep(0.05)
+        yield "world."
+
+    await render_stream(tokens(), conv)
+    assert conv.messages[0].text == "Hello world."
+    assert [kind for kind, _ in conv.calls] == ["start", "append", "finish"]
