@@ -67,11 +67,12 @@ def metrics(ranked: list[int], rel: dict[int, int]) -> tuple[float, float, float
     return (dcg / idcg if idcg else 0.0), recall, mrr
 
 
-async def run(data: Path, database_url: str | None, modes: list[str]) -> dict:
+async def run(data: Path, database_url: str | None, modes: list[str], data_dir: Path | None = None) -> dict:
     docs = parse_docs(data / "cran.all.1400")
     queries = parse_queries(data / "cran.qry")
     qrels = parse_qrels(data / "cranqrel")
-    settings = Settings(_env_file=None, data_dir=Path(tempfile.mkdtemp(prefix="aibot-cran-")), database_url=database_url)
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="aibot-cran-"))
+    settings = Settings(_env_file=None, data_dir=data_dir, database_url=database_url)
     out: dict = {"documents": len(docs), "queries": len(queries)}
     async with await App.open(settings) as app:
         kb = app.services.kb
@@ -79,6 +80,9 @@ async def run(data: Path, database_url: str | None, modes: list[str]) -> dict:
         names = {}
         chunks = 0
         for num, (title, abstract) in sorted(docs.items()):
+            if not (title or abstract).strip():
+                out.setdefault("skipped_empty", []).append(num)  # a few records have no text at all
+                continue
             body = f"# {title or 'untitled'}\n\n{abstract or title}\n".encode()
             res = await kb.ingest(tenant=TENANT, name=f"cran-{num:04d}.md", data=body, added_by="bench")
             names[res.document_id] = num
@@ -114,8 +118,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--database-url", default=None, help="default: a fresh embedded server")
     ap.add_argument("--modes", default="dense,fulltext,hybrid")
+    ap.add_argument("--data-dir", type=Path, default=None, help="keep the embedded database here (a rerun skips re-embedding: same content)")
     args = ap.parse_args()
-    result = asyncio.run(run(args.data, args.database_url, args.modes.split(",")))
+    result = asyncio.run(run(args.data, args.database_url, args.modes.split(","), args.data_dir))
     print(json.dumps(result, indent=2))
 
 

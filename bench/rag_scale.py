@@ -51,7 +51,7 @@ async def load(app, rng, centres, per_tenant: int, noise: float) -> None:
         doc_ids = {}
         for t, _ in tenants:
             doc_ids[t] = (await conn.execute(text(
-                "INSERT INTO kb_documents (tenant, name, content_hash, size_bytes, kind) VALUES (:t, 'synthetic.txt', md5(:t) || md5(:t), 0, 'txt') RETURNING id"
+                "INSERT INTO kb_documents (tenant, name, content_hash, size_bytes, kind) VALUES (:t, 'synthetic.txt', repeat('0', 64), 0, 'txt') RETURNING id"
             ), {"t": t})).scalar()
     raw = await engine.raw_connection()
     try:

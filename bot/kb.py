@@ -34,6 +34,10 @@ from bot.knowledge import Passage
 log = logging.getLogger(__name__)
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
+# Full-text counts half as much as dense in the fusion, both lists 100 deep: the best of the
+# settings tried on Cranfield (README, "Knowledge base" benchmarks).
+FULLTEXT_WEIGHT = 0.5
+FUSION_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,25 @@ class KnowledgeStore:
         if not query.strip():
             return []
         [qv] = await self.embedder.embed([query])
-        return await self.search_vector(tenant=tenant, query=query, vector=qv, k=k, channel=channel)
+        found = await self.search_vector(tenant=tenant, query=query, vector=qv, k=k, channel=channel)
+        if not found:
+            await self._check_model(tenant)
+        return found
+
+    async def _check_model(self, tenant: str) -> None:
+        """Nothing found: say so if the stored vectors come from another embedding model."""
+        async with self.db.engine.connect() as conn:
+            other = (
+                await conn.execute(
+                    text("SELECT model FROM kb_chunks WHERE tenant = :t AND (model <> :m OR dim <> :d) LIMIT 1"),
+                    dict(t=tenant, m=self.embedder.model, d=self.embedder.dim),
+                )
+            ).scalar()
+        if other is not None:
+            raise UserError(
+                f"The knowledge base was indexed with the embedding model {other}, not {self.embedder.model}: "
+                "an admin should run `aibot kb reembed` after changing AIBOT_EMBEDDING_MODEL."
+            )
 
     async def search_vector(
         self, *, tenant: str, query: str, vector: list[float], k: int = 5, channel: str | None = None,
@@ -207,7 +229,7 @@ class KnowledgeStore:
         q = vector_literal(vector)
         params = dict(tenant=tenant, channel=channel, q=q, model=self.embedder.model, query=query)
         where = f"c.tenant = :tenant AND {_scope('c', channel)} AND c.dim = {dim} AND c.model = :model"
-        depth = k if mode == "dense" else max(k * 4, 20)
+        depth = k if mode != "hybrid" else max(k, FUSION_DEPTH)
         async with self.db.engine.begin() as conn:
             ranked: list[list[int]] = []
             sims: dict[int, float] = {}
@@ -241,7 +263,7 @@ class KnowledgeStore:
                             FROM kb_chunks c,
                                  (SELECT CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery) AS tq) q
                             WHERE {where} AND c.tsv @@ q.tq
-                            ORDER BY ts_rank_cd(c.tsv, q.tq) DESC, c.id LIMIT :depth
+                            ORDER BY ts_rank(c.tsv, q.tq) DESC, c.id LIMIT :depth
                             """
                         ),
                         {**params, "depth": depth},
@@ -249,7 +271,7 @@ class KnowledgeStore:
                 ).all()
                 ranked.append([r[0] for r in rows])
                 sims.update({r[0]: float(r[1]) for r in rows})
-            ids = _fuse(ranked)[:k]
+            ids = _fuse(ranked, [1.0, FULLTEXT_WEIGHT])[:k]
             if not ids:
                 return []
             rows = (
@@ -351,15 +373,14 @@ def _scope(alias: str, channel: str | None) -> str:
     return f"({alias}.channel IS NULL OR {alias}.channel = :channel)"
 
 
-def _fuse(rankings: list[list[int]]) -> list[int]:
-    """Reciprocal rank fusion of ranked id lists (a single list is returned as is)."""
-    rankings = [r for r in rankings if r]
-    if len(rankings) <= 1:
-        return rankings[0] if rankings else []
+def _fuse(rankings: list[list[int]], weights: list[float]) -> list[int]:
+    """Weighted reciprocal rank fusion of ranked id lists (one list is returned as is)."""
+    if len(rankings) == 1:
+        return rankings[0]
     score: dict[int, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights):
         for rank, cid in enumerate(ranking, start=1):
-            score[cid] = score.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+            score[cid] = score.get(cid, 0.0) + weight / (RRF_K + rank)
     return sorted(score, key=lambda c: (-score[c], c))
 
 

@@ -123,7 +123,11 @@ class Rag:
         question = msg.text.strip()
         if not question or msg.attachments or not await self.store.has_documents(msg.tenant):
             return False
-        passages = await self.relevant(tenant=msg.tenant, question=question, channel=msg.channel)
+        try:
+            passages = await self.relevant(tenant=msg.tenant, question=question, channel=msg.channel)
+        except UserError as exc:  # e.g. vectors of another model: chat still answers
+            log.warning("knowledge base not usable for %s: %s", msg.tenant, exc.user_message)
+            return False
         if not passages or passages[0].score < self.settings.kb_strong_score:
             return False
         self._recent[_key(msg)] = passages

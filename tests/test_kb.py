@@ -234,3 +234,27 @@ async def test_without_a_model_ask_returns_the_best_passages(tmp_path, database_
         reply = (await bot.send("/ask how do I rotate an API key?"))[0]
     assert reply.startswith("No language model is configured, so here are the best passages:")
     assert "[1] **handbook.md, § Security > API keys**" in reply
+
+
+async def test_reembed_rebuilds_vectors_after_a_model_change(app, fake_llm):
+    import openai
+
+    from bot.embeddings import OpenAIEmbedder
+    from bot.errors import UserError
+    from bot.kb import KnowledgeStore
+
+    result = await app.services.kb.ingest(tenant="T1", name="handbook.md", data=HANDBOOK, added_by="alice")
+    client = openai.AsyncOpenAI(base_url=fake_llm.base_url, api_key="sk-test")
+    embedder = OpenAIEmbedder(client=client, model="fake-embed", dimensions=256)
+    store = KnowledgeStore(db=app.services.db, embedder=embedder, settings=app.settings)
+    with pytest.raises(UserError, match="aibot kb reembed"):
+        await store.search(tenant="T1", query="refund within 30 days of purchase", k=1)
+
+    assert await store.reembed() == result.chunks
+    found = await store.search(tenant="T1", query="refund within 30 days of purchase", k=1)
+    assert found[0].heading == "Billing > Refunds"
+    async with app.services.db.engine.connect() as conn:
+        models = (await conn.execute(text("SELECT DISTINCT model, dim FROM kb_chunks"))).all()
+        index = (await conn.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_kb_chunks_embedding_256'"))).scalar()
+    assert models == [("fake-embed", 256)] and index == 1
+    await client.close()
