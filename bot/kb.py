@@ -259,11 +259,15 @@ class KnowledgeStore:
                     await conn.execute(
                         text(
                             f"""
-                            SELECT c.id, 1 - (c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})))
-                            FROM kb_chunks c,
-                                 (SELECT CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery) AS tq) q
-                            WHERE {where} AND c.tsv @@ q.tq
-                            ORDER BY ts_rank(c.tsv, q.tq) DESC, c.id LIMIT :depth
+                            WITH hits AS MATERIALIZED (
+                                SELECT c.id, ts_rank(c.tsv, q.tq) AS rank
+                                FROM kb_chunks c,
+                                     (SELECT CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery) AS tq) q
+                                WHERE {where} AND c.tsv @@ q.tq
+                                ORDER BY rank DESC, c.id LIMIT :depth
+                            )
+                            SELECT h.id, 1 - (c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})))
+                            FROM hits h JOIN kb_chunks c ON c.id = h.id ORDER BY h.rank DESC, h.id
                             """
                         ),
                         {**params, "depth": depth},

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections import OrderedDict
@@ -174,9 +175,11 @@ async def ingest_files(ctx, msg: Incoming) -> str:
 
 
 def _paste_name(text: str) -> str:
+    """Named after its first line, plus a short content hash: two different pastes that
+    start alike must not replace each other."""
     first = next((ln.strip(" #*") for ln in text.splitlines() if ln.strip()), "note")
     first = re.sub(r"[^\w\s.,()-]", "", first)[:60].strip() or "note"
-    return f"{first}.md"
+    return f"{first} ({hashlib.sha256(text.encode()).hexdigest()[:6]}).md"
 
 
 KB_USAGE = "/kb add [text] | /kb list | /kb remove <id> | /kb search <question>"
