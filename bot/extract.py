@@ -79,14 +79,17 @@ def _mb(n: int) -> str:
 
 
 def _decode(name: str, data: bytes) -> str:
-    for enc in ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",):
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         try:
-            return data.decode(enc)
+            return data.decode("utf-16")
         except UnicodeDecodeError:
-            continue
-    if b"\x00" in data[:4096]:
-        raise UserError(f"{name} is not a text file (it looks binary).")
-    return data.decode("latin-1")  # legacy 8-bit text: readable rather than refused
+            pass
+    elif b"\x00" not in data[:4096]:
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return data.decode("latin-1")  # legacy 8-bit text: readable rather than refused
+    raise UserError(f"{name} is not a text file (it looks binary).")
 
 
 # ----------------------------------------------------------------------------- text

@@ -154,10 +154,12 @@ async def test_channel_scoped_documents_stay_in_their_channel(app):
 
 async def test_ask_streams_an_answer_from_numbered_sources_and_cites_them(bot, app, fake_llm):
     await upload(bot, {"handbook.md": HANDBOOK, "notes.txt": b"The office wifi password is changed every Monday."})
+    fake_llm.tokens_per_second = 300
     fake_llm.enqueue("Press Rotate in the admin console under Keys [1]; the old key works for 24 hours [1].")
     replies = await bot.send("/ask how do I rotate an API key?")
     answer = replies[-1]
     assert answer.startswith("Press Rotate")
+    assert len(bot.last.messages[-1].versions) > 2  # it appeared progressively (streamed)
     assert "**Sources**\n[1] handbook.md, § Security > API keys" in answer
 
     prompt = fake_llm.chat_requests[-1]["messages"][-1]["content"]
@@ -258,3 +260,10 @@ async def test_reembed_rebuilds_vectors_after_a_model_change(app, fake_llm):
         index = (await conn.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_kb_chunks_embedding_256'"))).scalar()
     assert models == [("fake-embed", 256)] and index == 1
     await client.close()
+
+
+async def test_ask_without_a_question_explains_itself(bot, fake_llm):
+    assert (await bot.send("/ask"))[0].startswith("Ask a question after /ask")
+    help_text = (await bot.send("/help"))[0]
+    assert "/ask <question>" in help_text and "/kb add [text]" in help_text
+    assert fake_llm.chat_requests == []
