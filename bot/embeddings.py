@@ -84,10 +84,12 @@ class LocalEmbedder:
         return vecs.tolist()
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        async with self._gate:
-            return await asyncio.to_thread(self.encode, texts)
+        out: list[list[float]] = []
+        # A large document is encoded in slices so a question's embedding can go in between.
+        for i in range(0, len(texts), self.batch_size * 4):
+            async with self._gate:
+                out += await asyncio.to_thread(self.encode, texts[i : i + self.batch_size * 4])
+        return out
 
     async def ensure_loaded(self) -> None:
         await asyncio.to_thread(_load_local, self.model)
