@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import PurePath
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from bot.chunking import Chunk, chunk
 from bot.config import Settings
@@ -38,6 +39,7 @@ RRF_K = 60  # the usual reciprocal-rank-fusion constant
 # settings tried on Cranfield (README, "Knowledge base" benchmarks).
 FULLTEXT_WEIGHT = 0.5
 FUSION_DEPTH = 100
+FULLTEXT_BUDGET_MS = 150
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class KnowledgeStore:
         self.embedder = embedder
         self.settings = settings
         self.hybrid = settings.kb_hybrid
+        self.fulltext_budget_ms = FULLTEXT_BUDGET_MS
         self._indexed_dims: set[int] = {384}
         self._index_lock = asyncio.Lock()
 
@@ -255,24 +258,7 @@ class KnowledgeStore:
                 ranked.append([r[0] for r in rows])
                 sims.update({r[0]: 1.0 - float(r[1]) for r in rows})
             if mode in ("fulltext", "hybrid"):
-                rows = (
-                    await conn.execute(
-                        text(
-                            f"""
-                            WITH hits AS MATERIALIZED (
-                                SELECT c.id, ts_rank(c.tsv, q.tq) AS rank
-                                FROM kb_chunks c,
-                                     (SELECT CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery) AS tq) q
-                                WHERE {where} AND c.tsv @@ q.tq
-                                ORDER BY rank DESC, c.id LIMIT :depth
-                            )
-                            SELECT h.id, 1 - (c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})))
-                            FROM hits h JOIN kb_chunks c ON c.id = h.id ORDER BY h.rank DESC, h.id
-                            """
-                        ),
-                        {**params, "depth": depth},
-                    )
-                ).all()
+                rows = await self._fulltext(conn, where, dim, {**params, "depth": depth}, budget=mode == "hybrid")
                 ranked.append([r[0] for r in rows])
                 sims.update({r[0]: float(r[1]) for r in rows})
             ids = _fuse(ranked, [1.0, FULLTEXT_WEIGHT])[:k]
@@ -296,6 +282,38 @@ class KnowledgeStore:
                     score=sims.get(i, 0.0), heading=by_id[i][4], page=by_id[i][5])
             for i in ids if i in by_id
         ]
+
+    async def _fulltext(self, conn, where: str, dim: int, params: dict, *, budget: bool) -> list:
+        """Full-text ranking. In hybrid mode it gets FULLTEXT_BUDGET_MS: on a very large
+        knowledge base an OR query matches most chunks and ranking them all takes long, so
+        past the budget the answer is dense-only rather than slow (see README)."""
+        sql = text(
+            f"""
+            WITH hits AS MATERIALIZED (
+                SELECT c.id, ts_rank(c.tsv, q.tq) AS rank
+                FROM kb_chunks c,
+                     (SELECT CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery) AS tq) q
+                WHERE {where} AND c.tsv @@ q.tq
+                ORDER BY rank DESC, c.id LIMIT :depth
+            )
+            SELECT h.id, 1 - (c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})))
+            FROM hits h JOIN kb_chunks c ON c.id = h.id ORDER BY h.rank DESC, h.id
+            """
+        )
+        if not budget:
+            return (await conn.execute(sql, params)).all()
+        try:
+            async with conn.begin_nested():
+                before = (await conn.execute(text("SELECT current_setting('statement_timeout')"))).scalar()
+                await conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(self.fulltext_budget_ms)})
+                rows = (await conn.execute(sql, params)).all()
+                await conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": before})
+                return rows
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "57014":  # query_canceled
+                raise
+            log.info("full-text part of a search exceeded %d ms; dense results only", self.fulltext_budget_ms)
+            return []
 
     # ------------------------------------------------------------------ management
 
