@@ -111,7 +111,7 @@ async def run(args) -> dict:
             from bench.rag_cranfield import DEFAULT_DATA, parse_docs, parse_queries
 
             texts = [f"{t}. {a}" for t, a in parse_docs(DEFAULT_DATA / "cran.all.1400").values() if (t or a).strip()]
-            queries_text = parse_queries(DEFAULT_DATA / "cran.qry")
+            queries_text = parse_queries(DEFAULT_DATA / "cran.qry")[: args.text_queries]
         await load(app, rng, centres, args.per_tenant, args.noise, texts)
         out["load_seconds"] = round(time.perf_counter() - t, 1)
         out["index_build_seconds"] = round(await build_index(app, args.m, args.efc), 1)
@@ -169,6 +169,7 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.06, help="per-dimension noise around a centre")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cranfield-text", action="store_true", help="give the chunks Cranfield text and time full-text/hybrid too")
+    ap.add_argument("--text-queries", type=int, default=30, help="Cranfield queries timed in full-text/hybrid mode")
     ap.add_argument("--database-url", default=None, help="default: a fresh embedded server")
     args = ap.parse_args()
     print(json.dumps(asyncio.run(run(args)), indent=2))

@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import PurePath
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
 from bot.chunking import Chunk, chunk
 from bot.config import Settings
@@ -35,11 +34,12 @@ from bot.knowledge import Passage
 log = logging.getLogger(__name__)
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
-# Full-text counts half as much as dense in the fusion, both lists 100 deep: the best of the
-# settings tried on Cranfield (README, "Knowledge base" benchmarks).
-FULLTEXT_WEIGHT = 0.5
+# Hybrid: the dense top-100 (HNSW) re-ranked by reciprocal rank fusion with the full-text
+# rank of those same candidates. On Cranfield this is as good as fusing with a full-text
+# search of the whole tenant (0.407 vs 0.406 nDCG@10) and it stays fast at any size: only
+# 100 rows are ranked by ts_rank (README, "Knowledge base" benchmarks).
 FUSION_DEPTH = 100
-FULLTEXT_BUDGET_MS = 150
+FULLTEXT_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,6 @@ class KnowledgeStore:
         self.embedder = embedder
         self.settings = settings
         self.hybrid = settings.kb_hybrid
-        self.fulltext_budget_ms = FULLTEXT_BUDGET_MS
         self._indexed_dims: set[int] = {384}
         self._index_lock = asyncio.Lock()
 
@@ -236,7 +235,7 @@ class KnowledgeStore:
         async with self.db.engine.begin() as conn:
             ranked: list[list[int]] = []
             sims: dict[int, float] = {}
-            if mode in ("dense", "hybrid"):
+            if mode in ("dense", "hybrid"):  # hybrid: dense candidates, re-ranked below
                 await conn.execute(
                     text("SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)"),
                     {"ef": str(max(self.settings.kb_ef_search, depth))},
@@ -257,8 +256,11 @@ class KnowledgeStore:
                 ).all()
                 ranked.append([r[0] for r in rows])
                 sims.update({r[0]: 1.0 - float(r[1]) for r in rows})
-            if mode in ("fulltext", "hybrid"):
-                rows = await self._fulltext(conn, where, dim, {**params, "depth": depth}, budget=mode == "hybrid")
+            if mode == "hybrid" and ranked[0]:
+                rows = await self._fulltext(conn, "c.id = ANY(:ids)", dim, {**params, "ids": ranked[0], "depth": depth})
+                ranked.append([r[0] for r in rows])
+            elif mode == "fulltext":
+                rows = await self._fulltext(conn, where, dim, {**params, "depth": depth})
                 ranked.append([r[0] for r in rows])
                 sims.update({r[0]: float(r[1]) for r in rows})
             ids = _fuse(ranked, [1.0, FULLTEXT_WEIGHT])[:k]
@@ -283,10 +285,9 @@ class KnowledgeStore:
             for i in ids if i in by_id
         ]
 
-    async def _fulltext(self, conn, where: str, dim: int, params: dict, *, budget: bool) -> list:
-        """Full-text ranking. In hybrid mode it gets FULLTEXT_BUDGET_MS: on a very large
-        knowledge base an OR query matches most chunks and ranking them all takes long, so
-        past the budget the answer is dense-only rather than slow (see README)."""
+    async def _fulltext(self, conn, where: str, dim: int, params: dict) -> list:
+        """(id, cosine similarity) of the chunks matching any of the query's lexemes, best
+        `ts_rank` first."""
         sql = text(
             f"""
             WITH hits AS MATERIALIZED (
@@ -300,20 +301,7 @@ class KnowledgeStore:
             FROM hits h JOIN kb_chunks c ON c.id = h.id ORDER BY h.rank DESC, h.id
             """
         )
-        if not budget:
-            return (await conn.execute(sql, params)).all()
-        try:
-            async with conn.begin_nested():
-                before = (await conn.execute(text("SELECT current_setting('statement_timeout')"))).scalar()
-                await conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(self.fulltext_budget_ms)})
-                rows = (await conn.execute(sql, params)).all()
-                await conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": before})
-                return rows
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "57014":  # query_canceled
-                raise
-            log.info("full-text part of a search exceeded %d ms; dense results only", self.fulltext_budget_ms)
-            return []
+        return (await conn.execute(sql, params)).all()
 
     # ------------------------------------------------------------------ management
 
