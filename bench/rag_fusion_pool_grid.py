@@ -1,10 +1,23 @@
-import asyncio, sys, json
+"""The measurement behind the hybrid design: full-text rank computed only over the dense
+top-100 candidates, fused by RRF (constant k, full-text weight w), on Cranfield.
+
+Run `bench/rag_cranfield.py --data-dir DIR` first, then:
+
+    .venv/bin/python bench/rag_fusion_pool_grid.py DIR > bench/results/rag_fusion_pool.txt
+
+Lines: `pool <ts_rank normalization: r0 = 0, r1 = 1> <k> <w> [nDCG@10, recall@10, MRR]`.
+"""
+import asyncio
+import sys
 from pathlib import Path
-sys.path.insert(0, "/work/wt/kb")
-from sqlalchemy import text
-from bench.rag_cranfield import *
-from bot.app import App
-from bot.config import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import text  # noqa: E402
+
+from bench.rag_cranfield import DEFAULT_DATA, metrics, parse_docs, parse_queries, parse_qrels  # noqa: E402
+from bot.app import App  # noqa: E402
+from bot.config import Settings  # noqa: E402
 
 RANKS = {
  "r1": "ts_rank(c.tsv, q.tq, 1)",
@@ -12,7 +25,9 @@ RANKS = {
 }
 async def main(dd):
     data = DEFAULT_DATA
-    docs = parse_docs(data / "cran.all.1400"); queries = parse_queries(data / "cran.qry"); qrels = parse_qrels(data / "cranqrel")
+    parse_docs(data / "cran.all.1400")
+    queries = parse_queries(data / "cran.qry")
+    qrels = parse_qrels(data / "cranqrel")
     s = Settings(_env_file=None, data_dir=Path(dd))
     async with await App.open(s) as app:
         kb = app.services.kb
@@ -56,16 +71,7 @@ async def main(dd):
                     for r,c in enumerate(fl,1): sc[c]=sc.get(c,0)+w/(K+r)
                     fused.append(sorted(sc, key=lambda c:-sc[c]))
                 print("pool", name, K, w, ev(fused))
-    return
-    for name in RANKS:
-        for K in (10, 30, 60):
-            for w in (0.2, 0.35, 0.5, 0.75, 1.0):
-                for depth in (30, 100):
-                    fused=[]
-                    for dl, fl in zip(dense, fts[name]):
-                        sc={}
-                        for r,c in enumerate(dl[:depth],1): sc[c]=sc.get(c,0)+1/(K+r)
-                        for r,c in enumerate(fl[:depth],1): sc[c]=sc.get(c,0)+w/(K+r)
-                        fused.append(sorted(sc, key=lambda c:-sc[c]))
-                    print("rrf", name, K, w, depth, ev(fused))
-asyncio.run(main(sys.argv[1]))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))

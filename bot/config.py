@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     kb_strong_score: float = Field(
         0.50, ge=-1, le=1, validation_alias=_env("AIBOT_KB_STRONG_SCORE")
     )  # a mention goes to RAG (not plain chat) when the best passage scores at least this
-    kb_hybrid: bool = Field(True, validation_alias=_env("AIBOT_KB_HYBRID"))  # fuse full-text with dense (RRF)
+    kb_hybrid: bool = Field(True, validation_alias=_env("AIBOT_KB_HYBRID"))  # dense candidates re-ranked with full-text (RRF)
     kb_ef_search: int = Field(100, ge=10, le=1_000, validation_alias=_env("AIBOT_KB_EF_SEARCH"))
 
     @field_validator(

@@ -10,8 +10,8 @@ same bytes twice are recognized by their SHA-256; the same name with new content
 the old chunks atomically (the version goes up).
 
 Retrieval: dense top-k on the HNSW index with pgvector's iterative index scan, so the
-tenant filter still returns k rows; optionally fused with Postgres full-text search by
-reciprocal rank fusion (see README for the measurement behind the default).
+tenant filter still returns k rows; by default (hybrid) the dense top-100 are re-ranked by
+reciprocal rank fusion with their Postgres full-text rank (README: the measurement behind it).
 """
 from __future__ import annotations
 
