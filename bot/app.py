@@ -19,13 +19,13 @@ from bot.ledger import register as ledger_commands
 from bot.llm import LLM, build_client
 from bot.router import Router
 from bot.services import Services
-from patterns import agent, chat, digest, summarize
+from patterns import agent, chat, digest, rag, summarize
 
 log = logging.getLogger(__name__)
 
 # Registration order = answerer order for mentions/DMs: specialised patterns first, each
 # deciding cheaply whether it fits; plain streamed chat last, as the fallback.
-PATTERNS = (summarize, digest, agent, chat)
+PATTERNS = (summarize, digest, agent, rag, chat)
 
 
 class App:

@@ -110,6 +110,28 @@ class Settings(BaseSettings):
     batch_max_items: int = Field(10_000, ge=1, validation_alias=_env("AIBOT_BATCH_MAX_ITEMS"))
     batch_poll: float = Field(2.0, gt=0, validation_alias=_env("AIBOT_BATCH_POLL"))  # seconds
     batch_provider_poll: float = Field(60.0, gt=0, validation_alias=_env("AIBOT_BATCH_PROVIDER_POLL"))  # seconds
+    # --- knowledge base (RAG) ---------------------------------------------------------
+    embedding_provider: str = Field(
+        "local", pattern="^(local|openai)$", validation_alias=_env("AIBOT_EMBEDDING_PROVIDER")
+    )  # local: sentence-transformers offline; openai: the OpenAI-compatible /embeddings endpoint
+    embedding_model: str | None = Field(None, validation_alias=_env("AIBOT_EMBEDDING_MODEL"))
+    embedding_dimensions: int | None = Field(
+        None, ge=1, le=2000, validation_alias=_env("AIBOT_EMBEDDING_DIMENSIONS")
+    )  # openai only: ask the endpoint for shorter vectors (text-embedding-3-*)
+    kb_max_file_bytes: int = Field(20 * 1024 * 1024, ge=1, validation_alias=_env("AIBOT_KB_MAX_FILE_BYTES"))
+    kb_max_pages: int = Field(2_000, ge=1, validation_alias=_env("AIBOT_KB_MAX_PAGES"))
+    kb_max_chars: int = Field(5_000_000, ge=100, validation_alias=_env("AIBOT_KB_MAX_CHARS"))
+    kb_chunk_tokens: int = Field(200, ge=20, le=2_000, validation_alias=_env("AIBOT_KB_CHUNK_TOKENS"))
+    kb_chunk_overlap: int = Field(30, ge=0, le=500, validation_alias=_env("AIBOT_KB_CHUNK_OVERLAP"))
+    kb_top_k: int = Field(5, ge=1, le=50, validation_alias=_env("AIBOT_KB_TOP_K"))
+    kb_min_score: float = Field(
+        0.30, ge=-1, le=1, validation_alias=_env("AIBOT_KB_MIN_SCORE")
+    )  # cosine similarity below which a passage does not count as an answer source
+    kb_strong_score: float = Field(
+        0.50, ge=-1, le=1, validation_alias=_env("AIBOT_KB_STRONG_SCORE")
+    )  # a mention goes to RAG (not plain chat) when the best passage scores at least this
+    kb_hybrid: bool = Field(True, validation_alias=_env("AIBOT_KB_HYBRID"))  # dense candidates re-ranked with full-text (RRF)
+    kb_ef_search: int = Field(100, ge=10, le=1_000, validation_alias=_env("AIBOT_KB_EF_SEARCH"))
 
     @field_validator(
         "openai_api_key",
@@ -123,6 +145,8 @@ class Settings(BaseSettings):
         "discord_bot_token",
         "discord_api_url",
         "agent_sql_url",
+        "embedding_model",
+        "embedding_dimensions",
         mode="before",
     )
     @classmethod

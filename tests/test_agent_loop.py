@@ -254,11 +254,22 @@ async def test_prompt_injection_in_a_kb_passage_cannot_write_or_reach_another_te
     assert replies[0].endswith("Refunds are accepted for 30 days.")
 
 
-async def test_without_a_knowledge_base_the_tool_says_so(bot, fake_llm):
+async def test_kb_search_reads_the_real_knowledge_base_of_this_workspace_only(bot, fake_llm):
+    kb = bot.app.services.kb
+    await kb.ingest(tenant="T1", name="vpn.md", data=b"# VPN\n\nConnect with WireGuard using the profile from IT.", added_by="U1")
+    await kb.ingest(tenant="T2", name="secret.md", data=b"# VPN\n\nThe other company's VPN password rotation plan.", added_by="U9")
+    fake_llm.enqueue(Script(tool_calls=[{"id": "k", "name": "kb_search", "arguments": {"query": "vpn"}}]), Script(text="Use WireGuard."))
+    await bot.send("/agent find the vpn guide")
+    [result] = [m["content"] for m in fake_llm.chat_requests[1]["messages"] if m["role"] == "tool"]
+    assert "WireGuard" in result and 'source="vpn.md' in result
+    assert "secret.md" not in result and "password" not in result
+
+
+async def test_kb_search_on_an_empty_knowledge_base_says_nothing_matched(bot, fake_llm):
     fake_llm.enqueue(Script(tool_calls=[{"id": "k", "name": "kb_search", "arguments": {"query": "vpn"}}]), Script(text="No KB."))
     await bot.send("/agent find the vpn guide")
     [result] = [m["content"] for m in fake_llm.chat_requests[1]["messages"] if m["role"] == "tool"]
-    assert result == "No knowledge base is set up here, so there is nothing to search."
+    assert result == "No passages matched."
 
 
 async def test_steps_per_run_are_read_back_from_the_ledger(settings, fake_llm):

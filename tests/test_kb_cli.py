@@ -1,0 +1,61 @@
+"""End to end: `aibot kb add/list/search/remove` and `aibot ask` as subprocesses, with
+embeddings from the OpenAI-compatible endpoint (the fake server, real SDK)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import kb_docs
+from tests.test_kb import HANDBOOK
+
+AIBOT = shutil.which("aibot", path=str(Path(sys.executable).parent)) or "aibot"
+
+
+def aibot(*args: str, env: dict, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run([AIBOT, *args], env=env, capture_output=True, timeout=timeout, text=True)
+
+
+@pytest.mark.slow
+def test_kb_cli_add_list_search_ask_remove(env, tmp_path, fake_llm):
+    env = {**env, "AIBOT_EMBEDDING_PROVIDER": "openai", "AIBOT_EMBEDDING_MODEL": "fake-embed"}
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "handbook.md").write_bytes(HANDBOOK)
+    (docs / "sub" / "manual.pdf").write_bytes(kb_docs.pdf(["Paper jams are cleared from tray 2."]))
+    (docs / "sub" / "ignored.bin").write_bytes(b"\x00\x01")
+    (tmp_path / "empty.txt").write_bytes(b"")
+
+    out = aibot("kb", "add", str(docs), str(tmp_path / "empty.txt"), env=env)
+    assert out.returncode == 1, out.stderr  # one file was refused
+    assert "Added handbook.md" in out.stdout and "Added manual.pdf" in out.stdout
+    assert "empty.txt is empty" in out.stdout
+    assert "3/3" in out.stderr  # the progress bar
+    assert any(r.path.endswith("/embeddings") for r in fake_llm.requests)
+
+    listing = json.loads(aibot("kb", "list", "--json", env=env).stdout)
+    assert sorted(d["name"] for d in listing) == ["handbook.md", "manual.pdf"]
+    assert all(d["added_by"] == "tester" and d["chunks"] >= 1 for d in listing)
+
+    found = json.loads(aibot("kb", "search", "--json", "-k", "1", "how", "are", "refunds", "paid", env=env).stdout)
+    assert len(found) == 1 and found[0]["citation"] == "handbook.md, § Billing > Refunds"
+    assert fake_llm.chat_requests == []
+
+    assert json.loads(aibot("kb", "search", "--json", "--tenant", "other", "refunds", env=env).stdout) == []
+
+    fake_llm.enqueue("Refunds are paid back to the original card [1].")
+    out = aibot("ask", "how", "are", "refunds", "paid", "back?", env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Refunds are paid back to the original card [1].")
+    assert "[1] handbook.md, § Billing > Refunds" in out.stdout
+
+    doc_id = next(d["id"] for d in listing if d["name"] == "handbook.md")
+    out = aibot("kb", "remove", str(doc_id), env=env)
+    assert out.returncode == 0 and f"Removed handbook.md (#{doc_id})" in out.stdout
+    assert [d["name"] for d in json.loads(aibot("kb", "list", "--json", env=env).stdout)] == ["manual.pdf"]
+    out = aibot("kb", "remove", str(doc_id), env=env)
+    assert out.returncode == 1 and "no document" in out.stderr
