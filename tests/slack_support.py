@@ -86,6 +86,7 @@ def slack_settings(settings, fake_slack):
 async def slack(app, fake_slack, slack_settings):
     adapter = SlackAdapter(settings=slack_settings)
     await adapter.start(app.router.submit)
+    app.services.channels.register(adapter.name, adapter.conversation)  # as `aibot run` does
     await fake_slack.wait_connected()
     bot = SlackBot(app, adapter, fake_slack)
     yield bot
