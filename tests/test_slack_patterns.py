@@ -175,3 +175,13 @@ async def test_mention_summarize_in_a_thread_summarizes_that_thread(slack, fake_
     await slack.event(load("app_mention", event_id="EvSUM2", text="<@U0BOTUSER> how do I summarize a PDF?",
                            ts=fake.next_ts(), thread_ts=root))
     assert "Summary of" not in fake.bot_messages()[-1].text
+
+
+async def test_a_malformed_shortcut_payload_is_acknowledged_and_changes_nothing(slack, fake_llm):
+    payload = shortcut(slack.fake, message_ts="1.1", trigger="trig-bad")
+    del payload["message"]
+    env = await slack.fake.send_envelope("interactive", payload)
+    await slack.fake.wait_acked(env)
+    slack._expected += 1
+    await slack.settle()
+    assert fake_llm.chat_requests == [] and slack.fake.bot_messages() == [] and slack.fake.responses == []
