@@ -10,20 +10,10 @@ from bot.scheduler import DigestScheduler
 from patterns.digest_store import DigestStore
 from tests.discord_env import connect, discord_bot, fake, settle  # noqa: F401 (fixtures)
 from tests.fakes.discord_server import FakeDiscord
+from tests.test_digest import Clock
+from tests.test_discord_commands import option
 
 UTC = timezone.utc
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def option(name: str, value, type: int = 3) -> dict:
-    return {"name": name, "type": type, "value": value}
 
 
 def private_reply(fake: FakeDiscord, token: str) -> str:

@@ -13,28 +13,14 @@ import pytest
 
 from bot.scheduler import DigestScheduler
 from patterns.digest_store import DigestStore
-from tests.fakes.agent_model import sales_analyst
 from tests.slack_support import *  # noqa: F401,F403
 from tests.slack_support import load
-from tests.test_agent_loop import TASK, expected_totals, numbers
+from tests.test_agent_loop import TASK, analyst, expected_totals, numbers  # noqa: F401 (fixture)
+from tests.test_digest import Clock
 
 CHANNEL = "C123ABC456"
 STEVE = "U2147483697"  # the user of the slash command fixture
 UTC = timezone.utc
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def analyst(fake_llm):
-    fake_llm.responder = sales_analyst  # conftest puts the default back after the test
-    return fake_llm
 
 
 # ----------------------------------------------------------------------------- agent
@@ -143,9 +129,7 @@ async def test_summarize_thread_shortcut_acks_at_once_and_answers_in_that_thread
     reply_ts = [m.ts for m in fake.messages.values() if m.thread_ts == root][-1]
     fake_llm.enqueue("Launch moves to Thursday because of two QA blockers.")
     payload = shortcut(fake, message_ts=reply_ts, thread_ts=root)  # used on a reply: its whole thread
-    env = await fake.send_envelope("interactive", payload)
-    slack._expected += 1
-    await slack.settle()
+    env = await slack.interactive(payload)
     assert fake.envelopes[env].acked_at - fake.envelopes[env].sent_at < 3.0
     [post] = fake.bot_messages()
     assert post.thread_ts == root
@@ -154,9 +138,7 @@ async def test_summarize_thread_shortcut_acks_at_once_and_answers_in_that_thread
     assert "Bob: yes, QA found two blockers" in prompt and "unrelated" not in prompt
 
     # the same shortcut delivered twice is answered once
-    await fake.send_envelope("interactive", payload)
-    slack._expected += 1
-    await slack.settle()
+    await slack.interactive(payload)
     assert len(fake.bot_messages()) == 1 and len(fake_llm.chat_requests) == 1
 
 
@@ -180,8 +162,6 @@ async def test_mention_summarize_in_a_thread_summarizes_that_thread(slack, fake_
 async def test_a_malformed_shortcut_payload_is_acknowledged_and_changes_nothing(slack, fake_llm):
     payload = shortcut(slack.fake, message_ts="1.1", trigger="trig-bad")
     del payload["message"]
-    env = await slack.fake.send_envelope("interactive", payload)
-    await slack.fake.wait_acked(env)
-    slack._expected += 1
-    await slack.settle()
+    env = await slack.interactive(payload)
+    assert slack.fake.envelopes[env].acked_at is not None
     assert fake_llm.chat_requests == [] and slack.fake.bot_messages() == [] and slack.fake.responses == []
