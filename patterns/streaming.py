@@ -12,7 +12,9 @@ timer. Either way:
   paragraph or line where possible and never inside a code block without closing it
   and reopening it in the next message;
 - a stream that fails midway leaves the text so far plus a visible note; a failed edit
-  is logged, not raised (the next update carries the whole text anyway).
+  is logged, not raised (the next update carries the whole text anyway); the final edit
+  is retried with backoff, and if it still fails the missing text is posted as a new
+  message, so an answer is never left incomplete.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from bot.surface import Conversation, StreamUnsupported
 log = logging.getLogger(__name__)
 
 THINKING = "is thinking…"
+FINAL_EDIT_TRIES = 3  # the last edit of a message, on top of the SDK's own retries
+FINAL_EDIT_BACKOFF = 0.5  # seconds before the second try, doubling
 _FENCE = re.compile(r"^\s*(```+|~~~+)(.*)$")
 
 
@@ -45,6 +49,19 @@ class Rendered:
 
 
 # ---------------------------------------------------------------- message splitting
+
+
+def remaining(shown: str, text: str) -> str:
+    """What of `text` a message showing `shown` is missing, as a message of its own:
+    from the last line (or word) both share, a code block left open there reopened."""
+    common = len(os.path.commonprefix([shown, text]))
+    if common >= len(text):
+        return ""
+    cut = max(text.rfind("\n", 0, common) + 1, 0)
+    if cut == 0:
+        cut = text.rfind(" ", 0, common) + 1
+    fence = open_fence(text[:cut])
+    return (fence + "\n" if fence else "") + text[cut:]
 
 
 def open_fence(text: str) -> str | None:
@@ -157,7 +174,9 @@ class _EditSink(_Sink):
             self.result.message_ids.append(self.message_id)
             self.shown, self.updates = shown, 0
             self._visible()
-        elif shown != self.shown and (final or self.updates < self.conv.limits.max_updates):
+        elif final and shown != self.shown:
+            await self._final_edit(shown)
+        elif shown != self.shown and self.updates < self.conv.limits.max_updates:
             try:
                 await self.conv.edit(self.message_id, shown)
             except Exception:  # the next update, or the final one, carries the whole text
@@ -168,6 +187,27 @@ class _EditSink(_Sink):
                 self._visible()
         if final:
             self.message_id = None
+
+    async def _final_edit(self, text: str) -> None:
+        """The last edit of a message: retried with backoff (FINAL_EDIT_TRIES); if the
+        platform still refuses it, the text not yet shown is posted as a new message so
+        the answer is never left incomplete."""
+        for attempt in range(FINAL_EDIT_TRIES):
+            try:
+                await self.conv.edit(self.message_id, text)
+            except Exception:
+                log.warning("final edit failed (attempt %d of %d)", attempt + 1, FINAL_EDIT_TRIES, exc_info=True)
+                if attempt + 1 < FINAL_EDIT_TRIES:
+                    await asyncio.sleep(FINAL_EDIT_BACKOFF * 2**attempt)
+            else:
+                self.shown = text
+                self.updates += 1
+                self._visible()
+                return
+        rest = remaining(self.shown, text)
+        if rest.strip():
+            self.result.message_ids.append(await self.conv.post(rest))
+            self._visible()
 
 
 class _NativeSink(_Sink):

@@ -42,6 +42,13 @@ COMBINE_PROMPT = (
 )
 
 _PROMPT_OVERHEAD = 400  # tokens for instructions and framing
+# "@aibot summarize", "summarise this thread please", "tl;dr", "recap the discussion":
+# the whole message is the request, nothing else (anything more is a question for chat)
+_SUMMARIZE_THREAD = re.compile(
+    r"^\s*(?:(?:can|could) you\s+)?(?:please\s+)?(?:summari[sz]e|tl;?dr|recap)"
+    r"(?:\s+(?:this|the)\s+(?:thread|conversation|discussion))?(?:\s+(?:please|for me))?\s*[.!?]*\s*$",
+    re.IGNORECASE,
+)
 _WINDOW = re.compile(r"^(\d{1,4})\s*(m|min|mins|minutes?|h|hr|hrs|hours?|d|days?)$", re.IGNORECASE)
 
 
@@ -144,6 +151,13 @@ def _describe(window: timedelta) -> str:
 def register(router, services) -> None:
     settings = services.settings
 
+    async def fits_thread_summary(ctx, msg: Incoming) -> bool:
+        return asks_for_thread_summary(msg)
+
+    @router.answerer("summarize_thread", fits=fits_thread_summary)
+    async def summarize_thread(ctx, msg: Incoming) -> str:
+        return await summarize_conversation(ctx, msg, None)
+
     @router.command(
         "summarize",
         help="summarize this thread or channel, the last hours (`4h`), or the text you give",
@@ -158,3 +172,8 @@ def register(router, services) -> None:
             services.llm, arg, call=ctx.call(PATTERN), budget_tokens=settings.context_tokens,
             model=settings.fast_model,
         )
+
+
+def asks_for_thread_summary(msg: Incoming) -> bool:
+    """A mention inside a thread (not one starting it) that only asks for its summary."""
+    return bool(msg.thread) and msg.thread != msg.id and bool(_SUMMARIZE_THREAD.match(msg.text))

@@ -13,7 +13,7 @@ from bot import pgembed
 from bot.app import App
 from bot.config import Settings
 from bot.db import Database
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, default_responder
 from tests.harness import Harness
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -79,8 +79,10 @@ def fake_llm(_fake_openai: FakeOpenAI) -> FakeOpenAI:
     _fake_openai.reset()
     _fake_openai.ttft = 0.0
     _fake_openai.tokens_per_second = None
+    _fake_openai.responder = default_responder  # a test that scripted its own never leaks it
     yield _fake_openai
     _fake_openai.reset()
+    _fake_openai.responder = default_responder
 
 
 @pytest.fixture

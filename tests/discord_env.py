@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from adapters.discord import DiscordAdapter
 from tests.fakes.discord_server import FakeDiscord
 
@@ -26,3 +28,19 @@ async def settle(app, fake: FakeDiscord, *, quiet: float = 0.2, timeout: float =
         if len(fake.calls) == n and app.router.in_flight == 0:
             return
     raise AssertionError("the bot did not settle")
+
+
+BOT = f"<@{FakeDiscord.BOT_ID}>"
+
+
+@pytest.fixture
+async def fake():
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def discord_bot(app, fake):
+    adapter = await connect(app, fake)
+    yield adapter
+    await adapter.stop()

@@ -58,6 +58,14 @@ class SlackBot:
             await self.settle()
         return env
 
+    async def interactive(self, payload: dict, *, settle: bool = True) -> str:
+        """An interactivity payload (shortcut, button, ...) over Socket Mode."""
+        env = await self.fake.send_envelope("interactive", payload)
+        self._expected += 1
+        if settle:
+            await self.settle()
+        return env
+
     async def settle(self, timeout: float = 15.0) -> None:
         """Wait until every payload sent was handed to the core and fully answered."""
         await self.fake.wait_for(lambda: self.adapter.handled >= self._expected, timeout=timeout)
@@ -86,6 +94,7 @@ def slack_settings(settings, fake_slack):
 async def slack(app, fake_slack, slack_settings):
     adapter = SlackAdapter(settings=slack_settings)
     await adapter.start(app.router.submit)
+    app.services.channels.register(adapter.name, adapter.conversation)  # as `aibot run` does
     await fake_slack.wait_connected()
     bot = SlackBot(app, adapter, fake_slack)
     yield bot

@@ -8,23 +8,8 @@ from pydantic import SecretStr
 from adapters.discord import DiscordAdapter
 from bot.app import App
 from bot.messages import Reply
-from tests.discord_env import connect, settle
+from tests.discord_env import BOT, connect, discord_bot, fake, settle  # noqa: F401 (fixtures)
 from tests.fakes.discord_server import FakeDiscord
-
-BOT = f"<@{FakeDiscord.BOT_ID}>"
-
-
-@pytest.fixture
-async def fake():
-    async with FakeDiscord() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def discord_bot(app, fake):
-    adapter = await connect(app, fake)
-    yield adapter
-    await adapter.stop()
 
 
 def answered_after_defer(fake: FakeDiscord, token: str) -> list[str]:

@@ -4,24 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.discord_env import connect, settle
+from tests.discord_env import BOT, connect, discord_bot, fake, settle  # noqa: F401 (fixtures)
 from tests.fakes.discord_server import EDIT_LIMIT, EDIT_WINDOW, FakeDiscord
 from tests.fakes.openai_server import Script
-
-BOT = f"<@{FakeDiscord.BOT_ID}>"
-
-
-@pytest.fixture
-async def fake():
-    async with FakeDiscord() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def discord_bot(app, fake):
-    adapter = await connect(app, fake)
-    yield adapter
-    await adapter.stop()
 
 
 def edits_in_any_window(fake: FakeDiscord, channel: str) -> int:

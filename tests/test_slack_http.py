@@ -108,3 +108,22 @@ async def test_url_verification_challenge_is_answered(http_bot):
     async with session.post(url, data=body, headers=signed(body)) as resp:
         assert resp.status == 200
         assert (await resp.json())["challenge"].startswith("3eZbrw1")
+
+
+async def test_signed_summarize_thread_shortcut_is_answered_in_the_thread(http_bot, fake_slack, fake_llm, app):
+    session, url, adapter = http_bot
+    root = fake_slack.add_message("C123ABC456", "which region first?", user="U0ALICE")
+    fake_slack.add_message("C123ABC456", "eu-west, then us-east", user="U0BOB", thread_ts=root.ts)
+    fake_llm.enqueue("Rollout: eu-west first, then us-east.")
+    payload = {"type": "message_action", "callback_id": "summarize_thread", "trigger_id": "trig-http-sc",
+               "team": {"id": "T0FAKETEAM"}, "user": {"id": "U2147483697"}, "channel": {"id": "C123ABC456"},
+               "message": {"type": "message", "ts": root.ts, "user": "U0ALICE", "text": "which region first?"},
+               "response_url": fake_slack.response_url(), "token": "x"}
+    form = urlencode({"payload": json.dumps(payload)})
+    async with session.post(url, data=form, headers=signed(form, content_type="application/x-www-form-urlencoded")) as resp:
+        assert resp.status == 200
+    await fake_slack.wait_for(lambda: fake_slack.bot_messages())
+    await adapter.idle()
+    await app.router.drain()
+    [post] = fake_slack.bot_messages()
+    assert post.thread_ts == root.ts and "eu-west first" in post.text

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from adapters.slack.normalize import SUMMARIZE_SHORTCUT
+
 MANIFEST = Path(__file__).resolve().parent.parent / "deploy" / "slack-manifest.yaml"
 
 
@@ -19,3 +21,5 @@ def test_manifest_declares_commands_events_scopes_and_socket_mode():
     assert {"app_mentions:read", "chat:write", "commands", "files:read", "im:history", "channels:history",
             "assistant:write"} <= scopes
     assert m["settings"]["socket_mode_enabled"] is True
+    shortcuts = {(s["type"], s["callback_id"]) for s in m["features"]["shortcuts"]}
+    assert ("message", SUMMARIZE_SHORTCUT) in shortcuts  # the callback id the adapter listens for

@@ -8,6 +8,7 @@ import pytest
 
 from bot.errors import LLMError
 from bot.surface import Limits, StreamUnsupported
+from patterns import streaming
 from patterns.streaming import close_fence, open_fence, render_stream, split_message
 from tests.harness import RecordingConversation, StreamingConversation
 
@@ -118,6 +119,27 @@ async def test_a_failed_edit_is_logged_and_the_final_text_still_lands(caplog):
         await render_stream(tokens([f"p{i} " for i in range(10)], delay=0.005), conv)
     assert conv.texts == ["".join(f"p{i} " for i in range(10))]
     assert "edit failed" in caplog.text
+
+
+async def test_a_failed_final_edit_is_retried_with_backoff(monkeypatch):
+    monkeypatch.setattr(streaming, "FINAL_EDIT_BACKOFF", 0.01)
+    conv = RecordingConversation(limits=Limits(max_chars=4000, update_interval=10.0, max_updates=1000), fail_edits=2)
+    await render_stream(tokens(["Hello ", "world, ", "all done."], delay=0.01), conv)
+    assert conv.texts == ["Hello world, all done."]  # one message, complete
+    assert [k for k, _ in conv.calls].count("edit") == 3  # two refused, the third landed
+
+
+async def test_a_final_edit_refused_every_time_posts_the_rest_as_a_new_message(monkeypatch, caplog):
+    monkeypatch.setattr(streaming, "FINAL_EDIT_BACKOFF", 0.01)
+    conv = RecordingConversation(limits=Limits(max_chars=4000, update_interval=10.0, max_updates=1000), fail_edits=100)
+    answer = ["Step one.\n", "```py\nx = 1\n", "y = 2\n```\n", "That is all."]
+    with caplog.at_level(logging.WARNING):
+        await render_stream(tokens(answer, delay=0.01), conv)
+    first, rest = conv.texts
+    assert first == "Step one.\n"  # the first post; every edit after it was refused
+    assert rest == "```py\nx = 1\ny = 2\n```\nThat is all."  # nothing lost, code block intact
+    assert [k for k, _ in conv.calls].count("edit") == streaming.FINAL_EDIT_TRIES
+    assert "final edit failed (attempt 3 of 3)" in caplog.text
 
 
 # ------------------------------------------------------------------ native streams

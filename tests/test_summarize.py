@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from bot import tokens
-from bot.messages import CallInfo, HistoryItem, utcnow
-from patterns.summarize import parse_window, summarize
+from bot.messages import CallInfo, HistoryItem, Incoming, utcnow
+from patterns.summarize import asks_for_thread_summary, parse_window, summarize
 from tests.harness import RecordingConversation
 
 CALL = CallInfo("api_wrapper", platform="test")
@@ -79,3 +81,22 @@ def test_parse_window():
     assert parse_window("30m") == timedelta(minutes=30)
     assert parse_window("2 days") == timedelta(days=2)
     assert parse_window("the 4h plan") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "thread", "expected"),
+    [
+        ("summarize", "100.1", True),
+        ("Summarise this thread please", "100.1", True),
+        ("can you recap the discussion?", "100.1", True),
+        ("tl;dr", "100.1", True),
+        ("summarize", None, False),  # not in a thread
+        ("summarize", "200.2", False),  # the mention starts the thread (Slack: thread == its own ts)
+        ("how do I summarize a PDF?", "100.1", False),
+        ("summarize the sales numbers for Q3", "100.1", False),
+    ],
+)
+def test_only_a_plain_summary_request_in_a_thread_is_a_thread_summary(text, thread, expected):
+    msg = Incoming(platform="slack", tenant="T", channel="C", user="U", text=text, id="200.2", thread=thread,
+                   mentioned=True)
+    assert asks_for_thread_summary(msg) is expected

@@ -26,7 +26,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.conversation import SlackConversation
-from adapters.slack.normalize import Identity, from_command, from_event
+from adapters.slack.normalize import SUMMARIZE_SHORTCUT, Identity, from_command, from_event, from_message_shortcut
 from adapters.slack.pacing import Workspace
 from bot.config import Settings
 from bot.errors import ConfigError
@@ -81,6 +81,9 @@ class SlackAdapter:
         self.app.event("app_mention")(self._on_event)
         self.app.event("message")(self._on_event)
         self.app.command(_ANY_COMMAND)(self._on_command)
+        # the "Summarize thread" message shortcut (deploy/slack-manifest.yaml): Slack sends
+        # no slash commands from threads, so this is /summarize for the thread it is used on
+        self.app.message_shortcut(SUMMARIZE_SHORTCUT)(self._on_summarize_shortcut)
         # interactivity shares the path; the bot sends no interactive elements yet, so a
         # stray action, shortcut or view submission is acknowledged and ignored
         self.app.action(_ANYTHING)(self._ack_only)
@@ -89,7 +92,7 @@ class SlackAdapter:
         self.me: Identity | None = None
         self._workspaces: dict[str, Workspace] = {}
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._names: dict[str, str | None] = {}
+        self._people: dict[str, tuple[str | None, str | None]] = {}  # user -> (name, tz), from users.info
         self._tasks: set[asyncio.Task] = set()
         self._dispatch: Dispatch | None = None
         self._socket = None
@@ -177,16 +180,31 @@ class SlackAdapter:
         await ack()
         self.handled += 1
 
-    async def user_name(self, user: str) -> str | None:
-        """A person's display name (users.info, cached); None if Slack won't say."""
-        if user not in self._names:
+    async def _on_summarize_shortcut(self, ack, body: dict) -> None:
+        await ack()  # within Slack's 3 s; the summary follows in the thread
+        msg = from_message_shortcut(body)
+        if msg is not None:
+            conv = SlackConversation(self, team=msg.tenant, channel=msg.channel, thread=msg.thread, user=msg.user,
+                                     response_url=body.get("response_url"))
+            self._submit(msg, conv)
+        self.handled += 1
+
+    async def person(self, user: str) -> tuple[str | None, str | None]:
+        """A person's display name and IANA time zone (users.info, cached); None where
+        Slack won't say."""
+        if user not in self._people:
             try:
                 info = (await self.client.users_info(user=user))["user"]
                 profile = info.get("profile") or {}
-                self._names[user] = profile.get("display_name") or profile.get("real_name") or info.get("name")
+                name = profile.get("display_name") or profile.get("real_name") or info.get("name")
+                self._people[user] = (name, info.get("tz") or None)
             except SlackApiError:
-                self._names[user] = None
-        return self._names[user]
+                self._people[user] = (None, None)
+        return self._people[user]
+
+    async def user_name(self, user: str) -> str | None:
+        """A person's display name (users.info, cached); None if Slack won't say."""
+        return (await self.person(user))[0]
 
     def _submit(self, msg: Incoming, conv: SlackConversation) -> None:
         ws = self.workspace(msg.tenant)
@@ -207,8 +225,10 @@ class SlackAdapter:
 
     async def _deliver(self, msg: Incoming, conv: SlackConversation) -> None:
         # after the ack: who is asking, by name, so that prompts and summaries read well
-        if msg.user_name is None and msg.user and not (msg.from_self or msg.from_bot):
-            msg = replace(msg, user_name=await self.user_name(msg.user))
+        # and in which time zone (e.g. `/digest on 09:00` means 09:00 where they are)
+        if (msg.user_name is None or msg.timezone is None) and msg.user and not (msg.from_self or msg.from_bot):
+            name, tz = await self.person(msg.user)
+            msg = replace(msg, user_name=msg.user_name or name, timezone=msg.timezone or tz)
         result = self._dispatch(msg, conv)
         if inspect.isawaitable(result):
             await result

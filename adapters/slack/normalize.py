@@ -17,6 +17,7 @@ from bot.messages import Attachment, Incoming
 
 # message subtypes that are someone saying something (others are edits, joins, ...)
 _SPOKEN = {None, "file_share", "thread_broadcast", "me_message", "bot_message"}
+SUMMARIZE_SHORTCUT = "summarize_thread"  # callback_id of the message shortcut in the manifest
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
@@ -113,5 +114,28 @@ def from_command(payload: dict) -> Incoming:
         command=(payload.get("command") or "").lstrip("/").lower(),
         is_dm=payload.get("channel_name") == "directmessage" or payload.get("channel_id", "").startswith("D"),
         dedupe_key=f"slack:cmd:{payload['trigger_id']}" if payload.get("trigger_id") else None,
+        raw=payload,
+    )
+
+
+def from_message_shortcut(payload: dict) -> Incoming | None:
+    """The "Summarize thread" message shortcut as a `/summarize` of the thread the chosen
+    message is in (or starts); None for a payload without a channel or message."""
+    message = payload.get("message") or {}
+    channel = (payload.get("channel") or {}).get("id", "")
+    root = message.get("thread_ts") or message.get("ts")
+    if not channel or not root:
+        return None
+    user = (payload.get("user") or {}).get("id", "")
+    return Incoming(
+        platform="slack",
+        tenant=(payload.get("team") or {}).get("id", ""),
+        channel=channel,
+        user=user,
+        text="",
+        thread=root,
+        command="summarize",
+        is_dm=channel.startswith("D"),
+        dedupe_key=f"slack:shortcut:{payload['trigger_id']}" if payload.get("trigger_id") else None,
         raw=payload,
     )

@@ -88,6 +88,7 @@ class FakeSlack:
         self.files: dict[str, dict] = {}
         self.users: dict[str, str] = {"U2147483697": "Steve", "U061F7AUR": "Alice", "U0ALICE": "Alice",
                                       "U0BOB": "Bob", BOT_USER: "aibot"}
+        self.timezones: dict[str, str] = {}  # user -> IANA zone, users.info `tz` (set by tests)
         self.file_bytes: dict[str, bytes] = {}
         self.downloads: list[dict] = []
         self.page_size = page_size  # small pages so that cursor paging is exercised
@@ -434,7 +435,8 @@ class FakeSlack:
             return {"ok": False, "error": "user_not_found"}
         name = self.users[uid]
         return {"user": {"id": uid, "team_id": TEAM, "name": name.lower(), "real_name": f"{name} Example",
-                         "profile": {"display_name": name, "real_name": f"{name} Example"}}}
+                         "profile": {"display_name": name, "real_name": f"{name} Example"},
+                         **({"tz": self.timezones[uid]} if uid in self.timezones else {})}}
 
     def m_files_info(self, args):
         info = self.files.get(args.get("file", ""))
