@@ -46,8 +46,10 @@ class Leadership:
         """True if we hold the lock (checking that the connection is still alive)."""
         if self._conn is not None:
             try:
-                await self._conn.execute(text("SELECT 1"))
-                await self._conn.commit()
+                # bounded: a half-open connection must not hang every later tick
+                async with asyncio.timeout(10):
+                    await self._conn.execute(text("SELECT 1"))
+                    await self._conn.commit()
                 return True
             except Exception:
                 log.warning("lost the scheduler leader connection; will try to take it again")

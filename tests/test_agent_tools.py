@@ -91,6 +91,8 @@ def test_calculator_computes(expression, value):
         "1 + " * 300 + "1",
         "10.0 ** 400",
         "exp(10000)",
+        "1e308 * 10",
+        "1e308 * 10 - 1e308 * 10",
         "1 / 0",
         "x",
         "",

@@ -79,6 +79,8 @@ def _check(value):
         raise CalcError("only numbers are allowed")
     if isinstance(value, int) and value.bit_length() > MAX_RESULT_DIGITS * 3.33:
         raise CalcError("the result is too large")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CalcError("the result is too large" if math.isinf(value) else "the result is not a number")
     return value
 
 

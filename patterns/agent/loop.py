@@ -25,7 +25,7 @@ from decimal import Decimal
 from bot.llm import ChatOptions, ToolCall
 from bot.messages import CallInfo
 from patterns.agent.toolbox import ALL, Run, one_line
-from patterns.agent.tools import Tool, clip
+from patterns.agent.tools import Tool, ToolError, clip
 from patterns.chat import context_messages
 
 log = logging.getLogger(__name__)
@@ -236,8 +236,11 @@ async def _execute(run: Run, by_name: dict[str, Tool], tc: ToolCall, timeout: fl
         return f"error: there is no tool named {tc.name!r}; available: {', '.join(by_name)}"
     try:
         args = t.parse(tc.arguments)
-    except Exception as exc:  # ToolError: a readable reason for the model
+    except ToolError as exc:  # a readable reason for the model
         return f"error: {exc}"
+    except Exception:
+        log.exception("could not parse the arguments of agent tool %s", tc.name)
+        return "error: the arguments could not be read; send them as a JSON object"
     return await t.invoke(run, args, timeout=timeout)
 
 
