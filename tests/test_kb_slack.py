@@ -1,0 +1,53 @@
+"""The knowledge base end to end on Slack: a file shared with the bot is downloaded from
+the fake Slack (real slack-bolt/slack_sdk), ingested into that workspace's knowledge base
+(tenant = team id), then listed, searched and removed with `/kb` slash commands."""
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from tests.slack_support import *  # noqa: F401,F403
+from tests.test_kb import HANDBOOK
+from tests.test_slack_files import DM, file_event
+
+TEAM = "T0FAKETEAM"
+
+
+async def chunks(app) -> int:
+    async with app.services.db.engine.connect() as conn:
+        return (await conn.execute(text("SELECT count(*) FROM kb_chunks"))).scalar()
+
+
+def last_response(slack) -> str:
+    return slack.fake.responses[-1]["text"]
+
+
+async def test_a_file_shared_in_a_dm_lands_in_the_workspace_kb_and_kb_commands_manage_it(slack, app, fake_llm):
+    info = slack.fake.add_file(name="handbook.md", content=HANDBOOK, mimetype="text/markdown", filetype="markdown")
+    await slack.event(file_event(info))
+    assert slack.fake.downloads == [{"file": info["id"], "authorization_ok": True}]
+    assert "handbook.md" in slack.fake.bot_messages(DM)[-1].text
+
+    kb = app.services.kb
+    docs = await kb.list(tenant=TEAM)
+    assert [d.name for d in docs] == ["handbook.md"]
+    assert await kb.search(tenant="T0OTHERTEAM", query="how do I rotate an API key?", k=5) == []
+
+    await slack.command("/kb", "list")
+    assert "handbook.md" in last_response(slack)
+    await slack.command("/kb", "search how do I rotate an API key?")
+    assert "Rotate" in last_response(slack)
+    assert fake_llm.chat_requests == []  # search never calls the model
+
+    await slack.command("/kb", f"remove {docs[0].id}")
+    assert last_response(slack) == f"Removed handbook.md (#{docs[0].id}) from the knowledge base."
+    assert await kb.list(tenant=TEAM) == [] and await chunks(app) == 0
+
+
+async def test_a_corrupt_file_gets_one_refusal_and_nothing_is_stored(slack, app):
+    info = slack.fake.add_file(name="report.pdf", content=b"%PDF-1.7 this is not really a pdf",
+                               mimetype="application/pdf", filetype="pdf")
+    await slack.event(file_event(info))
+    replies = slack.fake.bot_messages(DM)
+    assert len(replies) == 1 and "report.pdf" in replies[0].text
+    assert "Traceback" not in replies[0].text
+    assert await app.services.kb.list(tenant=TEAM) == [] and await chunks(app) == 0
