@@ -70,3 +70,15 @@ async def test_kb_add_app_command_with_a_file_ingests_it(app, fake, discord_bot)
     assert "faq.md" in edited_answer(fake, i["token"])
     [doc] = await app.services.kb.list(tenant=GUILD)
     assert doc.name == "faq.md"
+
+
+async def test_an_attachment_in_a_dm_goes_to_that_users_own_kb(app, fake, discord_bot):
+    att = fake.attachment("notes.md", b"# Notes\n\nMy locker code is 4711.", content_type="text/markdown")
+    await fake.send_message("", dm=True, attachments=[att])
+    await settle(app, fake)
+    assert "notes.md" in fake.bot_messages()[-1]["content"]
+    kb = app.services.kb
+    assert [d.name for d in await kb.list(tenant=f"dm:{FakeDiscord.USER_ID}")] == ["notes.md"]
+    # not a tenant shared by everyone who DMs the bot, nor the guild
+    assert await kb.list(tenant="dm") == [] and await kb.list(tenant=GUILD) == []
+    assert await kb.search(tenant=f"dm:{FakeDiscord.USER_ID}2", query="what is my locker code?", k=3) == []

@@ -18,7 +18,8 @@ async def chunks(app) -> int:
 
 
 def last_response(slack) -> str:
-    return slack.fake.responses[-1]["text"]
+    """The bot's answer to the last slash command (posted in the command's channel)."""
+    return slack.fake.bot_messages("C123ABC456")[-1].text
 
 
 async def test_a_file_shared_in_a_dm_lands_in_the_workspace_kb_and_kb_commands_manage_it(slack, app, fake_llm):
