@@ -52,3 +52,42 @@ async def test_a_corrupt_file_gets_one_refusal_and_nothing_is_stored(slack, app)
     assert len(replies) == 1 and "report.pdf" in replies[0].text
     assert "Traceback" not in replies[0].text
     assert await app.services.kb.list(tenant=TEAM) == [] and await chunks(app) == 0
+
+
+async def share_handbook(slack) -> None:
+    info = slack.fake.add_file(name="handbook.md", content=HANDBOOK, mimetype="text/markdown", filetype="markdown")
+    await slack.event(file_event(info))
+
+
+async def test_ask_streams_an_answer_grounded_in_the_shared_file_with_its_citation(slack, fake_llm):
+    await share_handbook(slack)
+    fake_llm.enqueue("Open the admin console, choose Keys and press Rotate [1].")
+    await slack.command("/ask", "how do I rotate an API key?")
+    prompt = fake_llm.chat_requests[-1]["messages"][-1]["content"]
+    assert "press Rotate" in prompt and "handbook.md, § Security > API keys" in prompt
+    answer = last_response(slack)
+    assert answer.startswith("Open the admin console")
+    assert "handbook.md" in answer.split("Sources", 1)[1]
+
+
+async def test_a_strong_mention_goes_to_rag_and_chit_chat_to_plain_chat(slack, fake_llm):
+    await share_handbook(slack)
+    fake_llm.enqueue("Refunds go back to the card within five business days [1].")
+    await slack.event(load("app_mention", event_id="Ev-kb-1", text="<@U0BOTUSER> how long until a refund is paid back to the card?"))
+    assert fake_llm.chat_requests[-1]["messages"][0]["content"].startswith("You answer questions for a team using only")
+    assert "Refunds" in slack.fake.bot_messages("C123ABC456")[-1].text.split("Sources", 1)[1]
+
+    fake_llm.enqueue("Good morning! How can I help?")
+    await slack.event(load("app_mention", event_id="Ev-kb-2", ts="1700000001.000200",
+                           text="<@U0BOTUSER> good morning, how are you?"))
+    assert slack.fake.bot_messages("C123ABC456")[-1].text == "Good morning! How can I help?"
+    assert "Sources" not in fake_llm.chat_requests[-1]["messages"][-1]["content"]
+
+
+async def test_another_workspace_never_gets_the_document(slack, fake_llm):
+    await share_handbook(slack)
+    await slack.command("/ask", "how do I rotate an API key?", team_id="T0OTHERTEAM")
+    assert last_response(slack).startswith("That is not in the knowledge base")
+    await slack.command("/kb", "search how do I rotate an API key?", team_id="T0OTHERTEAM")
+    assert "handbook.md" not in last_response(slack)
+    assert fake_llm.chat_requests == []
