@@ -82,3 +82,15 @@ async def test_an_attachment_in_a_dm_goes_to_that_users_own_kb(app, fake, discor
     # not a tenant shared by everyone who DMs the bot, nor the guild
     assert await kb.list(tenant="dm") == [] and await kb.list(tenant=GUILD) == []
     assert await kb.search(tenant=f"dm:{FakeDiscord.USER_ID}2", query="what is my locker code?", k=3) == []
+
+
+async def test_ask_app_command_is_deferred_then_answered_from_the_guild_kb(app, fake, discord_bot, fake_llm):
+    await app.services.kb.ingest(tenant=GUILD, name="handbook.md", data=HANDBOOK)
+    fake_llm.enqueue("Press Rotate under Keys in the admin console [1].")
+    i = await fake.send_command("ask", [option("question", "how do I rotate an API key?")])
+    await settle(app, fake)
+    calls = [c for c in fake.calls if i["token"] in c.path]
+    assert calls[0].path.endswith("/callback") and calls[0].body["type"] == 5  # deferred first
+    answer = edited_answer(fake, i["token"])
+    assert answer.startswith("Press Rotate") and "handbook.md" in answer.split("Sources", 1)[1]
+    assert "press Rotate" in fake_llm.chat_requests[-1]["messages"][-1]["content"]

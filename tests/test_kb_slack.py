@@ -91,3 +91,12 @@ async def test_another_workspace_never_gets_the_document(slack, fake_llm):
     await slack.command("/kb", "search how do I rotate an API key?", team_id="T0OTHERTEAM")
     assert "handbook.md" not in last_response(slack)
     assert fake_llm.chat_requests == []
+
+
+async def test_an_unsupported_file_gets_one_refusal_and_nothing_is_stored(slack, app):
+    info = slack.fake.add_file(name="setup.exe", content=b"MZ\x90\x00binary", mimetype="application/octet-stream",
+                               filetype="binary")
+    await slack.event(file_event(info))
+    [reply] = slack.fake.bot_messages(DM)
+    assert "setup.exe" in reply.text
+    assert await app.services.kb.list(tenant=TEAM) == [] and await chunks(app) == 0
