@@ -100,3 +100,21 @@ async def test_an_unsupported_file_gets_one_refusal_and_nothing_is_stored(slack,
     [reply] = slack.fake.bot_messages(DM)
     assert "setup.exe" in reply.text
     assert await app.services.kb.list(tenant=TEAM) == [] and await chunks(app) == 0
+
+
+async def test_kb_add_pasted_text_and_a_file_with_an_add_mention_in_a_channel(slack, app):
+    await slack.command("/kb", "add Deploys happen on Tuesdays after the standup.")
+    assert last_response(slack).startswith("Added Deploys happen on Tuesdays")
+
+    info = slack.fake.add_file(name="notes.md", content=b"# Notes\n\nThe office closes at 6 pm on Fridays.",
+                               mimetype="text/markdown", filetype="markdown")
+    payload = file_event(info, type="app_mention", channel="C123ABC456",
+                         text="<@U0BOTUSER> add this to the knowledge base")
+    payload["event"].pop("subtype")
+    payload["event"].pop("channel_type")
+    await slack.event(payload)
+    assert "notes.md" in slack.fake.bot_messages("C123ABC456")[-1].text
+    names = {d.name for d in await app.services.kb.list(tenant=TEAM)}
+    assert "notes.md" in names and any(n.startswith("Deploys happen") for n in names)
+    [hit] = await app.services.kb.search(tenant=TEAM, query="when does the office close on Friday?", k=1)
+    assert hit.document == "notes.md"
