@@ -94,3 +94,12 @@ async def test_ask_app_command_is_deferred_then_answered_from_the_guild_kb(app, 
     answer = edited_answer(fake, i["token"])
     assert answer.startswith("Press Rotate") and "handbook.md" in answer.split("Sources", 1)[1]
     assert "press Rotate" in fake_llm.chat_requests[-1]["messages"][-1]["content"]
+
+
+async def test_kb_add_app_command_with_pasted_text(app, fake, discord_bot):
+    i = await fake.send_command("kb", [{"name": "add", "type": 1, "options": [
+        option("text", "Deploys happen on Tuesdays after the standup.")]}])
+    await settle(app, fake)
+    assert edited_answer(fake, i["token"]).startswith("Added Deploys happen on Tuesdays")
+    [hit] = await app.services.kb.search(tenant=GUILD, query="when do deploys happen?", k=1)
+    assert hit.document.startswith("Deploys happen on Tuesdays")
