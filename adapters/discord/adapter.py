@@ -189,7 +189,7 @@ class DiscordAdapter:
             in_bot_thread = await self._replies_to_bot(message)
         return Incoming(
             platform="discord",
-            tenant=str(message.guild.id) if message.guild else "dm",
+            tenant=tenant_of(message.guild.id if message.guild else None, message.author.id),
             channel=str(channel.id),
             user=str(message.author.id),
             user_name=message.author.display_name,
@@ -225,7 +225,7 @@ class DiscordAdapter:
             channel = self.client.get_partial_messageable(interaction.channel_id or 0)
         msg = Incoming(
             platform="discord",
-            tenant=str(interaction.guild_id) if interaction.guild_id else "dm",
+            tenant=tenant_of(interaction.guild_id, interaction.user.id),
             channel=str(interaction.channel_id),
             user=str(interaction.user.id),
             user_name=interaction.user.display_name,
@@ -254,3 +254,9 @@ class DiscordAdapter:
 def _log_end(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("the Discord gateway connection ended", exc_info=task.exception())
+
+
+def tenant_of(guild_id: int | None, user_id: int) -> str:
+    """The guild; a DM belongs to its user alone (one shared "dm" tenant would let every
+    user who DMs the bot read the documents another user added there)."""
+    return str(guild_id) if guild_id else f"dm:{user_id}"

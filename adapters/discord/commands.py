@@ -42,10 +42,11 @@ def build_tree(client: discord.Client, handle: Handle) -> app_commands.CommandTr
     async def kb_remove(interaction: discord.Interaction, document: str) -> None:
         await handle(interaction, "kb", f"remove {document}", [])
 
-    @kb.command(name="add", description="Add a file to the knowledge base")
-    @app_commands.describe(file="a text, Markdown, PDF or HTML file")
-    async def kb_add(interaction: discord.Interaction, file: discord.Attachment) -> None:
-        await handle(interaction, "kb", "add", [file])
+    @kb.command(name="add", description="Add a file or pasted text to the knowledge base")
+    @app_commands.describe(file="a text, Markdown, PDF, Word or HTML file", text="text to add (named after its first line)")
+    async def kb_add(interaction: discord.Interaction, file: Optional[discord.Attachment] = None,
+                     text: Optional[str] = None) -> None:
+        await handle(interaction, "kb", f"add {text or ''}".strip(), [file] if file else [])
 
     tree.add_command(kb)
 
