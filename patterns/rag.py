@@ -210,8 +210,10 @@ def register(router, services) -> None:
                 raise UserError("Attach files to `/kb add`, or paste the text after it: `/kb add <text>`.")
             result = await store.ingest(tenant=msg.tenant, name=_paste_name(rest), data=rest.encode("utf-8"), added_by=msg.user_name or msg.user)
             return result.message
+        # list and search answer only the asker (like /ai-stats); add and remove are shown
+        # to the channel, so everyone sees what changed in the knowledge base.
         if action in ("list", "ls", ""):
-            return format_list(await store.list(tenant=msg.tenant, channel=msg.channel))
+            return Reply(format_list(await store.list(tenant=msg.tenant, channel=msg.channel)), ephemeral=True)
         if action in ("remove", "rm", "delete"):
             if not rest.lstrip("#").isdigit():
                 raise UserError("Say which document to remove by its number from /kb list, e.g. `/kb remove 3`.")
@@ -224,8 +226,8 @@ def register(router, services) -> None:
                 raise UserError("Say what to look for: `/kb search <question>`.")
             found = await store.search(tenant=msg.tenant, query=rest, k=services.settings.kb_top_k, channel=msg.channel)
             if not found:
-                return "Nothing found: the knowledge base is empty."
-            return passages_reply(found, header=f"Best passages for “{_short(rest)}”:")
+                return Reply("Nothing found: the knowledge base is empty.", ephemeral=True)
+            return Reply(passages_reply(found, header=f"Best passages for “{_short(rest)}”:"), ephemeral=True)
         return Reply(f"Usage: {KB_USAGE}", ephemeral=True)
 
 

@@ -35,6 +35,13 @@ def edited_answer(fake: FakeDiscord, token: str) -> str:
     return edits[-1]["content"]
 
 
+def private_answer(fake: FakeDiscord, token: str) -> str:
+    """An ephemeral answer: the deferred placeholder is replaced by a follow-up only the asker sees."""
+    body = fake.requests("POST", rf"/webhooks/{fake.APP_ID}/{token}$")[-1].body
+    assert body["flags"] & 64
+    return body["content"]
+
+
 async def test_attachment_with_a_mention_is_ingested_into_the_guild_and_kb_commands_work(app, fake, discord_bot, fake_llm):
     att = fake.attachment("handbook.md", HANDBOOK, content_type="text/markdown")
     await fake.send_message(f"{BOT} add this to the knowledge base", attachments=[att])
@@ -48,12 +55,12 @@ async def test_attachment_with_a_mention_is_ingested_into_the_guild_and_kb_comma
 
     i = await fake.send_command("kb", [{"name": "list", "type": 1, "options": []}])
     await settle(app, fake)
-    assert "handbook.md" in edited_answer(fake, i["token"])
+    assert "handbook.md" in private_answer(fake, i["token"])
 
     i = await fake.send_command("kb", [{"name": "search", "type": 1,
                                         "options": [option("query", "how do I rotate an API key?")]}])
     await settle(app, fake)
-    assert "Rotate" in edited_answer(fake, i["token"])
+    assert "Rotate" in private_answer(fake, i["token"])
 
     i = await fake.send_command("kb", [{"name": "remove", "type": 1, "options": [option("document", str(doc.id))]}])
     await settle(app, fake)

@@ -22,6 +22,11 @@ def last_response(slack) -> str:
     return slack.fake.bot_messages("C123ABC456")[-1].text
 
 
+def last_private(slack) -> str:
+    """The bot's answer that only the asker sees (`/kb list`, `/kb search`)."""
+    return slack.fake.ephemeral[-1]["text"]
+
+
 async def test_a_file_shared_in_a_dm_lands_in_the_workspace_kb_and_kb_commands_manage_it(slack, app, fake_llm):
     info = slack.fake.add_file(name="handbook.md", content=HANDBOOK, mimetype="text/markdown", filetype="markdown")
     await slack.event(file_event(info))
@@ -33,10 +38,12 @@ async def test_a_file_shared_in_a_dm_lands_in_the_workspace_kb_and_kb_commands_m
     assert [d.name for d in docs] == ["handbook.md"]
     assert await kb.search(tenant="T0OTHERTEAM", query="how do I rotate an API key?", k=5) == []
 
+    public_before = len(slack.fake.bot_messages("C123ABC456"))
     await slack.command("/kb", "list")
-    assert "handbook.md" in last_response(slack)
+    assert "handbook.md" in last_private(slack)
     await slack.command("/kb", "search how do I rotate an API key?")
-    assert "Rotate" in last_response(slack)
+    assert "Rotate" in last_private(slack)
+    assert len(slack.fake.bot_messages("C123ABC456")) == public_before  # nothing posted to the channel
     assert fake_llm.chat_requests == []  # search never calls the model
 
     await slack.command("/kb", f"remove {docs[0].id}")
@@ -89,7 +96,7 @@ async def test_another_workspace_never_gets_the_document(slack, fake_llm):
     await slack.command("/ask", "how do I rotate an API key?", team_id="T0OTHERTEAM")
     assert last_response(slack).startswith("That is not in the knowledge base")
     await slack.command("/kb", "search how do I rotate an API key?", team_id="T0OTHERTEAM")
-    assert "handbook.md" not in last_response(slack)
+    assert last_private(slack) == "Nothing found: the knowledge base is empty."
     assert fake_llm.chat_requests == []
 
 
