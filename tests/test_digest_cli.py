@@ -53,6 +53,8 @@ async def test_digest_bad_arguments(env):
     assert out.returncode == 2 and "invalid choice" in out.stderr
     out = await run("digest", "now", "notes.txt", env=env)
     assert out.returncode == 2 and "/digest now" in out.stderr
+    out = await run("digest", "now", "--platform", "slack", "--channel", "C1", env=env)
+    assert out.returncode == 1 and "cannot reach the running slack bot" in out.stderr
 
 
 @pytest.mark.slow

@@ -29,7 +29,10 @@ def add_parser(sub) -> None:
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=run_list)
     now = verbs.add_parser("now", help="digest a transcript from stdin (-), one `name: text` message per line")
-    now.add_argument("source", help="- to read a chat transcript from stdin")
+    now.add_argument("source", nargs="?", help="- to read a chat transcript from stdin")
+    now.add_argument("--platform", choices=PLATFORMS, help="a live channel's platform (needs the running bot)")
+    now.add_argument("--channel")
+    now.add_argument("--workspace")
     now.set_defaults(func=run_now)
     off = verbs.add_parser("off", help="remove a channel's digest schedule")
     off.add_argument("--platform", required=True, choices=PLATFORMS)
@@ -113,6 +116,10 @@ def parse_transcript(text: str, now) -> list[HistoryItem]:
 
 
 async def run_now(args, settings) -> int:
+    if args.platform is not None and args.source is None:
+        print(f"aibot: the command line cannot reach the running {args.platform} bot; "
+              f"type /digest now in that channel instead.", file=sys.stderr)
+        return 1
     if args.source != "-":
         print("aibot: digest now takes - (a transcript on stdin); for a live channel type /digest now there.",
               file=sys.stderr)
