@@ -16,7 +16,7 @@ from bot import __version__
 from bot.config import Settings
 from bot.errors import ConfigError, LLMError, UserError
 
-SUBCOMMANDS = ("run", "summarize", "ask", "kb", "agent", "batch", "stats", "db")  # modules in bot/commands/
+SUBCOMMANDS = ("run", "summarize", "ask", "kb", "agent", "batch", "stats", "db", "digest")  # modules in bot/commands/
 
 
 def build_parser() -> argparse.ArgumentParser:
