@@ -39,3 +39,11 @@ def test_price_overrides_and_prefix_matching(tmp_path):
     assert PriceTable(str(path)).cost("house-model", 500_000, 0) == 1
     with pytest.raises(ConfigError, match="AIBOT_PRICES"):
         PriceTable("{not json")
+
+
+def test_a_bad_stats_window_is_one_line_on_stderr_and_exit_2(capsys):
+    from bot.cli import main
+
+    assert main(["stats", "--since", "yesterday-ish"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip() == "aibot: --since takes a window like 30m, 24h or 7d"

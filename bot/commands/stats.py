@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from bot.app import App
 from bot.ledger import format_stats
@@ -21,7 +22,7 @@ async def run(args, settings) -> int:
     if args.since:
         window = parse_window(args.since)
         if window is None:
-            print("aibot: --since takes a window like 30m, 24h or 7d")
+            print("aibot: --since takes a window like 30m, 24h or 7d", file=sys.stderr)
             return 2
         since = utcnow() - window
     async with await App.open(settings) as app:
