@@ -3,27 +3,11 @@ commands through the fake Discord (real discord.py), into the guild's knowledge 
 (tenant = guild id), never visible to a Slack workspace."""
 from __future__ import annotations
 
-import pytest
-
-from tests.discord_env import connect, settle
+from tests.discord_env import BOT, discord_bot, fake, settle  # noqa: F401 (fixtures)
 from tests.fakes.discord_server import FakeDiscord
 from tests.test_kb import HANDBOOK
 
-BOT = f"<@{FakeDiscord.BOT_ID}>"
 GUILD = FakeDiscord.GUILD_ID
-
-
-@pytest.fixture
-async def fake():
-    async with FakeDiscord() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def discord_bot(app, fake):
-    adapter = await connect(app, fake)
-    yield adapter
-    await adapter.stop()
 
 
 def option(name: str, value, type: int = 3) -> dict:
