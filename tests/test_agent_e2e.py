@@ -8,17 +8,8 @@ import json
 import pytest
 
 from patterns.agent.sample import checksum
-from tests.test_agent_loop import TASK, expected_totals, numbers
+from tests.test_agent_loop import TASK, analyst, expected_totals, numbers  # noqa: F401 (fixture)
 from tests.test_console_e2e import aibot
-from tests.fakes.agent_model import sales_analyst
-
-
-@pytest.fixture
-def analyst(fake_llm):
-    before = fake_llm.responder
-    fake_llm.responder = sales_analyst
-    yield fake_llm
-    fake_llm.responder = before
 
 
 @pytest.mark.slow
