@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.app import App  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.messages import Incoming  # noqa: E402
+from bot.core.config import Settings  # noqa: E402
+from bot.core.messages import Incoming  # noqa: E402
 from patterns.agent import AgentLimits, Run, run_agent  # noqa: E402
 from patterns.agent.toolbox import ALL  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402

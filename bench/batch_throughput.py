@@ -25,9 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.app import App  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from patterns.batch import Item, JobStore  # noqa: E402
-from patterns.batch_worker import BatchWorker  # noqa: E402
+from bot.core.config import Settings  # noqa: E402
+from patterns.batch.jobs import Item, JobStore  # noqa: E402
+from patterns.batch.worker import BatchWorker  # noqa: E402
 
 
 async def bench(rounds: int, n: int, concurrency: int, latency: float, database_url: str | None) -> dict:

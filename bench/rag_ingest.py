@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rag_cranfield import DEFAULT_DATA, parse_docs  # noqa: E402
 from bot.app import App  # noqa: E402
-from bot.chunking import chunk  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.extract import extract  # noqa: E402
-from bot.kb import embed_text  # noqa: E402
+from patterns.rag.chunking import chunk  # noqa: E402
+from bot.core.config import Settings  # noqa: E402
+from patterns.rag.extract import extract  # noqa: E402
+from patterns.rag.store import embed_text  # noqa: E402
 
 
 async def run(args) -> dict:

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import text  # noqa: E402
 
 from bot.app import App  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.embeddings import LOCAL_MODEL, LocalEmbedder  # noqa: E402
-from bot.kb import vector_literal  # noqa: E402
+from bot.core.config import Settings  # noqa: E402
+from bot.core.embeddings import LOCAL_MODEL, LocalEmbedder  # noqa: E402
+from patterns.rag.store import vector_literal  # noqa: E402
 
 DIM = 384
 BIG = "big"

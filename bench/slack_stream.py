@@ -37,7 +37,7 @@ from slack_bolt.app.async_app import AsyncApp  # noqa: E402
 
 from adapters.slack import SlackAdapter  # noqa: E402
 from bot.app import App  # noqa: E402
-from bot.config import Settings  # noqa: E402
+from bot.core.config import Settings  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402
 from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, FakeSlack  # noqa: E402
 from tests.slack_support import load  # noqa: E402

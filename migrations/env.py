@@ -8,8 +8,8 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.db import normalize_url
-from bot.models import Base
+from bot.core.db import normalize_url
+from bot.core.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from bot import pgembed
+from bot.core import pgembed
 from bot.app import App
-from bot.config import Settings
-from bot.db import Database
+from bot.core.config import Settings
+from bot.core.db import Database
 from tests.fakes.openai_server import FakeOpenAI, default_responder
 from tests.harness import Harness
 

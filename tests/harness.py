@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from bot.errors import UserError
-from bot.messages import Attachment, HistoryItem, Incoming, utcnow
-from bot.surface import Limits
+from bot.core.errors import UserError
+from bot.core.messages import Attachment, HistoryItem, Incoming, utcnow
+from bot.core.surface import Limits
 
 
 @dataclass

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.messages import Incoming
-from bot.models import Usage
+from bot.core.messages import Incoming
+from bot.core.models import Usage
 from patterns.agent import AgentLimits, Run, needs_tools, run_agent
 from patterns.agent.sample import DATABASE, checksum
 from patterns.agent.sql import connect_args

@@ -111,7 +111,7 @@ async def test_calculator_errors_reach_the_model_as_results():
 
 
 async def test_now_uses_the_users_time_zone():
-    from bot.messages import Incoming
+    from bot.core.messages import Incoming
 
     msg = Incoming(platform="test", tenant="T", channel="C", user="U", text="x", timezone="Asia/Tokyo")
     out = await now.invoke(Run(services=None, conv=None, msg=msg), {}, timeout=2)
@@ -123,7 +123,7 @@ async def test_now_uses_the_users_time_zone():
 async def test_channel_history_reads_the_conversation_and_filters_by_words():
     from types import SimpleNamespace
 
-    from bot.messages import HistoryItem, Incoming, utcnow
+    from bot.core.messages import HistoryItem, Incoming, utcnow
     from tests.harness import RecordingConversation
 
     conv = RecordingConversation(history=[

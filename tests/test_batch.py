@@ -14,13 +14,13 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from bot.batch_api import mount
-from bot.errors import UserError
-from bot.http import HttpServer
-from bot.pricing import PriceTable
-from patterns.batch import Item, JobStore, parse_jsonl
-from patterns.batch_provider import poll_provider_jobs, submit
-from patterns.batch_worker import BatchWorker, Budget
+from patterns.batch.api import mount
+from bot.core.errors import UserError
+from bot.core.http import HttpServer
+from bot.core.pricing import PriceTable
+from patterns.batch.jobs import Item, JobStore, parse_jsonl
+from patterns.batch.provider import poll_provider_jobs, submit
+from patterns.batch.worker import BatchWorker, Budget
 from tests.fakes.openai_server import Script
 
 FIXTURES = Path(__file__).parent / "fixtures" / "batch"
@@ -132,7 +132,7 @@ async def test_restart_in_the_middle_of_a_job_loses_nothing_and_charges_nothing_
 async def test_an_item_whose_call_finished_before_a_crash_is_not_paid_again(app, fake_llm):
     """The crash window between the model's answer and the item's commit: the answer is
     cached before its ledger row, so the resumed item is a free cache hit."""
-    from bot.messages import CallInfo
+    from bot.core.messages import CallInfo
     from patterns.summarize import summarize
 
     [item] = items(1)

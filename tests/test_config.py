@@ -5,9 +5,9 @@ import subprocess
 
 import pytest
 
-from bot.config import Settings
-from bot.errors import ConfigError
-from bot.pricing import PriceTable
+from bot.core.config import Settings
+from bot.core.errors import ConfigError
+from bot.core.pricing import PriceTable
 from tests.test_console_e2e import AIBOT
 
 

@@ -9,12 +9,12 @@ from datetime import datetime, time, timedelta, timezone
 import pytest
 from sqlalchemy import text
 
-from bot import tokens
+from bot.core import tokens
 from bot.app import App
-from bot.messages import HistoryItem
-from bot.scheduler import DigestScheduler
-from patterns import digest_times as times
-from patterns.digest_store import DigestStore
+from bot.core.messages import HistoryItem
+from patterns.batch.scheduler import DigestScheduler
+from patterns.batch import times
+from patterns.batch.schedules import DigestStore
 from tests.harness import RecordingConversation
 
 UTC = timezone.utc
@@ -224,7 +224,7 @@ async def test_downtime_posts_within_the_grace_window_else_skips_and_logs(app, f
     try:
         assert await sched.tick() == 1
         clock.now = at("2026-11-25T11:30")  # down from before 09:00 until 11:30: beyond the grace
-        with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
+        with caplog.at_level(logging.WARNING, logger="patterns.batch.scheduler"):
             assert await sched.tick() == 0
         assert "skipping the 2026-11-25 digest" in caplog.text and "AIBOT_DIGEST_GRACE" in caplog.text
         clock.now = at("2026-11-26T09:00")

@@ -8,9 +8,9 @@ from datetime import time
 
 import pytest
 
-from bot.messages import utcnow
-from patterns.digest_store import DigestStore
-from patterns.digest_times import Spec
+from bot.core.messages import utcnow
+from patterns.batch.schedules import DigestStore
+from patterns.batch.times import Spec
 
 
 async def run(*args: str, env: dict, stdin: str | None = None):

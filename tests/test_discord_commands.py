@@ -7,7 +7,7 @@ from pydantic import SecretStr
 
 from adapters.discord import DiscordAdapter
 from bot.app import App
-from bot.messages import Reply
+from bot.core.messages import Reply
 from tests.discord_env import BOT, connect, discord_bot, fake, settle  # noqa: F401 (fixtures)
 from tests.fakes.discord_server import FakeDiscord
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bot.scheduler import DigestScheduler
-from patterns.digest_store import DigestStore
+from patterns.batch.scheduler import DigestScheduler
+from patterns.batch.schedules import DigestStore
 from tests.discord_env import connect, discord_bot, fake, settle  # noqa: F401 (fixtures)
 from tests.fakes.discord_server import FakeDiscord
 from tests.test_digest import Clock

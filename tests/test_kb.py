@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import text
 
-from bot.messages import Attachment
+from bot.core.messages import Attachment
 from tests import kb_docs
 from tests.harness import RecordingConversation
 
@@ -226,7 +226,7 @@ async def test_files_with_an_add_to_kb_mention_in_a_channel_are_ingested(bot, ap
 
 async def test_without_a_model_ask_returns_the_best_passages(tmp_path, database_url):
     from bot.app import App
-    from bot.config import Settings
+    from bot.core.config import Settings
     from tests.harness import Harness
 
     settings = Settings(_env_file=None, database_url=database_url, data_dir=tmp_path / "d")
@@ -241,9 +241,9 @@ async def test_without_a_model_ask_returns_the_best_passages(tmp_path, database_
 async def test_reembed_rebuilds_vectors_after_a_model_change(app, fake_llm):
     import openai
 
-    from bot.embeddings import OpenAIEmbedder
-    from bot.errors import UserError
-    from bot.kb import KnowledgeStore
+    from bot.core.embeddings import OpenAIEmbedder
+    from bot.core.errors import UserError
+    from patterns.rag.store import KnowledgeStore
 
     result = await app.services.kb.ingest(tenant="T1", name="handbook.md", data=HANDBOOK, added_by="alice")
     client = openai.AsyncOpenAI(base_url=fake_llm.base_url, api_key="sk-test")

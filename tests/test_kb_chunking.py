@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot import tokens
-from bot.chunking import chunk
-from bot.errors import UserError
-from bot.extract import Limits, extract
+from bot.core import tokens
+from patterns.rag.chunking import chunk
+from bot.core.errors import UserError
+from patterns.rag.extract import Limits, extract
 from tests import kb_docs
 
 LIMITS = Limits(max_bytes=1_000_000, max_pages=10, max_chars=100_000)

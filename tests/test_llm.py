@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from bot.errors import LLMError, LLMNotConfigured
-from bot.llm import LLM, ChatOptions
-from bot.messages import CallInfo
-from bot.models import Usage
+from bot.core.errors import LLMError, LLMNotConfigured
+from bot.core.llm import LLM, ChatOptions
+from bot.core.messages import CallInfo
+from bot.core.models import Usage
 from tests.fakes.openai_server import Script
 
 CALL = CallInfo("streaming", platform="test", tenant="T1", channel="C1", user="U1")
@@ -76,7 +76,7 @@ async def test_persistent_errors_raise_a_kind_and_record_it(app, fake_llm, scrip
 
 async def test_hanging_server_times_out(app, fake_llm):
     settings = app.services.settings.model_copy(update={"llm_timeout": 0.3, "llm_max_retries": 0})
-    from bot.llm import build_client
+    from bot.core.llm import build_client
 
     llm = LLM(client=build_client(settings), settings=settings, ledger=app.services.ledger)
     fake_llm.enqueue(Script(hang=True))

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.messages import Incoming
-from bot.router import ANSWER, COMMAND, IGNORE, INGEST, OBSERVE, decide
+from bot.core.messages import Incoming
+from bot.core.router import ANSWER, COMMAND, IGNORE, INGEST, OBSERVE, decide
 from tests.fakes.openai_server import Script
 from tests.harness import RecordingConversation
 
@@ -19,7 +19,7 @@ def test_decision_table():
     assert decide(msg(from_self=True, mentioned=True)).action == IGNORE
     assert decide(msg(from_bot=True, is_dm=True)).action == IGNORE
     assert decide(msg(command="summarize")).action == COMMAND
-    from bot.messages import Attachment
+    from bot.core.messages import Attachment
 
     files = (Attachment(name="a.pdf", ref="F1"),)
     assert decide(msg(attachments=files, is_dm=True)).action == INGEST

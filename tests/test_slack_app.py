@@ -35,7 +35,7 @@ async def test_scheduled_post_reaches_a_slack_channel(app, fake_slack, slack_set
 async def test_slack_without_app_token_or_signing_secret_says_what_to_set(slack_settings):
     import pytest
 
-    from bot.errors import ConfigError
+    from bot.core.errors import ConfigError
 
     bad = slack_settings.model_copy(update=dict(slack_app_token=None, slack_signing_secret=None))
     with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
@@ -46,7 +46,7 @@ async def test_slack_without_app_token_or_signing_secret_says_what_to_set(slack_
 async def test_a_rejected_bot_token_is_a_configuration_error(fake_slack, slack_settings):
     import pytest
 
-    from bot.errors import ConfigError
+    from bot.core.errors import ConfigError
 
     bad = slack_settings.model_copy(update=dict(slack_bot_token=SecretStr("xoxb-wrong")))
     with pytest.raises(ConfigError, match="invalid_auth"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.messages import Reply
+from bot.core.messages import Reply
 from tests.slack_support import *  # noqa: F401,F403
 
 CHANNEL = "C123ABC456"

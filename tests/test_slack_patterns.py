@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.scheduler import DigestScheduler
-from patterns.digest_store import DigestStore
+from patterns.batch.scheduler import DigestScheduler
+from patterns.batch.schedules import DigestStore
 from tests.slack_support import *  # noqa: F401,F403
 from tests.slack_support import load
 from tests.test_agent_loop import TASK, analyst, expected_totals, numbers  # noqa: F401 (fixture)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.surface import Limits
-from patterns.streaming import render_stream
+from bot.core.surface import Limits
+from bot.core.render import render_stream
 from tests.harness import RecordingStream, StreamingConversation
 
 

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-from bot.errors import LLMError
-from bot.surface import Limits, StreamUnsupported
-from patterns import streaming
-from patterns.streaming import close_fence, open_fence, render_stream, split_message
+from bot.core.errors import LLMError
+from bot.core.surface import Limits, StreamUnsupported
+from bot.core import render as streaming
+from bot.core.render import close_fence, open_fence, render_stream, split_message
 from tests.harness import RecordingConversation, StreamingConversation
 
 

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot import tokens
-from bot.messages import CallInfo, HistoryItem, Incoming, utcnow
+from bot.core import tokens
+from bot.core.messages import CallInfo, HistoryItem, Incoming, utcnow
 from patterns.summarize import asks_for_thread_summary, parse_window, summarize
 from tests.harness import RecordingConversation
 

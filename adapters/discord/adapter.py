@@ -26,9 +26,9 @@ from adapters.discord.conversation import (
     MessageConversation,
     strip_mention,
 )
-from bot.errors import ConfigError
-from bot.messages import Attachment, Incoming
-from bot.surface import Dispatch
+from bot.core.errors import ConfigError
+from bot.core.messages import Attachment, Incoming
+from bot.core.surface import Dispatch
 
 log = logging.getLogger(__name__)
 

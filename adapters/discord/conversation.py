@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Literal
 
 import discord
 
-from bot.errors import UserError
-from bot.messages import Attachment, HistoryItem
-from bot.surface import Limits
+from bot.core.errors import UserError
+from bot.core.messages import Attachment, HistoryItem
+from bot.core.surface import Limits
 
 if TYPE_CHECKING:
     from adapters.discord.adapter import DiscordAdapter

@@ -28,10 +28,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.conversation import SlackConversation
 from adapters.slack.normalize import SUMMARIZE_SHORTCUT, Identity, from_command, from_event, from_message_shortcut
 from adapters.slack.pacing import Workspace
-from bot.config import Settings
-from bot.errors import ConfigError
-from bot.messages import Incoming
-from bot.surface import Dispatch
+from bot.core.config import Settings
+from bot.core.errors import ConfigError
+from bot.core.messages import Incoming
+from bot.core.surface import Dispatch
 
 log = logging.getLogger(__name__)
 

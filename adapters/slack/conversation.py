@@ -21,9 +21,9 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.normalize import clean_text
 from adapters.slack.pacing import AdaptiveLimits
-from bot.errors import UserError
-from bot.messages import Attachment, HistoryItem
-from bot.surface import StreamUnsupported
+from bot.core.errors import UserError
+from bot.core.messages import Attachment, HistoryItem
+from bot.core.surface import StreamUnsupported
 
 if TYPE_CHECKING:
     from adapters.slack.adapter import SlackAdapter

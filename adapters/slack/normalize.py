@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from bot.messages import Attachment, Incoming
+from bot.core.messages import Attachment, Incoming
 
 # message subtypes that are someone saying something (others are edits, joins, ...)
 _SPOKEN = {None, "file_share", "thread_broadcast", "me_message", "bot_message"}

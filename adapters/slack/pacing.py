@@ -28,7 +28,7 @@ class Workspace:
 
 
 class AdaptiveLimits:
-    """`bot.surface.Limits` for one Slack conversation; `update_interval` is computed at
+    """`bot.core.surface.Limits` for one Slack conversation; `update_interval` is computed at
     each read from the workspace's current load."""
 
     def __init__(self, workspace: Workspace, *, max_chars: int, base_interval: float, max_updates: int = 60) -> None:

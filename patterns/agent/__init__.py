@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.messages import Incoming, Reply
+from bot.core.messages import Incoming, Reply
 from patterns.agent.loop import PATTERN, AgentLimits, Outcome, run_agent
 from patterns.agent.route import needs_tools
 from patterns.agent.sample import readonly_url
@@ -46,7 +46,7 @@ def register(router, services) -> None:
             return Reply("Tell me the task, e.g. `/agent total sales for last month and growth vs the month before`.",
                          ephemeral=True)
         if not services.llm.configured:
-            from bot.config import LLM_SETUP_HINT
+            from bot.core.config import LLM_SETUP_HINT
 
             return Reply(LLM_SETUP_HINT, ephemeral=True)
         return await work(ctx, msg, ctx.args)

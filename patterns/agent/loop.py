@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.llm import ChatOptions, ToolCall
-from bot.messages import CallInfo
+from bot.core.llm import ChatOptions, ToolCall
+from bot.core.messages import CallInfo
 from patterns.agent.toolbox import ALL, Run, one_line
 from patterns.agent.tools import Tool, ToolError, clip
 from patterns.chat import context_messages

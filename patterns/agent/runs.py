@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import Integer, func, select
 
-from bot.models import Usage
+from bot.core.models import Usage
 from patterns.agent.loop import PATTERN
 
 

@@ -16,7 +16,7 @@ from datetime import date, datetime, timezone
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from bot.db import normalize_url
+from bot.core.db import normalize_url
 from patterns.agent.sql import connect_args
 
 DATABASE = "aibot_sales"

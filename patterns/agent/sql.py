@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from bot.db import normalize_url, redact
+from bot.core.db import normalize_url, redact
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.messages import Incoming, utcnow
+from bot.core.messages import Incoming, utcnow
 from patterns.agent import calc
 from patterns.agent.sql import SqlRefused, SqlRunner
 from patterns.agent.tools import Tool, ToolError, tool
@@ -21,8 +21,8 @@ from patterns.agent.tools import Tool, ToolError, tool
 class Run:
     """What the tools of one agent run may use."""
 
-    services: object  # bot.services.Services
-    conv: object  # bot.surface.Conversation
+    services: object  # bot.core.services.Services
+    conv: object  # bot.core.surface.Conversation
     msg: Incoming
     sql: SqlRunner | None = None
 

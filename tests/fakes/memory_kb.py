@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from bot.knowledge import Passage
+from bot.core.knowledge import Passage
 
 _WORD = re.compile(r"\w+")
 

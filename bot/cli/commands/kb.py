@@ -1,0 +1,196 @@
+"""`aibot kb add|list|remove|search|reembed`: the knowledge base from the command line.
+
+Documents added here belong to the tenant given with `--tenant` (default "console", the
+console adapter's workspace), tenant-wide unless `--channel` narrows them.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bot.app import App
+from bot.core.errors import UserError
+from patterns.rag.extract import SUPPORTED
+from patterns.rag import format_list
+
+CONSOLE_TENANT = "console"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("kb", help="manage the knowledge base")
+    ksub = p.add_subparsers(dest="kb_command", required=True, metavar="ACTION")
+
+    def common(q) -> None:
+        q.add_argument("--tenant", default=CONSOLE_TENANT, help="workspace/guild id (default: console)")
+
+    a = ksub.add_parser("add", help="add files or directories (.txt .md .pdf .docx .html)")
+    a.add_argument("paths", nargs="+", metavar="PATH")
+    a.add_argument("--channel", default=None, help="only answer from these documents in this channel")
+    common(a)
+    a.set_defaults(func=add)
+
+    ls = ksub.add_parser("list", help="list the documents")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    common(ls)
+    ls.set_defaults(func=list_docs)
+
+    rm = ksub.add_parser("remove", help="remove a document by its id (see kb list)")
+    rm.add_argument("ids", nargs="+", type=int, metavar="ID")
+    common(rm)
+    rm.set_defaults(func=remove)
+
+    s = ksub.add_parser("search", help="the best passages for a question (no model call)")
+    s.add_argument("query", nargs="+")
+    s.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--channel", default=None)
+    common(s)
+    s.set_defaults(func=search)
+
+    r = ksub.add_parser("reembed", help="recompute embeddings after a model change")
+    r.add_argument("--all", action="store_true", help="recompute every vector, not only other models'")
+    r.set_defaults(func=reembed)
+
+
+def collect(paths: list[str]) -> list[Path]:
+    """The supported files among `paths` (directories are walked, sorted)."""
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED)
+        elif p.exists():
+            found.append(p)
+        else:
+            raise UserError(f"{raw}: no such file or directory.")
+    return found
+
+
+class Progress:
+    """A one-line progress bar on stderr (one line per step when stderr is not a terminal)."""
+
+    def __init__(self, total: int, *, width: int = 28) -> None:
+        self.total, self.width = max(total, 1), width
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, label: str) -> None:
+        filled = int(self.width * done / self.total)
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {label}"
+        if self.tty:
+            print("\r" + line[:120].ljust(120), end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def clear(self) -> None:
+        if self.tty:
+            print("\r" + " " * 120 + "\r", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+async def add(args, settings) -> int:
+    files = collect(args.paths)
+    if not files:
+        raise UserError("No .txt, .md, .pdf, .docx or .html files found there.")
+    failed = 0
+    async with await App.open(settings) as app:
+        kb = app.services.kb
+        bar = Progress(len(files))
+        for i, path in enumerate(files, start=1):
+            if bar.tty:
+                bar.update(i - 1, path.name)
+            try:
+                if path.stat().st_size > settings.kb_max_file_bytes:
+                    mb = settings.kb_max_file_bytes / 1048576
+                    raise UserError(f"{path.name} is too large ({path.stat().st_size / 1048576:.1f} MB; the limit is {mb:.1f} MB).")
+                result = await kb.ingest(
+                    tenant=args.tenant, channel=args.channel, name=path.name, data=path.read_bytes(),
+                    added_by=_user(),
+                )
+                line = result.message
+            except UserError as exc:
+                failed += 1
+                line = exc.user_message
+            except OSError as exc:
+                failed += 1
+                line = f"Cannot read {path}: {exc.strerror or exc}."
+            bar.clear()
+            print(line, flush=True)
+            bar.update(i, path.name)
+        bar.close()
+    return 1 if failed else 0
+
+
+async def list_docs(args, settings) -> int:
+    async with await App.open(settings) as app:
+        docs = await app.services.kb.list(tenant=args.tenant)
+    if args.json:
+        print(json.dumps([
+            dict(id=d.id, name=d.name, channel=d.channel, chunks=d.chunks, size_bytes=d.size_bytes,
+                 added_by=d.added_by, created_at=d.created_at.isoformat(), updated_at=d.updated_at.isoformat(),
+                 version=d.version)
+            for d in docs
+        ], indent=2))
+    else:
+        print(format_list(docs))
+    return 0
+
+
+async def remove(args, settings) -> int:
+    missing = 0
+    async with await App.open(settings) as app:
+        for doc_id in args.ids:
+            name = await app.services.kb.remove(tenant=args.tenant, document_id=doc_id)
+            if name is None:
+                missing += 1
+                print(f"aibot: there is no document #{doc_id} in {args.tenant}'s knowledge base.", file=sys.stderr)
+            else:
+                print(f"Removed {name} (#{doc_id}).")
+    return 1 if missing else 0
+
+
+async def search(args, settings) -> int:
+    query = " ".join(args.query)
+    async with await App.open(settings) as app:
+        found = await app.services.kb.search(tenant=args.tenant, query=query, k=args.k, channel=args.channel)
+    if args.json:
+        print(json.dumps([
+            dict(rank=i, document=p.document, document_id=p.document_id, chunk_id=p.chunk_id, heading=p.heading,
+                 page=p.page, score=round(p.score, 4), citation=p.citation, text=p.text)
+            for i, p in enumerate(found, start=1)
+        ], indent=2, ensure_ascii=False))
+        return 0
+    if not found:
+        print("Nothing found: the knowledge base is empty.")
+    for i, p in enumerate(found, start=1):
+        print(f"[{i}] {p.citation}  (score {p.score:.2f})\n    {' '.join(p.text.split())[:300]}")
+    return 0
+
+
+async def reembed(args, settings) -> int:
+    async with await App.open(settings) as app:
+        kb = app.services.kb
+        bar = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            bar = bar or Progress(total)
+            bar.update(done, "chunks")
+
+        n = await kb.reembed(everything=args.all, progress=progress)
+        if bar:
+            bar.close()
+    print(f"Re-embedded {n} chunk{'s' if n != 1 else ''} with {kb.embedder.model} ({kb.embedder.dim} dimensions).")
+    return 0
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "cli"

@@ -1,0 +1,114 @@
+"""Database access: an async SQLAlchemy engine on PostgreSQL (asyncpg), migrations.
+
+`Database.open(settings)` uses `DATABASE_URL` when it is set and the embedded server
+otherwise. A database given as an engine is used as is and not disposed by `close`
+(close only what you created).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from bot.core import pgembed
+from bot.core.config import Settings
+from bot.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_URL_EXAMPLE = "DATABASE_URL=postgresql+asyncpg://aibot:secret@localhost:5432/aibot"
+
+
+def normalize_url(url: str) -> str:
+    """Accept the usual spellings of a PostgreSQL URL and use the asyncpg driver."""
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+class Database:
+    def __init__(self, *, engine: AsyncEngine, url: str, owns_engine: bool, embedded: object | None = None) -> None:
+        self.engine = engine
+        self.url = url
+        self._owns_engine = owns_engine
+        self._embedded = embedded
+        self.session = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
+
+    @classmethod
+    async def open(cls, settings: Settings, *, connect_timeout: float = 10.0) -> "Database":
+        """Connect (starting the embedded server if no DATABASE_URL); raise ConfigError
+        with a fix if the database cannot be reached."""
+        embedded = None
+        if settings.database_url:
+            url = normalize_url(settings.database_url)
+            source = "DATABASE_URL"
+        else:
+            embedded, url = await asyncio.to_thread(pgembed.start, Path(settings.data_dir) / "pg")
+            source = "the embedded server"
+        try:
+            if make_url(url).get_backend_name() != "postgresql":
+                raise ArgumentError("not a PostgreSQL URL")
+            engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        except (ArgumentError, ValueError) as exc:
+            raise ConfigError(
+                f"DATABASE_URL is not a usable PostgreSQL URL ({redact(url)}): {exc}. Example: {_URL_EXAMPLE}"
+            ) from None
+        db = cls(engine=engine, url=url, owns_engine=True, embedded=embedded)
+        try:
+            async with asyncio.timeout(connect_timeout):
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            await db.close()
+            reason = _reason(exc)
+            if source == "DATABASE_URL":
+                raise ConfigError(
+                    f"Cannot connect to PostgreSQL at {redact(url)} (from DATABASE_URL): {reason}. "
+                    "Start that server or fix DATABASE_URL, e.g. "
+                    f"{_URL_EXAMPLE}; unset DATABASE_URL to use the embedded server."
+                ) from None
+            raise ConfigError(
+                f"Cannot connect to the embedded PostgreSQL server: {reason}. "
+                f"Set DATABASE_URL to use another server, e.g. {_URL_EXAMPLE}"
+            ) from None
+        return db
+
+    @classmethod
+    def from_engine(cls, engine: AsyncEngine) -> "Database":
+        return cls(engine=engine, url=str(engine.url), owns_engine=False)
+
+    async def upgrade(self) -> str:
+        """Apply pending migrations; return the current revision."""
+        from bot.core.migrate import upgrade
+
+        return await upgrade(self.engine)
+
+    async def close(self) -> None:
+        if self._owns_engine:
+            await self.engine.dispose()
+        if self._embedded is not None:
+            await asyncio.to_thread(pgembed.stop, self._embedded)
+            self._embedded = None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer within the connect timeout"
+    if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
+        return "connection refused"
+    msg = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = msg[0] if msg else type(exc).__name__
+    return redact(first)[:300]

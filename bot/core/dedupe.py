@@ -1,0 +1,53 @@
+"""Duplicate-delivery guard: platforms retry (Slack resends an event it thinks was not
+acknowledged, a gateway replays after a resume), and a message must be answered once.
+
+Keys are remembered in memory for the process, and in PostgreSQL so that replicas sharing
+the database agree too. If the database is unreachable the memory check still holds.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from datetime import timedelta
+
+from sqlalchemy import delete, func
+from sqlalchemy.dialects.postgresql import insert
+
+from bot.core.models import ProcessedEvent
+
+log = logging.getLogger(__name__)
+
+
+class Dedupe:
+    def __init__(self, db=None, *, memory_size: int = 20_000, keep: timedelta = timedelta(days=2)) -> None:
+        self.db = db
+        self.keep = keep
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._size = memory_size
+
+    async def first_time(self, key: str) -> bool:
+        """True the first time `key` is seen (here or by another replica), else False."""
+        if key in self._seen:
+            return False
+        self._seen[key] = time.monotonic()
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        if self.db is None:
+            return True
+        try:
+            async with self.db.session.begin() as s:
+                res = await s.execute(
+                    insert(ProcessedEvent).values(key=key[:300]).on_conflict_do_nothing().returning(ProcessedEvent.key)
+                )
+                return res.first() is not None
+        except Exception:
+            log.warning("dedupe table unavailable; relying on this process's memory", exc_info=True)
+            return True
+
+    async def purge(self) -> int:
+        if self.db is None:
+            return 0
+        async with self.db.session.begin() as s:
+            res = await s.execute(delete(ProcessedEvent).where(ProcessedEvent.created_at < func.now() - self.keep))
+        return res.rowcount or 0

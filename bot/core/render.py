@@ -1,0 +1,366 @@
+"""Streaming pattern: a model's token stream rendered progressively on any platform.
+
+Platform-free. With a native stream (`Conversation.open_stream`) the renderer appends
+deltas; otherwise it posts once the first tokens arrive and edits that message on a
+timer. Either way:
+
+- updates are at least `limits.update_interval` apart (read before each update, so the
+  adapter can slow down under load) and at most `limits.max_updates` per message, plus
+  the final one;
+- two updates of one message never overlap (one loop awaits each write);
+- a message longer than `limits.max_chars` continues in a new message, split at a
+  paragraph or line where possible and never inside a code block without closing it
+  and reopening it in the next message;
+- a stream that fails midway leaves the text so far plus a visible note; a failed edit
+  is logged, not raised (the next update carries the whole text anyway); the final edit
+  is retried with backoff, and if it still fails the missing text is posted as a new
+  message, so an answer is never left incomplete.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterable
+from dataclasses import dataclass, field
+
+from bot.core.errors import user_message_for
+from bot.core.surface import Conversation, StreamUnsupported
+
+log = logging.getLogger(__name__)
+
+THINKING = "is thinking…"
+FINAL_EDIT_TRIES = 3  # the last edit of a message, on top of the SDK's own retries
+FINAL_EDIT_BACKOFF = 0.5  # seconds before the second try, doubling
+_FENCE = re.compile(r"^\s*(```+|~~~+)(.*)$")
+
+
+@dataclass
+class Rendered:
+    """What the renderer did: the model's text, the messages it wrote, any error."""
+
+    text: str = ""
+    message_ids: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    writes: int = 0  # platform calls that changed visible text (post/edit/append/stop)
+    first_visible: float | None = None  # monotonic time of the first visible text
+
+
+# ---------------------------------------------------------------- message splitting
+
+
+def remaining(shown: str, text: str) -> str:
+    """What of `text` a message showing `shown` is missing, as a message of its own:
+    from the last line (or word) both share, a code block left open there reopened."""
+    common = len(os.path.commonprefix([shown, text]))
+    if common >= len(text):
+        return ""
+    cut = max(text.rfind("\n", 0, common) + 1, 0)
+    if cut == 0:
+        cut = text.rfind(" ", 0, common) + 1
+    fence = open_fence(text[:cut])
+    return (fence + "\n" if fence else "") + text[cut:]
+
+
+def open_fence(text: str) -> str | None:
+    """The opening line of a code block left open at the end of `text`, if any."""
+    opened: str | None = None
+    for line in text.split("\n"):
+        m = _FENCE.match(line)
+        if not m:
+            continue
+        if opened is None:
+            opened = line.strip()
+        elif m.group(2).strip() == "":
+            opened = None
+    return opened
+
+
+def close_fence(text: str) -> str:
+    """`text` with an unterminated code block closed, for display of a partial answer."""
+    return text + "\n```" if open_fence(text) is not None else text
+
+
+def split_message(text: str, limit: int, *, min_cut: int = 0) -> tuple[str, int, str]:
+    """Split `text` for a platform limit of `limit` characters.
+
+    Returns (head to post now, characters of `text` consumed, prefix for the next
+    message). The head ends at a paragraph, line or word boundary when one lies in the
+    second half of the window (and not before `min_cut`, what an append-only stream has
+    already shown); an open code block is closed in the head and reopened (same fence
+    line, same language) by the prefix.
+    """
+    if len(text) <= limit:
+        return text, len(text), ""
+    closing = "\n```"
+    window = text[: max(1, limit - len(closing))]
+    floor = max(len(window) // 2, len(text[:min_cut].rstrip()))
+    cut = -1
+    for sep in ("\n\n", "\n", " "):
+        pos = window.rfind(sep)
+        if pos >= floor:
+            cut = pos
+            break
+    if cut <= 0:
+        cut = max(len(window), min(min_cut, len(text)))
+    head = text[:cut]
+    consumed = cut
+    while consumed < len(text) and text[consumed] in "\n ":
+        consumed += 1
+    fence = open_fence(head)
+    if fence is not None:
+        return head.rstrip() + closing, consumed, fence + "\n"
+    return head.rstrip(), consumed, ""
+
+
+# ---------------------------------------------------------------- sinks
+
+
+class _Sink:
+    """Writes the current answer text; splits into several messages past the limit."""
+
+    def __init__(self, conv: Conversation, result: Rendered) -> None:
+        self.conv = conv
+        self.result = result
+        self.offset = 0  # where in the full text the current message starts
+        self.prefix = ""  # reopened code fence carried into the current message
+
+    async def update(self, full: str, *, final: bool) -> None:
+        limit = self.conv.limits.max_chars
+        text = self.prefix + full[self.offset :]
+        while len(text) > limit:
+            head, consumed, reopen = split_message(text, limit, min_cut=self.shown_chars)
+            if consumed <= len(self.prefix):  # pathological tiny limit: hard cut
+                head, consumed, reopen = text[:limit], limit, ""
+            await self._write(head, final=True)
+            self.offset += consumed - len(self.prefix)
+            self.prefix = reopen
+            text = self.prefix + full[self.offset :]
+        await self._write(text, final=final)
+
+    def _visible(self) -> None:
+        self.result.writes += 1
+        if self.result.first_visible is None:
+            self.result.first_visible = time.monotonic()
+
+    @property
+    def shown_chars(self) -> int:
+        """Characters of the current message that cannot be taken back."""
+        return 0
+
+    async def _write(self, text: str, *, final: bool) -> None:
+        raise NotImplementedError
+
+
+class _EditSink(_Sink):
+    """Fallback: post the first text, then edit it."""
+
+    def __init__(self, conv: Conversation, result: Rendered) -> None:
+        super().__init__(conv, result)
+        self.message_id: str | None = None
+        self.shown = ""
+        self.updates = 0
+
+    async def _write(self, text: str, *, final: bool) -> None:
+        shown = text if final else close_fence(text)
+        if not shown.strip():
+            if final:
+                self.message_id = None
+            return
+        if self.message_id is None:
+            self.message_id = await self.conv.post(shown)
+            self.result.message_ids.append(self.message_id)
+            self.shown, self.updates = shown, 0
+            self._visible()
+        elif final and shown != self.shown:
+            await self._final_edit(shown)
+        elif shown != self.shown and self.updates < self.conv.limits.max_updates:
+            try:
+                await self.conv.edit(self.message_id, shown)
+            except Exception:  # the next update, or the final one, carries the whole text
+                log.warning("progressive edit failed", exc_info=True)
+            else:
+                self.shown = shown
+                self.updates += 1
+                self._visible()
+        if final:
+            self.message_id = None
+
+    async def _final_edit(self, text: str) -> None:
+        """The last edit of a message: retried with backoff (FINAL_EDIT_TRIES); if the
+        platform still refuses it, the text not yet shown is posted as a new message so
+        the answer is never left incomplete."""
+        for attempt in range(FINAL_EDIT_TRIES):
+            try:
+                await self.conv.edit(self.message_id, text)
+            except Exception:
+                log.warning("final edit failed (attempt %d of %d)", attempt + 1, FINAL_EDIT_TRIES, exc_info=True)
+                if attempt + 1 < FINAL_EDIT_TRIES:
+                    await asyncio.sleep(FINAL_EDIT_BACKOFF * 2**attempt)
+            else:
+                self.shown = text
+                self.updates += 1
+                self._visible()
+                return
+        rest = remaining(self.shown, text)
+        if rest.strip():
+            self.result.message_ids.append(await self.conv.post(rest))
+            self._visible()
+
+
+class _NativeSink(_Sink):
+    """The platform's own append-only stream."""
+
+    def __init__(self, conv: Conversation, result: Rendered) -> None:
+        super().__init__(conv, result)
+        self.stream = None
+        self.sent = ""
+        self.updates = 0
+
+    @property
+    def shown_chars(self) -> int:
+        return len(self.sent)
+
+    async def _write(self, text: str, *, final: bool) -> None:
+        if self.stream is None:
+            if not text.strip():
+                return
+            self.stream = await self.conv.open_stream()  # type: ignore[attr-defined]
+            self.result.message_ids.append(getattr(self.stream, "message_id", ""))
+            self.sent, self.updates = "", 0
+        if not final:  # hold back a partial word: a later split can then fall between words
+            boundary = max(text.rfind(" "), text.rfind("\n"))
+            text = text[: boundary + 1] if boundary >= len(self.sent) else self.sent
+        delta = text[len(os.path.commonprefix([text, self.sent])) :]
+        finish = getattr(self.stream, "finish", None)  # optional: last text and stop in one call
+        if final and delta and finish is not None:
+            try:
+                await finish(delta)
+            except Exception:
+                log.warning("stream finish failed", exc_info=True)
+            else:
+                self.sent = text
+                self._visible()
+            self.stream = None
+            return
+        if delta and (final or self.updates < self.conv.limits.max_updates):
+            try:
+                await self.stream.append(delta)
+            except Exception:  # keep `sent`: the missed delta goes with the next append
+                log.warning("stream append failed", exc_info=True)
+            else:
+                self.sent = text
+                self.updates += 1
+                self._visible()
+        if final:
+            try:
+                await self.stream.stop()
+            except Exception:
+                log.warning("stream stop failed", exc_info=True)
+            self.stream = None
+
+
+# ---------------------------------------------------------------- the renderer
+
+
+class _Pump:
+    """Reads the model's stream in its own task so slow platform writes never stall it."""
+
+    def __init__(self, chunks: AsyncIterable[str]) -> None:
+        self.parts: list[str] = []
+        self.changed = asyncio.Event()
+        self.error: BaseException | None = None
+        self.task = asyncio.create_task(self._run(chunks))
+
+    async def _run(self, chunks: AsyncIterable[str]) -> None:
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    self.parts.append(chunk)
+                    self.changed.set()
+        except Exception as exc:  # reported with the text so far, not raised
+            self.error = exc
+        finally:
+            self.changed.set()
+
+    @property
+    def text(self) -> str:
+        if len(self.parts) > 1:
+            self.parts[:] = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+    @property
+    def done(self) -> bool:
+        return self.task.done()
+
+
+def with_error_note(text: str, error: BaseException | None) -> str:
+    """The final text: the answer so far, and a visible note if it was cut short."""
+    if error is None:
+        return text
+    reason = user_message_for(error)
+    if not text.strip():
+        return reason
+    return f"{close_fence(text.rstrip())}\n\n⚠️ _Answer cut short. {reason}_"
+
+
+async def render_stream(chunks: AsyncIterable[str], conv: Conversation) -> Rendered:
+    """Render a stream of text deltas into `conv`; see the module docstring."""
+    result = Rendered()
+    native = hasattr(conv, "open_stream")
+    sink: _Sink = _NativeSink(conv, result) if native else _EditSink(conv, result)
+    set_status = getattr(conv, "set_status", None)
+    pump = _Pump(chunks)
+    status_on = False
+    try:
+        if set_status is not None:
+            status_on = await _status(set_status, THINKING)
+        last = float("-inf")
+        while True:
+            await pump.changed.wait()
+            if pump.done:
+                break
+            wait = last + conv.limits.update_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.wait({pump.task}, timeout=wait)
+                if pump.done:
+                    break
+            pump.changed.clear()
+            text = pump.text
+            if not text.strip():
+                continue
+            if status_on:
+                status_on = not await _status(set_status, None)
+            writes = result.writes
+            try:
+                await sink.update(text, final=False)
+            except StreamUnsupported:
+                sink = _EditSink(conv, result)
+                await sink.update(text, final=False)
+            if result.writes != writes:  # the interval runs from the last visible write, so a
+                last = time.monotonic()  # held-back first word does not delay the first text by one
+        result.text = pump.text
+        result.error = pump.error
+        if status_on:
+            await _status(set_status, None)
+        final = with_error_note(result.text, result.error)
+        try:
+            await sink.update(final, final=True)
+        except StreamUnsupported:
+            sink = _EditSink(conv, result)
+            await sink.update(final, final=True)
+    finally:
+        if not pump.done:
+            pump.task.cancel()
+    return result
+
+
+async def _status(set_status, text: str | None) -> bool:
+    try:
+        await set_status(text)
+        return True
+    except Exception:
+        log.warning("status update failed", exc_info=True)
+        return False

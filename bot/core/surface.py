@@ -1,0 +1,102 @@
+"""What an adapter must provide to the core, as small Protocols.
+
+`Conversation` is handed to the router with each `Incoming`: it is where replies go and
+what history and files the patterns may read. Streaming natively (`open_stream`) and a
+thinking status (`set_status`) are optional capabilities; the renderer falls back to
+post + throttled edits when an adapter has no native stream.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from bot.core.messages import Attachment, HistoryItem, Incoming
+
+
+@dataclass
+class Limits:
+    """How a platform wants to be written to. `update_interval` is read before every
+    progressive update, so an adapter may make it a property that adapts to load."""
+
+    max_chars: int = 4_000  # one message; longer answers continue in a new message
+    update_interval: float = 1.0  # seconds between progressive updates of one message
+    max_updates: int = 60  # intermediate updates per message; the final one always goes
+
+
+class StreamUnsupported(Exception):
+    """Raised by `open_stream` when this workspace/channel cannot stream natively; the
+    renderer then falls back to post + edits for the rest of the answer."""
+
+
+class NativeStream(Protocol):
+    """An append-only message stream the platform renders progressively. A stream may
+    also offer `async def finish(self, delta: str)`: append the last text and stop in one
+    platform call (the renderer uses it for the final update when present)."""
+
+    async def append(self, delta: str) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Conversation(Protocol):
+    """Replies, history and files for one incoming message."""
+
+    limits: Limits
+
+    async def post(self, text: str, *, ephemeral: bool = False) -> str:
+        """Post a message in the reply location; return its opaque id."""
+        ...
+
+    async def edit(self, message_id: str, text: str) -> None:
+        """Replace the text of a message this conversation posted."""
+        ...
+
+    async def history(
+        self,
+        *,
+        limit: int,
+        since: datetime | None = None,
+        scope: Literal["thread", "channel"] = "channel",
+    ) -> list[HistoryItem]:
+        """Recent messages, oldest first, at most `limit`, not older than `since`."""
+        ...
+
+    async def download(self, attachment: Attachment) -> bytes:
+        """The bytes of an attachment of the incoming message."""
+        ...
+
+
+class StreamingConversation(Conversation, Protocol):
+    async def open_stream(self) -> NativeStream: ...
+
+
+class StatusConversation(Conversation, Protocol):
+    async def set_status(self, text: str | None) -> None:
+        """Show (or clear, with None) a "thinking" indicator."""
+        ...
+
+
+Dispatch = Callable[[Incoming, Conversation], Awaitable[None]]
+
+
+class Adapter(Protocol):
+    """A platform connection. `start` returns once connected; events then go to
+    `dispatch` (which must not be awaited inline for slow work: acknowledge first)."""
+
+    name: str
+
+    async def start(self, dispatch: Dispatch) -> None: ...
+
+    async def wait_closed(self) -> None:
+        """Return when the adapter has nothing more to deliver (console: EOF)."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    def conversation(self, *, tenant: str, channel: str, thread: str | None = None) -> Conversation:
+        """A conversation in one of this platform's channels, for posts nobody asked for
+        in that moment (scheduled digests, finished jobs)."""
+        ...

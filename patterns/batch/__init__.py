@@ -1,0 +1,1 @@
+"""Batch pattern: scheduled daily digests and bulk summarize jobs."""

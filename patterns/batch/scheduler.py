@@ -1,0 +1,208 @@
+"""Runs scheduled digests: APScheduler (AsyncIOScheduler) in the bot process, one leader
+per database.
+
+Leadership is a PostgreSQL advisory lock held on a dedicated connection: if the leader
+dies, its connection closes, the lock is released and a follower takes over at its next
+tick. Each tick the leader looks at every schedule with an injected clock: the latest
+occurrence not yet handled is claimed (a run row, unique per channel and period: the final
+exactly-once guard) and then either posted, or skipped and logged when it is later than
+AIBOT_DIGEST_GRACE (the bot was down at the time). A digest is a synthetic `/digest`
+event dispatched through the router, like any user's command.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime, timezone
+
+from sqlalchemy import text
+
+from bot.core.messages import Incoming, utcnow
+from patterns.batch import times
+from patterns.batch.digest import DigestWindow
+from patterns.batch.schedules import DigestStore, Schedule
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = 0x61_69_62_6F_74_07  # "aibot" + issue 7: one leader per database
+
+
+class Leadership:
+    """A session-level advisory lock on its own connection (so it lives as long as we do)."""
+
+    def __init__(self, engine, *, key: int = LOCK_KEY) -> None:
+        self.engine = engine
+        self.key = key
+        self._conn = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self._conn is not None
+
+    async def acquire(self) -> bool:
+        """True if we hold the lock (checking that the connection is still alive)."""
+        if self._conn is not None:
+            try:
+                # bounded: a half-open connection must not hang every later tick
+                async with asyncio.timeout(10):
+                    await self._conn.execute(text("SELECT 1"))
+                    await self._conn.commit()
+                return True
+            except Exception:
+                log.warning("lost the scheduler leader connection; will try to take it again")
+                await self.release()
+        conn = await self.engine.connect()
+        try:
+            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})).scalar()
+            await conn.commit()
+        except BaseException:
+            await conn.close()
+            raise
+        if not got:
+            await conn.close()
+            return False
+        self._conn = conn
+        log.info("this process is the digest scheduler leader")
+        return True
+
+    async def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(Exception):
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                await conn.commit()
+            with suppress(Exception):
+                await conn.close()
+
+
+class _Capture:
+    """The channel's conversation, keeping the id of the digest post and keeping error
+    apologies out of the channel (nobody there asked; the failure is logged)."""
+
+    def __init__(self, conv, window: DigestWindow) -> None:
+        self.conv = conv
+        self.window = window
+        self.limits = conv.limits
+        self.posted: list[str] = []
+        self.failed = False
+
+    async def post(self, text: str, *, ephemeral: bool = False) -> str:
+        if self.window.outcome is None or self.failed:
+            log.warning("a scheduled digest failed; not posting the error into the channel")
+            return ""
+        try:
+            mid = await self.conv.post(text)
+        except Exception:
+            self.failed = True
+            raise
+        self.posted.append(mid)
+        return mid
+
+    async def edit(self, message_id: str, text: str) -> None:
+        await self.conv.edit(message_id, text)
+
+    async def history(self, **kw):
+        return await self.conv.history(**kw)
+
+    async def download(self, attachment):
+        return await self.conv.download(attachment)
+
+
+class DigestScheduler:
+    def __init__(self, *, services, router, clock: Callable[[], datetime] = utcnow, owner: str | None = None) -> None:
+        self.services = services
+        self.router = router
+        self.clock = clock
+        self.owner = owner or uuid.uuid4().hex[:16]
+        self.store = DigestStore(services.db)
+        self.leader = Leadership(services.db.engine)
+        self._aps = None
+        self._current: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self._aps = AsyncIOScheduler(timezone=timezone.utc, event_loop=asyncio.get_running_loop())
+        self._aps.add_job(
+            self.tick, "interval", seconds=self.services.settings.digest_tick, id="digest-tick",
+            next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True, misfire_grace_time=None,
+        )
+        self._aps.start()
+
+    async def stop(self) -> None:
+        """Stop ticking; a digest in progress is cancelled (its run stays `running` and the
+        next leader completes it)."""
+        if self._aps is not None:
+            self._aps.shutdown(wait=False)
+            self._aps = None
+        current, self._current = self._current, None
+        if current is not None and not current.done() and current is not asyncio.current_task():
+            current.cancel()
+            await asyncio.gather(current, return_exceptions=True)
+        await self.leader.release()
+
+    async def tick(self) -> int:
+        """One scheduler round; the number of digests posted. Never raises."""
+        self._current = asyncio.current_task()
+        try:
+            if not await self.leader.acquire():
+                return 0
+            return await self.run_due()
+        except Exception:
+            log.exception("digest scheduler tick failed")
+            return 0
+        finally:
+            self._current = None
+
+    async def run_due(self, now: datetime | None = None) -> int:
+        now = now or self.clock()
+        posted = 0
+        for sched in await self.store.all():
+            try:
+                posted += await self.run_one(sched, now) == "posted"
+            except Exception:
+                log.exception("digest for %s/%s failed", sched.platform, sched.channel)
+        return posted
+
+    async def run_one(self, sched: Schedule, now: datetime) -> str | None:
+        """Handle the schedule's latest due period, if not handled yet; its outcome."""
+        spec = sched.spec
+        occ = times.latest(spec, now)
+        if occ is None or occ < sched.active_since:
+            return None
+        period = times.period(spec, occ)
+        if sched.last_period is not None and sched.last_period >= period:
+            return None
+        if sched.platform not in self.services.channels.platforms:
+            return None  # that platform is not running here (yet): try again next tick, within the grace
+        since = sched.last_until or times.previous(spec, occ)
+        run_id = await self.store.claim(
+            sched, period=period, since=since, until=occ, owner=self.owner, take_over=self.leader.is_leader
+        )
+        if run_id is None:
+            return None  # another scheduler has it (or had it)
+        late = (now - occ).total_seconds()
+        if late > self.services.settings.digest_grace:
+            log.warning(
+                "skipping the %s digest of %s/%s: due %s, %.0f s ago, beyond AIBOT_DIGEST_GRACE=%s s",
+                period, sched.platform, sched.channel, occ.isoformat(), late, self.services.settings.digest_grace,
+            )
+            await self.store.finish(run_id, sched, period=period, status="skipped", until=occ, detail="late")
+            return "skipped"
+        window = DigestWindow(since=since, until=occ, tz=spec.tz)
+        conv = _Capture(self.services.channels.open(sched.platform, tenant=sched.tenant, channel=sched.channel), window)
+        msg = Incoming(
+            platform=sched.platform, tenant=sched.tenant, channel=sched.channel, user="scheduler",
+            user_name="scheduler", text="now", command="digest", id=f"digest:{period}", ts=occ, raw=window,
+        )
+        await self.router.dispatch(msg, conv)
+        status = "failed" if conv.failed else window.outcome or "failed"
+        await self.store.finish(
+            run_id, sched, period=period, status=status, until=occ, messages=window.messages,
+            posted_id=conv.posted[-1] if conv.posted else None,
+        )
+        log.info("digest %s of %s/%s: %s (%d messages)", period, sched.platform, sched.channel, status, window.messages)
+        return status
