@@ -7,7 +7,9 @@ import pytest
 
 from bot.core import tokens
 from bot.core.messages import CallInfo, HistoryItem, Incoming, utcnow
-from patterns.summarize import asks_for_thread_summary, parse_window, summarize
+from bot.core.summarizer import summarize
+from bot.core.timewindow import parse_window
+from patterns.summarize import asks_for_thread_summary
 from tests.harness import RecordingConversation
 
 CALL = CallInfo("api_wrapper", platform="test")

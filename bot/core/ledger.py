@@ -160,7 +160,7 @@ def format_stats(stats: list[PatternStats]) -> str:
 def register(router, services) -> None:
     """`/ai-stats`: the usage table, shown only to the asker."""
     from bot.core.messages import Reply, utcnow
-    from patterns.summarize import parse_window
+    from bot.core.timewindow import parse_window
 
     @router.command("ai-stats", help="model usage per pattern: requests, latency, tokens, cost", usage="/ai-stats [24h]")
     async def ai_stats(ctx, msg) -> Reply:

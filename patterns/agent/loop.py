@@ -26,7 +26,7 @@ from bot.core.llm import ChatOptions, ToolCall
 from bot.core.messages import CallInfo
 from patterns.agent.toolbox import ALL, Run, one_line
 from patterns.agent.tools import Tool, ToolError, clip
-from patterns.chat import context_messages
+from bot.core.context import context_messages
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from bot.core.errors import UserError
 from bot.core.messages import HistoryItem, Incoming, Reply
 from patterns.batch import times
 from patterns.batch.schedules import DigestStore
-from patterns.summarize import summarize, transcript
+from bot.core.summarizer import summarize, transcript
 
 PATTERN = "batch"
 DIGEST_PROMPT = (

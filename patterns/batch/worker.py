@@ -23,7 +23,7 @@ from bot.core import tokens
 from bot.core.errors import LLMError, LLMNotConfigured
 from bot.core.messages import CallInfo
 from patterns.batch.jobs import PATTERN, JobStore
-from patterns.summarize import summarize
+from bot.core.summarizer import summarize
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,9 @@ with the newest messages kept."""
 from __future__ import annotations
 
 from bot.core import tokens
+from bot.core.context import context_messages
 from bot.core.llm import ChatOptions
-from bot.core.messages import HistoryItem, Incoming
+from bot.core.messages import Incoming
 
 PATTERN = "streaming"
 
@@ -15,17 +16,6 @@ SYSTEM = (
     "Use Markdown sparingly: short lists, and code blocks for code. "
     "If you do not know something, say so rather than guessing."
 )
-
-
-def context_messages(items: list[HistoryItem], *, budget: int, exclude_id: str = "") -> list[dict]:
-    """History as chat messages, oldest first, newest kept within `budget` tokens."""
-    items = [it for it in items if it.text.strip() and (not exclude_id or it.id != exclude_id)]
-    rendered = [it.text if it.is_bot else f"{it.user}: {it.text}" for it in items]
-    keep = tokens.keep_newest(rendered, budget)
-    out = []
-    for it, text in zip(items[len(items) - keep :], rendered[len(rendered) - keep :]):
-        out.append({"role": "assistant" if it.is_bot else "user", "content": text})
-    return out
 
 
 async def build_messages(ctx, msg: Incoming, system: str) -> list[dict]:

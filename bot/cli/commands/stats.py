@@ -7,7 +7,7 @@ import sys
 from bot.app import App
 from bot.core.ledger import format_stats
 from bot.core.messages import utcnow
-from patterns.summarize import parse_window
+from bot.core.timewindow import parse_window
 
 
 def add_parser(sub) -> None:

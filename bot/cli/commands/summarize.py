@@ -7,7 +7,8 @@ from pathlib import Path
 from bot.app import App
 from bot.core.errors import UserError
 from bot.core.messages import CallInfo
-from patterns.summarize import PATTERN, summarize
+from bot.core.summarizer import summarize
+from patterns.summarize import PATTERN
 
 
 def add_parser(sub) -> None:
