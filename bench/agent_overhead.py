@@ -26,9 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.app import App  # noqa: E402
-from bot.core.config import Settings  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
 from bot.core.messages import Incoming  # noqa: E402
-from patterns.agent import AgentLimits, Run, run_agent  # noqa: E402
+from patterns.agent import AgentLimits, AgentSettings, Run, run_agent  # noqa: E402
 from patterns.agent.toolbox import ALL  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402
 
@@ -58,7 +58,7 @@ async def bench(rounds: int, n: int, database_url: str | None, ledger: bool = Tr
             app.services.llm.ledger = None
         specs = [t.spec() for t in ALL]
         msg = Incoming(platform="bench", tenant="T", channel="C", user="U", text="compute")
-        limits = AgentLimits.from_settings(settings)
+        limits = AgentLimits.from_settings(settings.section(AgentSettings), answer_tokens=settings.answer_max_tokens)
 
         # the same conversations the agent sends, built once from a recorded run
         fake.reset()

@@ -25,9 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.app import App  # noqa: E402
-from bot.core.config import Settings  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
 from patterns.batch.jobs import Item, JobStore  # noqa: E402
-from patterns.batch.worker import BatchWorker  # noqa: E402
+from patterns.batch import Batch  # noqa: E402
+from patterns.batch.settings import BatchSettings  # noqa: E402
 
 
 async def bench(rounds: int, n: int, concurrency: int, latency: float, database_url: str | None) -> dict:
@@ -40,8 +41,8 @@ async def bench(rounds: int, n: int, concurrency: int, latency: float, database_
     fake.stdout.readline()  # "fake OpenAI server on ..." once it listens
     settings = Settings(
         _env_file=None, openai_base_url=f"http://127.0.0.1:{port}/v1", openai_api_key="bench", data_dir=Path(tempfile.mkdtemp(prefix="aibot-bench-")),
-        database_url=database_url, cache_ttl_seconds=0, batch_concurrency=concurrency,
-    )
+        database_url=database_url, cache_ttl_seconds=0,
+    ).with_sections(BatchSettings.load(env_file=None, concurrency=concurrency))
     ideal = concurrency / latency * 60
     ours, raw = [], []
     async with await App.open(settings) as app:
@@ -64,7 +65,7 @@ async def bench(rounds: int, n: int, concurrency: int, latency: float, database_
                      for i in range(n)]
             job = await store.create(items, model=settings.fast_model)
             t0 = time.perf_counter()
-            await BatchWorker(services=app.services).run_until_idle(job)
+            await app.feature(Batch).worker.run_until_idle(job)
             elapsed = time.perf_counter() - t0
             status = await store.status(job, results=False)
             assert status["status"] == "done" and status["counts"]["done"] == n, status

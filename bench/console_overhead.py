@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.console import ConsoleAdapter, ConsoleConversation  # noqa: E402
 from bot.app import App  # noqa: E402
-from bot.core.config import Settings  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402
 
 ANSWER = "Sure: " + " ".join(f"word{i}" for i in range(40))

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.app import App  # noqa: E402
-from bot.core.config import Settings  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
 from tests.discord_env import connect, settle  # noqa: E402
 from tests.fakes.discord_server import EDIT_WINDOW, FakeDiscord  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402

@@ -17,7 +17,7 @@ from sqlalchemy import text  # noqa: E402
 
 from bench.rag_cranfield import DEFAULT_DATA, metrics, parse_docs, parse_queries, parse_qrels  # noqa: E402
 from bot.app import App  # noqa: E402
-from bot.core.config import Settings  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
 
 RANKS = {
  "cd": "ts_rank_cd(c.tsv, q.tq)",

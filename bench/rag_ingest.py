@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.rag_cranfield import DEFAULT_DATA, parse_docs  # noqa: E402
 from bot.app import App  # noqa: E402
 from patterns.rag.chunking import chunk  # noqa: E402
-from bot.core.config import Settings  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
 from patterns.rag.extract import extract  # noqa: E402
 from patterns.rag.store import embed_text  # noqa: E402
 
@@ -43,7 +43,7 @@ async def run(args) -> dict:
         texts = []
         for name, data in files:
             ex = extract(name, data, kb.limits)
-            texts.append([embed_text(name, c) for c in chunk(ex.blocks, max_tokens=settings.kb_chunk_tokens, overlap=settings.kb_chunk_overlap)])
+            texts.append([embed_text(name, c) for c in chunk(ex.blocks, max_tokens=kb.settings.chunk_tokens, overlap=kb.settings.chunk_overlap)])
         n_chunks = sum(len(t) for t in texts)
         await kb.embedder.embed(["warm up"])
         pipeline, model = [], []

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import text  # noqa: E402
 
 from bot.app import App  # noqa: E402
-from bot.core.config import Settings  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
 from bot.core.embeddings import LOCAL_MODEL, LocalEmbedder  # noqa: E402
 from patterns.rag.store import vector_literal  # noqa: E402
 
@@ -118,7 +118,7 @@ async def run(args) -> dict:
         queries = clustered(rng, centres, args.queries, args.noise).tolist()
         truth = [await exact(app, q, 10) for q in queries]
         for ef in args.ef:
-            kb.settings = settings.model_copy(update={"kb_ef_search": ef})
+            kb.settings = kb.settings.model_copy(update={"ef_search": ef})
             p50s, p95s, recalls = [], [], []
             for _round in range(args.rounds):
                 lat, rec = [], []

@@ -35,9 +35,10 @@ from pydantic import SecretStr  # noqa: E402
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler  # noqa: E402
 from slack_bolt.app.async_app import AsyncApp  # noqa: E402
 
-from adapters.slack import SlackAdapter  # noqa: E402
+from adapters.slack.adapter import SlackAdapter  # noqa: E402
+from adapters.slack.settings import SlackSettings  # noqa: E402
 from bot.app import App  # noqa: E402
-from bot.core.config import Settings  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402
 from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, FakeSlack  # noqa: E402
 from tests.slack_support import load  # noqa: E402
@@ -73,7 +74,7 @@ class Bench:
             out.append((env.acked_at - env.sent_at) * 1000)
         return out
 
-    async def baseline_acks(self, fake: FakeSlack, settings: Settings, n: int) -> list[float]:
+    async def baseline_acks(self, fake: FakeSlack, settings: SlackSettings, n: int) -> list[float]:
         adapter = SlackAdapter(settings=settings)  # only for its configured client
         bare = AsyncApp(client=adapter.client, ignoring_self_events_enabled=False)
 
@@ -140,15 +141,16 @@ class Bench:
         settings = Settings(
             _env_file=None, openai_base_url=llm.base_url, openai_api_key="bench",
             data_dir=Path(tempfile.mkdtemp(prefix="aibot-bench-")), database_url=a.database_url, cache_ttl_seconds=0,
-            slack_bot_token=SecretStr(BOT_TOKEN), slack_app_token=SecretStr(APP_TOKEN), slack_api_url=fake.base_url,
         )
+        slack = SlackSettings.load(env_file=None, bot_token=SecretStr(BOT_TOKEN), app_token=SecretStr(APP_TOKEN),
+                                   api_url=fake.base_url)
         res: dict[str, list] = {k: [] for k in ("ack_p99", "ack_base_p99", "native_first", "native_calls",
                                               "native_rate", "edit_first", "edit_calls", "edit_rate", "load_rate")}
         async with await App.open(settings) as app:
             for r in range(a.rounds):
-                res["ack_base_p99"].append(p99(await self.baseline_acks(fake, settings, a.commands)))
-                adapter = SlackAdapter(settings=settings)
-                await adapter.start(app.router.submit)
+                res["ack_base_p99"].append(p99(await self.baseline_acks(fake, slack, a.commands)))
+                adapter = SlackAdapter(settings=slack)
+                await app.attach(adapter)
                 await fake.wait_connected()
                 try:
                     res["ack_p99"].append(p99(await self.acks(fake, a.commands)))

@@ -11,7 +11,7 @@ import pytest
 
 from bot.core import pgembed
 from bot.app import App
-from bot.core.config import Settings
+from bot.core.settings import Settings
 from bot.core.db import Database
 from tests.fakes.openai_server import FakeOpenAI, default_responder
 from tests.harness import Harness

@@ -7,14 +7,13 @@ import time
 
 import pytest
 
-from adapters.discord import DiscordAdapter
+from adapters.discord.adapter import DiscordAdapter
 from tests.fakes.discord_server import FakeDiscord
 
 
 async def connect(app, fake: FakeDiscord, **kw) -> DiscordAdapter:
     adapter = DiscordAdapter(token="test-token-not-real", api_url=fake.api_url, ready_timeout=15, guild_ready_timeout=0.05, **kw)
-    await adapter.start(app.router.submit)
-    app.services.channels.register(adapter.name, adapter.conversation)
+    await app.attach(adapter)  # as `aibot run` does: the declared commands become its tree
     return adapter
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from adapters.slack import SlackAdapter
+from adapters.slack.adapter import SlackAdapter
+from adapters.slack.settings import SlackSettings
 from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, FakeSlack
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
@@ -81,20 +82,18 @@ async def fake_slack():
 
 
 @pytest.fixture
-def slack_settings(settings, fake_slack):
-    return settings.model_copy(update=dict(
-        slack_bot_token=SecretStr(BOT_TOKEN),
-        slack_app_token=SecretStr(APP_TOKEN),
-        slack_api_url=fake_slack.base_url,
-        slack_update_interval=0.05,
-    ))
+def slack_settings(fake_slack) -> SlackSettings:
+    """Slack's settings section, pointed at the fake Slack (Socket Mode)."""
+    return SlackSettings.load(
+        env_file=None, bot_token=SecretStr(BOT_TOKEN), app_token=SecretStr(APP_TOKEN),
+        api_url=fake_slack.base_url, update_interval=0.05,
+    )
 
 
 @pytest.fixture
 async def slack(app, fake_slack, slack_settings):
     adapter = SlackAdapter(settings=slack_settings)
-    await adapter.start(app.router.submit)
-    app.services.channels.register(adapter.name, adapter.conversation)  # as `aibot run` does
+    await app.attach(adapter)  # as `aibot run` does
     await fake_slack.wait_connected()
     bot = SlackBot(app, adapter, fake_slack)
     yield bot

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.core.messages import Incoming
 from bot.core.models import Usage
-from patterns.agent import AgentLimits, Run, needs_tools, run_agent
+from patterns.agent import AgentLimits, AgentSettings, Run, needs_tools, run_agent
 from patterns.agent.sample import DATABASE, checksum
 from patterns.agent.sql import connect_args
 from patterns.agent.tools import tool
@@ -179,14 +179,15 @@ async def test_a_failing_tool_is_a_result_not_a_crash(app, fake_llm):
 
 
 async def limited_bot(settings, **limits) -> tuple[App, Harness]:
-    app = await App.open(settings.model_copy(update=limits))
+    agent = AgentSettings.load(env_file=None, **limits)
+    app = await App.open(settings.with_sections(agent))
     return app, Harness(app)
 
 
 async def test_a_model_that_keeps_calling_tools_stops_at_the_step_limit(settings, fake_llm):
     fake_llm.responder = lambda body: Script(tool_calls=[{"name": "calculate", "arguments": {"expression": "1+1"}}])
     try:
-        app, bot = await limited_bot(settings, agent_max_steps=3)
+        app, bot = await limited_bot(settings, max_steps=3)
         async with app:
             replies = await bot.send("/agent loop forever")
             rows = await usage_rows(app)
@@ -205,7 +206,7 @@ async def test_a_model_that_keeps_calling_tools_stops_at_the_step_limit(settings
 async def test_the_token_budget_ends_the_run_with_what_was_found(settings, fake_llm):
     fake_llm.enqueue(Script(tool_calls=[{"name": "calculate", "arguments": {"expression": "6*7"}}],
                             prompt_tokens=900, completion_tokens=200))
-    app, bot = await limited_bot(settings, agent_max_tokens=1000)
+    app, bot = await limited_bot(settings, max_tokens=1000)
     async with app:
         replies = await bot.send("/agent compute")
     assert len(fake_llm.chat_requests) == 1
@@ -214,7 +215,7 @@ async def test_the_token_budget_ends_the_run_with_what_was_found(settings, fake_
 
 async def test_the_wall_time_limit_cuts_a_slow_model(settings, fake_llm):
     fake_llm.enqueue(Script(tool_calls=[{"name": "calculate", "arguments": {"expression": "1+2"}}]), Script(hang=True))
-    app, bot = await limited_bot(settings, agent_max_seconds=1.0)
+    app, bot = await limited_bot(settings, max_seconds=1.0)
     async with app:
         t0 = time.monotonic()
         replies = await bot.send("/agent compute slowly")
@@ -277,7 +278,7 @@ async def test_steps_per_run_are_read_back_from_the_ledger(settings, fake_llm):
 
     fake_llm.responder = lambda body: Script(tool_calls=[{"name": "now", "arguments": {}}])
     try:
-        app, bot = await limited_bot(settings, agent_max_steps=2)
+        app, bot = await limited_bot(settings, max_steps=2)
         async with app:
             await bot.send("/agent keep checking the time")
             fake_llm.responder = lambda body: Script(text="done")
@@ -294,7 +295,7 @@ async def test_the_cost_budget_ends_the_run(settings, fake_llm):
     fake_llm.enqueue(Script(tool_calls=[{"name": "calculate", "arguments": {"expression": "5*5"}}],
                             prompt_tokens=1000, completion_tokens=100))
     prices = '{"gpt-4o-mini": {"input": 10, "output": 40}}'  # $ per million tokens: this call costs $0.014
-    app, bot = await limited_bot(settings, prices=prices, agent_max_cost_usd=0.01)
+    app, bot = await limited_bot(settings.model_copy(update={"prices": prices}), max_cost_usd=0.01)
     async with app:
         replies = await bot.send("/agent compute")
     assert len(fake_llm.chat_requests) == 1
@@ -329,7 +330,7 @@ async def test_a_follow_up_sees_the_conversation_so_far(bot, fake_llm):
 
 
 async def test_without_a_model_the_agent_says_what_to_set(settings, fake_llm):
-    app, bot = await limited_bot(settings, openai_api_key=None, openai_base_url=None)
+    app, bot = await limited_bot(settings.model_copy(update=dict(openai_api_key=None, openai_base_url=None)))
     async with app:
         replies = await bot.send(f"/agent {TASK}")
     assert "No language model is configured" in replies[0] and "OPENAI_API_KEY" in replies[0]

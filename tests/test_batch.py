@@ -14,16 +14,21 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from patterns.batch.api import mount
 from bot.core.errors import UserError
 from bot.core.http import HttpServer
 from bot.core.pricing import PriceTable
 from patterns.batch.jobs import Item, JobStore, parse_jsonl
 from patterns.batch.provider import poll_provider_jobs, submit
+from patterns.batch import Batch
 from patterns.batch.worker import BatchWorker, Budget
 from tests.fakes.openai_server import Script
 
 FIXTURES = Path(__file__).parent / "fixtures" / "batch"
+
+
+def worker(app, **kw) -> BatchWorker:
+    """A bulk-job worker on the composed bot's batch settings (as its own worker is)."""
+    return BatchWorker(services=app.services, settings=app.feature(Batch).settings, **kw)
 LIMITS = dict(max_items=100, max_chars=10_000)
 
 
@@ -86,7 +91,7 @@ async def test_job_completes_through_429s_and_each_item_is_billed_once(app, fake
     job = await JobStore(app.services.db).create(items(6), model="gpt-4o-mini")
     # more 429s in a row than the SDK retries (2): the worker's own backoff honours Retry-After
     fake_llm.enqueue(*[Script(status=429, retry_after=0.01)] * 7, Script(status=503))
-    await BatchWorker(services=app.services, concurrency=3).run_until_idle(job)
+    await worker(app, concurrency=3).run_until_idle(job)
     status = await JobStore(app.services.db).status(job)
     assert status["status"] == "done" and status["counts"] == {"pending": 0, "done": 6, "failed": 0}
     assert [r["id"] for r in status["results"]] == [f"item-{i}" for i in range(6)]
@@ -99,10 +104,10 @@ async def test_job_completes_through_429s_and_each_item_is_billed_once(app, fake
 
 
 async def test_item_that_keeps_failing_is_marked_failed_and_the_job_still_finishes(app, fake_llm):
-    app.services.settings.batch_max_attempts = 2
+    app.feature(Batch).settings.max_attempts = 2
     job = await JobStore(app.services.db).create(items(1), model="gpt-4o-mini")
     fake_llm.enqueue(*[Script(status=500)] * 6)
-    await BatchWorker(services=app.services, concurrency=1).run_until_idle(job)
+    await worker(app, concurrency=1).run_until_idle(job)
     status = await JobStore(app.services.db).status(job)
     assert status["status"] == "done" and status["results"] == [
         {"id": "item-0", "status": "failed", "error": "model error: unavailable"}]
@@ -112,7 +117,7 @@ async def test_restart_in_the_middle_of_a_job_loses_nothing_and_charges_nothing_
     fake_llm.ttft = 0.05
     store = JobStore(app.services.db)
     job = await store.create(items(12), model="gpt-4o-mini")
-    first = BatchWorker(services=app.services, concurrency=3)
+    first = worker(app, concurrency=3)
     crashed = asyncio.create_task(first.run_until_idle(job))
     while sum(r.status == "done" for r in await job_rows(app, job)) < 4:
         await asyncio.sleep(0.02)
@@ -121,7 +126,7 @@ async def test_restart_in_the_middle_of_a_job_loses_nothing_and_charges_nothing_
     mid = await job_rows(app, job)
     assert 4 <= sum(r.status == "done" for r in mid) < 12 and all(r.status in ("done", "pending") for r in mid)
 
-    await BatchWorker(services=app.services, concurrency=3).run_until_idle(job)
+    await worker(app, concurrency=3).run_until_idle(job)
     final = await job_rows(app, job)
     assert [r.status for r in final] == ["done"] * 12
     assert {r.item_id: r.result for r in final if r.item_id in {m.item_id for m in mid if m.status == "done"}} == {
@@ -133,7 +138,7 @@ async def test_an_item_whose_call_finished_before_a_crash_is_not_paid_again(app,
     """The crash window between the model's answer and the item's commit: the answer is
     cached before its ledger row, so the resumed item is a free cache hit."""
     from bot.core.messages import CallInfo
-    from patterns.summarize import summarize
+    from bot.core.summarizer import summarize
 
     [item] = items(1)
     job = await JobStore(app.services.db).create([item], model="gpt-4o-mini")
@@ -141,7 +146,7 @@ async def test_an_item_whose_call_finished_before_a_crash_is_not_paid_again(app,
     await summarize(app.services.llm, item.text, call=CallInfo("batch", "batch", job, item.id),
                     budget_tokens=settings.context_tokens, model="gpt-4o-mini", instruction=item.instruction,
                     max_tokens=700, concurrency=1)  # the dead worker's call; its transaction rolled back
-    await BatchWorker(services=app.services).run_until_idle(job)
+    await worker(app).run_until_idle(job)
     rows = await ledger(app)
     assert [(r.outcome, r.cache_hit) for r in rows] == [("ok", False), ("ok", True)]
     assert rows[1].cost_usd == 0 and len(fake_llm.chat_requests) == 1
@@ -202,7 +207,7 @@ async def test_provider_batch_path_uses_files_and_batches_and_bills_half(app, fa
 @pytest.fixture
 async def api(app):
     server = HttpServer(app.services, host="127.0.0.1", port=0)
-    mount(server.app, app.services)
+    app.feature(Batch).mount(server.app)  # as `aibot run` does
     await server.start()
     async with aiohttp.ClientSession(f"http://127.0.0.1:{server.bound_port}") as http:
         yield http
@@ -215,7 +220,7 @@ async def test_http_api_is_off_without_a_token(app, api):
 
 
 async def test_http_api_refuses_missing_or_wrong_tokens(app, api):
-    app.services.settings.batch_token = SecretStr("s3cret-token")
+    app.feature(Batch).settings.token = SecretStr("s3cret-token")
     body = {"items": [{"id": "a", "text": "t", "instruction": "i"}]}
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}):
         async with api.post("/api/batch", json=body, headers=headers) as r:
@@ -227,7 +232,7 @@ async def test_http_api_refuses_missing_or_wrong_tokens(app, api):
 
 
 async def test_http_api_submit_poll_and_results(app, api, fake_llm):
-    app.services.settings.batch_token = SecretStr("s3cret-token")
+    app.feature(Batch).settings.token = SecretStr("s3cret-token")
     auth = {"Authorization": "Bearer s3cret-token"}
     async with api.post("/api/batch", json={"items": [{"id": "a"}]}, headers=auth) as r:
         assert r.status == 400 and "item 0: `text` must be a non-empty string" in (await r.json())["error"]
@@ -240,7 +245,7 @@ async def test_http_api_submit_poll_and_results(app, api, fake_llm):
     async with api.get(f"/api/batch/{job}", headers=auth) as r:
         queued = await r.json()
     assert queued["status"] == "queued" and queued["counts"]["pending"] == 3 and "results" not in queued
-    await BatchWorker(services=app.services).run_until_idle()
+    await worker(app).run_until_idle()
     async with api.get(f"/api/batch/{job}", headers=auth) as r:
         done = await r.json()
     assert done["status"] == "done" and [x["id"] for x in done["results"]] == ["a1", "a2", "a3"]

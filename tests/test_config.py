@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from bot.core.config import Settings
+from bot.core.settings import Settings
 from bot.core.errors import ConfigError
 from bot.core.pricing import PriceTable
 from tests.test_console_e2e import AIBOT
@@ -19,7 +19,6 @@ def test_env_file_and_blank_values(tmp_path, monkeypatch):
     s = Settings()
     assert s.chat_model == "llama3.1"
     assert s.llm_configured and s.database_url is None
-    assert s.platforms == []
 
 
 def test_invalid_variable_is_named_with_the_problem(env):

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from bot.core import tokens
 from bot.app import App
 from bot.core.messages import HistoryItem
+from patterns.batch import Batch
 from patterns.batch.scheduler import DigestScheduler
 from patterns.batch import times
 from patterns.batch.schedules import DigestStore
@@ -30,6 +31,11 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def scheduler(app, **kw) -> DigestScheduler:
+    """A digest scheduler on the composed bot (as the batch feature starts its own)."""
+    return DigestScheduler(services=app.services, router=app.router, settings=app.feature(Batch).settings, **kw)
 
 
 def channel(app, conv, platform: str = "test") -> None:
@@ -123,7 +129,7 @@ async def test_scheduled_digest_posts_once_through_the_handler_path_and_ledger(a
     channel(app, conv)
     await schedule(app, "09:00 UTC", now=at("2026-11-23T09:30"))
     clock = Clock(at("2026-11-24T08:59"))
-    sched = DigestScheduler(services=app.services, router=app.router, clock=clock)
+    sched = scheduler(app, clock=clock)
     try:
         assert await sched.tick() == 0 and conv.texts == []
         fake_llm.enqueue("Topics: shipping. Decisions: Friday. Action items: carol: release notes.")
@@ -152,8 +158,8 @@ async def test_two_schedulers_on_one_database_post_once(settings, app, fake_llm)
     async with await App.open(settings) as replica:
         channel(replica, conv)
         clock = Clock(at("2026-11-24T09:00:05"))
-        a = DigestScheduler(services=app.services, router=app.router, clock=clock)
-        b = DigestScheduler(services=replica.services, router=replica.router, clock=clock)
+        a = scheduler(app, clock=clock)
+        b = scheduler(replica, clock=clock)
         try:
             posted = await asyncio.gather(a.tick(), b.tick(), a.tick(), b.tick())
             assert sum(posted) == 1 and len(conv.texts) == 1
@@ -188,7 +194,7 @@ async def test_restart_in_the_middle_of_a_digest_posts_it_once(settings, app, fa
     channel(app, conv)
     await schedule(app, "09:00 UTC", now=at("2026-11-23T00:00"))
     clock = Clock(at("2026-11-24T09:00:05"))
-    first = DigestScheduler(services=app.services, router=app.router, clock=clock)
+    first = scheduler(app, clock=clock)
     task = asyncio.create_task(first.tick())
     await conv.reading.wait()
     task.cancel()  # the process dies mid-run ...
@@ -201,7 +207,7 @@ async def test_restart_in_the_middle_of_a_digest_posts_it_once(settings, app, fa
     async with await App.open(settings) as restarted:
         channel(restarted, conv)
         clock.now = at("2026-11-24T09:03")
-        second = DigestScheduler(services=restarted.services, router=restarted.router, clock=clock)
+        second = scheduler(restarted, clock=clock)
         try:
             assert await second.tick() == 1
             assert await second.tick() == 0
@@ -213,14 +219,14 @@ async def test_restart_in_the_middle_of_a_digest_posts_it_once(settings, app, fa
 
 
 async def test_downtime_posts_within_the_grace_window_else_skips_and_logs(app, fake_llm, caplog):
-    app.services.settings.digest_grace = 3600
+    app.feature(Batch).settings.digest_grace = 3600
     items = chat(at("2026-11-23T12:00"), ["day one: budget approved"]) + chat(
         at("2026-11-24T12:00"), ["day two: hiring starts"]) + chat(at("2026-11-25T12:00"), ["day three: offsite booked"])
     conv = RecordingConversation(history=items)
     channel(app, conv)
     await schedule(app, "09:00 UTC", now=at("2026-11-23T00:00"))
     clock = Clock(at("2026-11-24T09:40"))  # started 40 minutes late: within the grace
-    sched = DigestScheduler(services=app.services, router=app.router, clock=clock)
+    sched = scheduler(app, clock=clock)
     try:
         assert await sched.tick() == 1
         clock.now = at("2026-11-25T11:30")  # down from before 09:00 until 11:30: beyond the grace
@@ -246,7 +252,7 @@ async def test_dst_change_days_in_berlin_post_once_per_day_at_local_nine(app, fa
     channel(app, conv)
     await schedule(app, "09:00 Europe/Berlin", now=at(start))
     clock = Clock(at(start))
-    sched = DigestScheduler(services=app.services, router=app.router, clock=clock)
+    sched = scheduler(app, clock=clock)
     posted_at = []
     try:
         while clock.now <= at(end):
@@ -260,11 +266,11 @@ async def test_dst_change_days_in_berlin_post_once_per_day_at_local_nine(app, fa
 
 
 async def test_quiet_channel_can_get_nothing(app, fake_llm):
-    app.services.settings.digest_quiet = "skip"
+    app.feature(Batch).settings.digest_quiet = "skip"
     conv = RecordingConversation()
     channel(app, conv)
     await schedule(app, "09:00 UTC", now=at("2026-11-23T00:00"))
-    sched = DigestScheduler(services=app.services, router=app.router, clock=Clock(at("2026-11-24T09:01")))
+    sched = scheduler(app, clock=Clock(at("2026-11-24T09:01")))
     try:
         assert await sched.tick() == 0
     finally:
@@ -285,7 +291,7 @@ async def test_a_channel_with_5000_messages_is_read_whole_and_reduced(app, fake_
     conv = RecordingConversation(history=items)
     channel(app, conv)
     await schedule(app, "09:00 UTC", now=at("2026-11-22T00:00"))
-    sched = DigestScheduler(services=app.services, router=app.router, clock=Clock(at("2026-11-24T09:00")))
+    sched = scheduler(app, clock=Clock(at("2026-11-24T09:00")))
     try:
         assert await sched.tick() == 1
     finally:

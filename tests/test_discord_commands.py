@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from adapters.discord import DiscordAdapter
+from adapters.discord.adapter import DiscordAdapter
+from adapters.discord.settings import DiscordSettings
 from bot.app import App
 from bot.core.messages import Reply
 from tests.discord_env import BOT, connect, discord_bot, fake, settle  # noqa: F401 (fixtures)
@@ -74,36 +75,46 @@ async def test_a_command_the_core_does_not_have_gets_a_clear_note(app, fake, dis
 
 
 @pytest.mark.parametrize(
-    "name, options, expected",
+    "name, options, command, expected",
     [
-        ("ask", [option("question", "what is our refund policy?")], "what is our refund policy?"),
-        ("agent", [option("task", "add up the invoices")], "add up the invoices"),
-        ("digest", [option("action", "on"), option("time", "09:00")], "on 09:00"),
-        ("kb", [{"name": "search", "type": 1, "options": [option("query", "refunds")]}], "search refunds"),
-        ("kb", [{"name": "list", "type": 1, "options": []}], "list"),
-        ("kb", [{"name": "remove", "type": 1, "options": [option("document", "doc-7")]}], "remove doc-7"),
+        ("ask", [option("question", "what is our refund policy?")], "ask", {"question": "what is our refund policy?"}),
+        ("agent", [option("task", "add up the invoices")], "agent", {"task": "add up the invoices"}),
+        ("digest", [option("action", "on"), option("time", "09:00")], "digest", {"action": "on", "time": "09:00"}),
+        ("digest", [], "digest", {"action": "status", "time": ""}),
+        ("kb", [{"name": "search", "type": 1, "options": [option("query", "refunds")]}], "kb search", {"query": "refunds"}),
+        ("kb", [{"name": "list", "type": 1, "options": []}], "kb list", {}),
+        ("kb", [{"name": "remove", "type": 1, "options": [option("document", "doc-7")]}], "kb remove",
+         {"document": "doc-7"}),
     ],
 )
-async def test_each_command_reaches_its_handler_deferred_first(app, fake, discord_bot, name, options, expected):
+async def test_each_command_reaches_its_handler_with_typed_options_deferred_first(
+    app, fake, discord_bot, name, options, command, expected
+):
     seen = []
 
-    async def handler(ctx, msg):
-        seen.append((msg.command, msg.text, msg.platform, msg.tenant))
+    async def handler(ctx, msg, **typed):
+        seen.append((msg.command, typed, msg.platform, msg.tenant))
         return f"handled {msg.command}"
 
-    app.router.command(name, help="test")(handler)
+    spec = app.router.commands[command].spec
+    app.router.add(spec, handler)  # the declared command, a recording handler
     i = await fake.send_command(name, options)
     await settle(app, fake)
-    assert seen == [(name, expected, "discord", fake.GUILD_ID)]
-    assert answered_after_defer(fake, i["token"]) == ["defer", "edit-original"]
-    assert fake.messages[fake._originals[i["token"]]]["content"] == f"handled {name}"
+    assert seen == [(command, expected, "discord", fake.GUILD_ID)]
+    if spec.ephemeral:  # declared for the asker only (/kb list, /kb search): a private follow-up
+        assert answered_after_defer(fake, i["token"]) == ["defer", "delete-original", "followup"]
+        followup = fake.requests("POST", rf"/webhooks/{fake.APP_ID}/{i['token']}$")[-1].body
+        assert followup["flags"] & 64 and followup["content"] == f"handled {command}"
+    else:
+        assert answered_after_defer(fake, i["token"]) == ["defer", "edit-original"]
+        assert fake.messages[fake._originals[i["token"]]]["content"] == f"handled {command}"
 
 
 async def test_a_streamed_command_answer_edits_the_deferred_response(app, fake, fake_llm, discord_bot):
-    async def ask(ctx, msg):
-        return app.services.llm.stream([{"role": "user", "content": msg.text}], call=ctx.call("streaming"))
+    async def ask(ctx, msg, question: str):
+        return app.services.llm.stream([{"role": "user", "content": question}], call=ctx.call("streaming"))
 
-    app.router.command("ask", help="test")(ask)
+    app.router.add(app.router.commands["ask"].spec, ask)
     answer = " ".join(f"part{i}" for i in range(40))
     from tests.fakes.openai_server import Script
 
@@ -163,17 +174,17 @@ async def test_oversized_attachment_is_refused_without_downloading(app, fake, di
 async def test_kb_add_command_hands_the_attached_file_to_ingestion(app, fake, discord_bot):
     got = []
 
-    async def kb(ctx, msg):
-        got.append((msg.text, [await ctx.conv.download(a) for a in msg.attachments]))
+    async def kb_add(ctx, msg, text: str = "", file=None):
+        got.append((msg.command, file.name, [await ctx.conv.download(a) for a in msg.attachments]))
         return "Added."
 
-    app.router.command("kb", help="test")(kb)
+    app.router.add(app.router.commands["kb add"].spec, kb_add)
     att = fake.attachment("faq.txt", b"Q: hours? A: 9-5")
     resolved = {"attachments": {att["id"]: att}}
     i = await fake.send_command("kb", [{"name": "add", "type": 1, "options": [option("file", att["id"], type=11)]}],
                                 resolved=resolved)
     await settle(app, fake)
-    assert got == [("add", [b"Q: hours? A: 9-5"])]
+    assert got == [("kb add", "faq.txt", [b"Q: hours? A: 9-5"])]
     assert answered_after_defer(fake, i["token"]) == ["defer", "edit-original"]
 
 
@@ -196,8 +207,8 @@ async def test_sharded_client_answers_from_every_shard(app, fake, fake_llm):
 
 
 async def test_app_builds_the_discord_adapter_when_the_token_is_set(settings):
-    configured = settings.model_copy(
-        update={"discord_bot_token": SecretStr("x"), "discord_api_url": "http://127.0.0.1:9/api/v10"}
+    configured = settings.with_sections(
+        DiscordSettings.load(env_file=None, bot_token=SecretStr("x"), api_url="http://127.0.0.1:9/api/v10")
     )
     async with await App.open(configured) as app:
         [adapter] = app.adapters()
@@ -205,10 +216,10 @@ async def test_app_builds_the_discord_adapter_when_the_token_is_set(settings):
 
 
 async def test_a_command_that_answers_nothing_does_not_leave_thinking_up(app, fake, discord_bot):
-    async def quiet(ctx, msg):
+    async def quiet(ctx, msg, task: str):
         return None
 
-    app.router.command("agent", help="test")(quiet)
+    app.router.add(app.router.commands["agent"].spec, quiet)
     i = await fake.send_command("agent", [option("task", "nothing to say")])
     await settle(app, fake)
     assert answered_after_defer(fake, i["token"]) == ["defer", "delete-original"]

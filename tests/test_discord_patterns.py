@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from patterns.batch.scheduler import DigestScheduler
 from patterns.batch.schedules import DigestStore
 from tests.discord_env import connect, discord_bot, fake, settle  # noqa: F401 (fixtures)
 from tests.fakes.discord_server import FakeDiscord
-from tests.test_digest import Clock
+from tests.test_digest import Clock, scheduler
 from tests.test_discord_commands import option
 
 UTC = timezone.utc
@@ -49,7 +48,7 @@ async def test_scheduled_digest_posts_once_into_the_discord_channel_reading_ever
 
     fake_llm.enqueue("Topics: the rollout. Decisions: keep going.")
     clock = Clock(at + timedelta(seconds=20))
-    sched = DigestScheduler(services=app.services, router=app.router, clock=clock)
+    sched = scheduler(app, clock=clock)
     try:
         assert await sched.tick() == 1
         assert await sched.tick() == 0  # the same period again: nothing

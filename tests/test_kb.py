@@ -226,7 +226,7 @@ async def test_files_with_an_add_to_kb_mention_in_a_channel_are_ingested(bot, ap
 
 async def test_without_a_model_ask_returns_the_best_passages(tmp_path, database_url):
     from bot.app import App
-    from bot.core.config import Settings
+    from bot.core.settings import Settings
     from tests.harness import Harness
 
     settings = Settings(_env_file=None, database_url=database_url, data_dir=tmp_path / "d")
@@ -248,7 +248,7 @@ async def test_reembed_rebuilds_vectors_after_a_model_change(app, fake_llm):
     result = await app.services.kb.ingest(tenant="T1", name="handbook.md", data=HANDBOOK, added_by="alice")
     client = openai.AsyncOpenAI(base_url=fake_llm.base_url, api_key="sk-test")
     embedder = OpenAIEmbedder(client=client, model="fake-embed", dimensions=256)
-    store = KnowledgeStore(db=app.services.db, embedder=embedder, settings=app.settings)
+    store = KnowledgeStore(db=app.services.db, embedder=embedder, settings=app.services.kb.settings)
     with pytest.raises(UserError, match="aibot kb reembed"):
         await store.search(tenant="T1", query="refund within 30 days of purchase", k=1)
 

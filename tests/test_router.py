@@ -94,7 +94,7 @@ async def test_unknown_command_and_help(bot):
 
 
 async def test_a_crashing_handler_gets_an_apology_without_exception_text(app, bot):
-    @app.router.command("boom", help="crash")
+    @app.router.command("boom", description="crash")
     async def boom(ctx, msg):
         raise RuntimeError("secret internal detail /etc/passwd")
 
@@ -116,12 +116,12 @@ async def test_model_errors_become_one_clear_reply(bot, fake_llm):
 async def test_answers_in_one_thread_are_serialised_in_order(app, fake_llm):
     order = []
 
-    @app.router.command("slow", help="slow")
-    async def slow(ctx, msg):
-        order.append(("start", msg.text))
+    @app.router.command("slow", description="slow")
+    async def slow(ctx, msg, word: str):
+        order.append(("start", word))
         await asyncio.sleep(0.05)
-        order.append(("end", msg.text))
-        return msg.text
+        order.append(("end", word))
+        return word
 
     conv = RecordingConversation()
     a = Incoming(platform="t", tenant="T", channel="C", user="U", text="one", command="slow", thread="th1")

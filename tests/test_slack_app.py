@@ -6,20 +6,20 @@ import asyncio
 
 from pydantic import SecretStr
 
-from adapters.slack import SlackAdapter
+from adapters.slack.adapter import SlackAdapter
 from tests.slack_support import *  # noqa: F401,F403
 
 
 async def test_slack_is_built_when_its_token_is_set(app, slack_settings):
     assert [a.name for a in app.adapters()] == ["console"]  # no token: the console
-    app.settings = slack_settings
+    app.settings = app.settings.with_sections(slack_settings)
     adapters = app.adapters()
     assert any(isinstance(a, SlackAdapter) for a in adapters)
     assert all(a.name != "console" for a in adapters)
 
 
 async def test_scheduled_post_reaches_a_slack_channel(app, fake_slack, slack_settings):
-    app.settings = slack_settings
+    app.settings = app.settings.with_sections(slack_settings)
     adapter = SlackAdapter(settings=slack_settings)
     serving = asyncio.create_task(app.serve([adapter]))
     await fake_slack.wait_connected()
@@ -37,10 +37,10 @@ async def test_slack_without_app_token_or_signing_secret_says_what_to_set(slack_
 
     from bot.core.errors import ConfigError
 
-    bad = slack_settings.model_copy(update=dict(slack_app_token=None, slack_signing_secret=None))
+    bad = slack_settings.model_copy(update=dict(app_token=None, signing_secret=None))
     with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
         SlackAdapter(settings=bad)
-    assert isinstance(slack_settings.slack_bot_token, SecretStr)
+    assert isinstance(slack_settings.bot_token, SecretStr)
 
 
 async def test_a_rejected_bot_token_is_a_configuration_error(fake_slack, slack_settings):
@@ -48,6 +48,6 @@ async def test_a_rejected_bot_token_is_a_configuration_error(fake_slack, slack_s
 
     from bot.core.errors import ConfigError
 
-    bad = slack_settings.model_copy(update=dict(slack_bot_token=SecretStr("xoxb-wrong")))
+    bad = slack_settings.model_copy(update=dict(bot_token=SecretStr("xoxb-wrong")))
     with pytest.raises(ConfigError, match="invalid_auth"):
         await SlackAdapter(settings=bad).start(lambda msg, conv: None)

@@ -15,11 +15,11 @@ async def test_every_command_is_acked_before_it_is_answered(slack, fake_llm):
     fake = slack.fake
     started: list[float] = []
 
-    @slack.app.router.command("slowpoke", help="answers after a while")
-    async def slowpoke(ctx, msg):
+    @slack.app.router.command("slowpoke", description="answers after a while")
+    async def slowpoke(ctx, msg, what: str = ""):
         started.append(time.monotonic())
         await asyncio.sleep(0.5)
-        return Reply(f"done with {ctx.args}", ephemeral=True)
+        return Reply(f"done with {what}", ephemeral=True)
 
     fake_llm.enqueue("A short summary.")
     cases = [("/summarize", "the launch moved to Thursday because QA found two blockers"),
@@ -71,7 +71,7 @@ async def test_command_in_a_channel_the_bot_is_not_in_answers_through_the_comman
 
 
 async def test_a_failing_command_gets_a_short_ephemeral_apology(slack, fake_llm):
-    @slack.app.router.command("boom", help="fails")
+    @slack.app.router.command("boom", description="fails")
     async def boom(ctx, msg):
         raise RuntimeError("secret internal detail xoxb-123")
 

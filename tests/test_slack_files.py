@@ -51,7 +51,7 @@ async def test_file_with_an_add_to_kb_mention_in_a_channel_is_ingested(slack):
 
 async def test_oversized_file_is_refused_with_the_limit_and_never_downloaded(slack):
     got = recording_ingest(slack)
-    limit_mb = slack.adapter.settings.slack_max_file_mb
+    limit_mb = slack.adapter.settings.max_file_mb
     info = slack.fake.add_file(name="huge.pdf", content=b"x" * 10, mimetype="application/pdf", filetype="pdf",
                                size=int((limit_mb + 5) * 1024 * 1024))
     await slack.event(file_event(info))

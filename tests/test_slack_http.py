@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from adapters.slack import SlackAdapter
+from adapters.slack.adapter import SlackAdapter
 from tests.slack_support import *  # noqa: F401,F403
 from tests.slack_support import load
 
@@ -29,14 +29,13 @@ def signed(body: str, *, secret: str = SECRET, at: float | None = None, content_
 @pytest.fixture
 async def http_bot(app, fake_slack, slack_settings):
     """`App.serve` with the Slack adapter in HTTP mode; AIBOT_HTTP_PORT unset."""
-    settings = slack_settings.model_copy(update=dict(
-        slack_app_token=None, slack_signing_secret=SecretStr(SECRET), http_port=None, slack_http_port=0))
-    app.settings = settings
+    settings = slack_settings.model_copy(update=dict(app_token=None, signing_secret=SecretStr(SECRET), http_port=0))
+    app.settings = app.settings.model_copy(update=dict(http_port=None)).with_sections(settings)
     adapter = SlackAdapter(settings=settings)
     serving = asyncio.create_task(app.serve([adapter]))
     while adapter.me is None or app.http is None or app.http.bound_port is None:
         await asyncio.sleep(0.01)
-    url = f"http://127.0.0.1:{app.http.bound_port}{settings.slack_http_path}"
+    url = f"http://127.0.0.1:{app.http.bound_port}{settings.http_path}"
     async with aiohttp.ClientSession() as session:
         yield session, url, adapter
     await adapter.stop()

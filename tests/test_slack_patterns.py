@@ -11,12 +11,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from patterns.batch.scheduler import DigestScheduler
 from patterns.batch.schedules import DigestStore
 from tests.slack_support import *  # noqa: F401,F403
 from tests.slack_support import load
 from tests.test_agent_loop import TASK, analyst, expected_totals, numbers  # noqa: F401 (fixture)
-from tests.test_digest import Clock
+from tests.test_digest import Clock, scheduler
 
 CHANNEL = "C123ABC456"
 STEVE = "U2147483697"  # the user of the slash command fixture
@@ -81,7 +80,7 @@ async def test_scheduled_digest_posts_once_into_the_slack_channel_reading_every_
 
     fake_llm.enqueue("Topics: the migration. Action items: Bob: finish step 10.")
     clock = Clock(at + timedelta(seconds=20))
-    sched = DigestScheduler(services=app.services, router=app.router, clock=clock)
+    sched = scheduler(app, clock=clock)
     try:
         assert await sched.tick() == 1
         assert await sched.tick() == 0  # the same period again: nothing

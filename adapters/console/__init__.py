@@ -1,4 +1,19 @@
-"""Console: the terminal (or a pipe) as one channel."""
-from adapters.console.adapter import ConsoleAdapter
+"""Console: the terminal (or a pipe) as one channel (`adapters.console.adapter`), the
+fallback platform when no other is configured."""
+from __future__ import annotations
 
-__all__ = ["ConsoleAdapter"]
+from bot.core.feature import Platform
+
+
+class Console(Platform):
+    name = "console"
+    fallback = True
+
+    @classmethod
+    def create(cls, section, settings):
+        from adapters.console.adapter import ConsoleAdapter
+
+        return ConsoleAdapter(bot_name=settings.bot_name)
+
+
+PLATFORM = Console

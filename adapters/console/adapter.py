@@ -19,6 +19,7 @@ from collections import deque
 from datetime import datetime
 from typing import IO, Literal
 
+from bot.core.commands import CommandSet
 from bot.core.errors import UserError
 from bot.core.messages import Attachment, HistoryItem, Incoming, utcnow
 from bot.core.surface import Dispatch, Limits
@@ -62,7 +63,8 @@ class ConsoleAdapter:
 
     # --- lifecycle ------------------------------------------------------------------
 
-    async def start(self, dispatch: Dispatch) -> None:
+    async def start(self, dispatch: Dispatch, *, commands: CommandSet = CommandSet()) -> None:
+        """Read lines; the router reads `/command` lines by the declarations itself."""
         loop = asyncio.get_running_loop()
         threading.Thread(target=self._read_lines, args=(loop,), name="console-stdin", daemon=True).start()
         if self.tty:
@@ -135,7 +137,7 @@ class ConsoleAdapter:
             return None
         self._seq += 1
         common = dict(platform="console", tenant="console", channel="console", user=self.user, user_name=self.user,
-                      id=f"c{self._seq}", ts=utcnow(), raw=line)
+                      id=f"c{self._seq}", ts=utcnow(), raw=line, is_admin=True)  # the operator
         m = _COMMAND.match(line.strip())
         if m:
             return Incoming(text=(m.group(2) or "").strip(), command=m.group(1).lower(), **common)

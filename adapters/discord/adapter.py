@@ -26,6 +26,7 @@ from adapters.discord.conversation import (
     MessageConversation,
     strip_mention,
 )
+from bot.core.commands import CommandSet
 from bot.core.errors import ConfigError
 from bot.core.messages import Attachment, Incoming
 from bot.core.surface import Dispatch
@@ -89,7 +90,7 @@ class DiscordAdapter:
             guild_ready_timeout=guild_ready_timeout,
         )
         self._custom_api = bool(api_url)
-        self.tree = build_tree(self.client, self._on_command)
+        self.tree = None  # built at start, from the bot's command declarations
         self.pacer = ChannelPacer()
         self._dispatch: Dispatch | None = None
         self._runner: asyncio.Task | None = None
@@ -105,9 +106,11 @@ class DiscordAdapter:
 
     # --- lifecycle ------------------------------------------------------------------
 
-    async def start(self, dispatch: Dispatch) -> None:
+    async def start(self, dispatch: Dispatch, *, commands: CommandSet = CommandSet()) -> None:
         """Log in, register the commands, connect the gateway; return once READY."""
         self._dispatch = dispatch
+        if self.tree is None:
+            self.tree = build_tree(self.client, commands, self._on_command)
         try:
             await self.client.login(self._token)
         except discord.LoginFailure:
@@ -201,9 +204,8 @@ class DiscordAdapter:
             in_bot_thread=in_bot_thread,
             from_self=from_self,
             from_bot=message.author.bot and not from_self,
-            attachments=tuple(
-                Attachment(name=a.filename, ref=a.url, size=a.size, mimetype=a.content_type) for a in message.attachments
-            ),
+            is_admin=_manages_guild(message.author),
+            attachments=tuple(_attachment(a) for a in message.attachments),
             dedupe_key=f"discord:message:{message.id}",
             ts=message.created_at,
             raw=message,
@@ -217,25 +219,30 @@ class DiscordAdapter:
                 parent = await message.channel.fetch_message(ref.message_id)
         return parent is not None and parent.author.id == self.bot_id
 
-    async def _on_command(self, interaction: discord.Interaction, name: str, text: str, files: list) -> None:
+    async def _on_command(self, interaction: discord.Interaction, name: str, options: dict) -> None:
         # Discord's deadline is 3 s: acknowledge ("thinking…") before anything else
         await interaction.response.defer(thinking=True)
         channel = interaction.channel
         if channel is None:
             channel = self.client.get_partial_messageable(interaction.channel_id or 0)
+        files = [v for v in options.values() if isinstance(v, discord.Attachment)]
+        typed = {k: (_attachment(v) if isinstance(v, discord.Attachment) else v) for k, v in options.items()}
+        permissions = getattr(interaction, "permissions", None)
         msg = Incoming(
             platform="discord",
             tenant=tenant_of(interaction.guild_id, interaction.user.id),
             channel=str(interaction.channel_id),
             user=str(interaction.user.id),
             user_name=interaction.user.display_name,
-            text=text,
+            text=" ".join(str(v) for v in options.values() if isinstance(v, (str, int, float))),
             id=str(interaction.id),
             thread=str(channel.id) if isinstance(channel, discord.Thread) else None,
             is_dm=interaction.guild_id is None,
             from_bot=interaction.user.bot,
             command=name,
-            attachments=tuple(Attachment(name=a.filename, ref=a.url, size=a.size, mimetype=a.content_type) for a in files),
+            options=typed,
+            is_admin=bool(permissions and permissions.manage_guild),
+            attachments=tuple(_attachment(a) for a in files),
             dedupe_key=f"discord:interaction:{interaction.id}",
             ts=interaction.created_at,
             raw=interaction,
@@ -254,6 +261,15 @@ class DiscordAdapter:
 def _log_end(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("the Discord gateway connection ended", exc_info=task.exception())
+
+
+def _attachment(a: discord.Attachment) -> Attachment:
+    return Attachment(name=a.filename, ref=a.url, size=a.size, mimetype=a.content_type)
+
+
+def _manages_guild(author) -> bool:
+    permissions = getattr(author, "guild_permissions", None)  # a Member; a DM's User has none
+    return bool(permissions and permissions.manage_guild)
 
 
 def tenant_of(guild_id: int | None, user_id: int) -> str:

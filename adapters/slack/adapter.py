@@ -28,7 +28,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.conversation import SlackConversation
 from adapters.slack.normalize import SUMMARIZE_SHORTCUT, Identity, from_command, from_event, from_message_shortcut
 from adapters.slack.pacing import Workspace
-from bot.core.config import Settings
+from adapters.slack.settings import SlackSettings
+from bot.core.commands import CommandSet
 from bot.core.errors import ConfigError
 from bot.core.messages import Incoming
 from bot.core.surface import Dispatch
@@ -39,14 +40,14 @@ _ANY_COMMAND = re.compile(r"^/.+")
 _ANYTHING = re.compile(r".*")
 
 
-def build_client(settings: Settings) -> AsyncWebClient:
+def build_client(settings: SlackSettings) -> AsyncWebClient:
     """The Web API client: SLACK_API_URL honoured; 429s retried after Retry-After."""
-    kwargs = {"base_url": settings.slack_api_url} if settings.slack_api_url else {}
+    kwargs = {"base_url": settings.api_url} if settings.api_url else {}
     return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
+        token=settings.bot_token.get_secret_value(),
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=settings.slack_max_retries),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=settings.max_retries),
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
         **kwargs,
@@ -56,21 +57,21 @@ def build_client(settings: Settings) -> AsyncWebClient:
 class SlackAdapter:
     name = "slack"
 
-    def __init__(self, *, settings: Settings, client: AsyncWebClient | None = None) -> None:
-        if settings.slack_bot_token is None:
+    def __init__(self, *, settings: SlackSettings, client: AsyncWebClient | None = None) -> None:
+        if settings.bot_token is None:
             raise ConfigError("Slack needs SLACK_BOT_TOKEN, e.g. SLACK_BOT_TOKEN=xoxb-...")
-        if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        if settings.app_token is None and settings.signing_secret is None:
             raise ConfigError(
                 "Slack needs SLACK_APP_TOKEN (Socket Mode, e.g. SLACK_APP_TOKEN=xapp-...) "
                 "or SLACK_SIGNING_SECRET (HTTP mode, from the app's Basic Information page)."
             )
         self.settings = settings
-        self.bot_token = settings.slack_bot_token.get_secret_value()
+        self.bot_token = settings.bot_token.get_secret_value()
         self.client = client or build_client(settings)
-        self.socket_mode = settings.slack_app_token is not None
+        self.socket_mode = settings.app_token is not None
         self.app = AsyncApp(
             client=self.client,
-            signing_secret=None if self.socket_mode else settings.slack_signing_secret.get_secret_value(),
+            signing_secret=None if self.socket_mode else settings.signing_secret.get_secret_value(),
             request_verification_enabled=not self.socket_mode,
             ignoring_self_events_enabled=False,  # the router drops them, with the other bots'
             ignoring_self_assistant_message_events_enabled=False,
@@ -92,7 +93,7 @@ class SlackAdapter:
         self.me: Identity | None = None
         self._workspaces: dict[str, Workspace] = {}
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._people: dict[str, tuple[str | None, str | None]] = {}  # user -> (name, tz), from users.info
+        self._people: dict[str, tuple[str | None, str | None, bool]] = {}  # user -> (name, tz, admin): users.info
         self._tasks: set[asyncio.Task] = set()
         self._dispatch: Dispatch | None = None
         self._socket = None
@@ -105,11 +106,17 @@ class SlackAdapter:
     def needs_http(self) -> bool:
         return not self.socket_mode
 
+    @property
+    def http_port(self) -> int:
+        """HTTP mode's port when AIBOT_HTTP_PORT is unset (SLACK_HTTP_PORT)."""
+        return self.settings.http_port
+
     def mount(self, web_app, path: str | None = None) -> None:
         """HTTP mode: Slack's events, commands and interactivity on one POST path."""
-        web_app.router.add_post(path or self.settings.slack_http_path, self._http)
+        web_app.router.add_post(path or self.settings.http_path, self._http)
 
-    async def start(self, dispatch: Dispatch) -> None:
+    async def start(self, dispatch: Dispatch, *, commands: CommandSet = CommandSet()) -> None:
+        """Connect; `commands` are declared in the app's manifest (deploy/), not here."""
         self._dispatch = dispatch
         try:
             auth = await self.client.auth_test()
@@ -122,7 +129,7 @@ class SlackAdapter:
         if self.socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value())
+            self._socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
             await self._socket.connect_async()
         log.info("Slack connected as %s in %s (%s mode)", self.me.user_id, self.me.team_id,
                  "socket" if self.socket_mode else "HTTP")
@@ -189,17 +196,18 @@ class SlackAdapter:
             self._submit(msg, conv)
         self.handled += 1
 
-    async def person(self, user: str) -> tuple[str | None, str | None]:
-        """A person's display name and IANA time zone (users.info, cached); None where
-        Slack won't say."""
+    async def person(self, user: str) -> tuple[str | None, str | None, bool]:
+        """A person's display name, IANA time zone (None where Slack won't say) and whether
+        they are a workspace admin or owner (users.info, cached)."""
         if user not in self._people:
             try:
                 info = (await self.client.users_info(user=user))["user"]
                 profile = info.get("profile") or {}
                 name = profile.get("display_name") or profile.get("real_name") or info.get("name")
-                self._people[user] = (name, info.get("tz") or None)
+                admin = bool(info.get("is_admin") or info.get("is_owner"))
+                self._people[user] = (name, info.get("tz") or None, admin)
             except SlackApiError:
-                self._people[user] = (None, None)
+                self._people[user] = (None, None, False)
         return self._people[user]
 
     async def user_name(self, user: str) -> str | None:
@@ -227,8 +235,8 @@ class SlackAdapter:
         # after the ack: who is asking, by name, so that prompts and summaries read well
         # and in which time zone (e.g. `/digest on 09:00` means 09:00 where they are)
         if (msg.user_name is None or msg.timezone is None) and msg.user and not (msg.from_self or msg.from_bot):
-            name, tz = await self.person(msg.user)
-            msg = replace(msg, user_name=msg.user_name or name, timezone=msg.timezone or tz)
+            name, tz, admin = await self.person(msg.user)
+            msg = replace(msg, user_name=msg.user_name or name, timezone=msg.timezone or tz, is_admin=admin)
         result = self._dispatch(msg, conv)
         if inspect.isawaitable(result):
             await result

@@ -58,7 +58,7 @@ class SlackConversation:
         self.response_url = response_url
         self.workspace = adapter.workspace(team)
         self.limits = AdaptiveLimits(
-            self.workspace, max_chars=MAX_CHARS, base_interval=adapter.settings.slack_update_interval
+            self.workspace, max_chars=MAX_CHARS, base_interval=adapter.settings.update_interval
         )
 
     # --- writing --------------------------------------------------------------------
@@ -187,7 +187,7 @@ class SlackConversation:
     async def download(self, attachment: Attachment) -> bytes:
         """The file's bytes, fetched from `url_private` with the bot token; refused
         (UserError) when too large or not a file Slack hosts."""
-        limit = self.adapter.settings.slack_max_file_mb * 1024 * 1024
+        limit = self.adapter.settings.max_file_mb * 1024 * 1024
         try:
             info = (await self.client.files_info(file=attachment.ref))["file"]
         except SlackApiError:

@@ -1,46 +1,44 @@
-"""The `aibot` command line. Each subcommand lives in bot/commands/<name>.py and adds
-its own parser; this module parses, loads settings once, and turns errors into one
-clear line on stderr and an exit code (0 ok, 1 failed, 2 configuration or usage)."""
+"""The `aibot` command line. The CLI's own subcommands are in `bot.cli.run`; every
+feature adds its own (`Feature.add_cli`). This module parses, loads and validates the
+settings once, and turns errors into one clear line on stderr and an exit code (0 ok,
+1 failed, 2 configuration or usage)."""
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import os
 import sys
-
-from pydantic import ValidationError
+from collections.abc import Sequence
 
 from bot import __version__
-from bot.core.config import Settings
+from bot.app import Runtime, features, platforms
+from bot.cli import run as builtins
 from bot.core.errors import ConfigError, LLMError, UserError
+from bot.core.feature import Feature, Platform
+from bot.core.settings import Settings
 
-SUBCOMMANDS = ("run", "summarize", "ask", "kb", "agent", "batch", "stats", "db", "digest")  # modules in bot/commands/
+
+class Subcommands:
+    """`bot.core.feature.Cli` over argparse's subparsers."""
+
+    def __init__(self, sub, *, platforms: tuple[str, ...]) -> None:
+        self._sub = sub
+        self.platforms = platforms
+
+    def add(self, name: str, *, help: str) -> argparse.ArgumentParser:
+        return self._sub.add_parser(name, help=help)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(features: Sequence[type[Feature]], platforms: Sequence[type[Platform]]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aibot", description="AI assistant for Slack, Discord and the terminal.")
     parser.add_argument("--version", action="version", version=f"aibot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        importlib.import_module(f"bot.cli.commands.{name}").add_parser(sub)
+    cli = Subcommands(sub, platforms=tuple(p.name for p in platforms))
+    builtins.add(cli)
+    for feature in features:
+        feature.add_cli(cli)
     return parser
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            field = str(err["loc"][0]) if err.get("loc") else "?"
-            alias = Settings.model_fields.get(field)
-            name = field
-            if alias is not None and alias.validation_alias is not None:
-                name = getattr(alias.validation_alias, "choices", [field])[0]
-            problems.append(f"{name}: {err['msg']}")
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 
 def configure_logging(level: str) -> None:
@@ -56,11 +54,14 @@ def configure_logging(level: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        units = features(), platforms()
+        args = build_parser(*units).parse_args(argv)
+        settings = Settings.load()
         configure_logging(settings.log_level)
-        return asyncio.run(args.func(args, settings)) or 0
+        runtime = Runtime(settings, features=units[0], platforms=units[1])
+        runtime.validate()
+        return asyncio.run(args.run(args, runtime)) or 0
     except ConfigError as exc:
         print(f"aibot: {exc}", file=sys.stderr)
         return 2

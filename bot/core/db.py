@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.core import pgembed
-from bot.core.config import Settings
+from bot.core.settings import Settings
 from bot.core.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import math
 import threading
 from typing import Protocol
 
-from bot.core.config import Settings
+from bot.core.settings import Settings
 from bot.core.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)

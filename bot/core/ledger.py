@@ -156,19 +156,3 @@ def format_stats(stats: list[PatternStats]) -> str:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
-
-def register(router, services) -> None:
-    """`/ai-stats`: the usage table, shown only to the asker."""
-    from bot.core.messages import Reply, utcnow
-    from bot.core.timewindow import parse_window
-
-    @router.command("ai-stats", help="model usage per pattern: requests, latency, tokens, cost", usage="/ai-stats [24h]")
-    async def ai_stats(ctx, msg) -> Reply:
-        window = parse_window(ctx.args) if ctx.args else None
-        if ctx.args and window is None:
-            return Reply("Give a window like `24h` or `7d`, or nothing for all time.", ephemeral=True)
-        stats = await services.ledger.stats(since=utcnow() - window if window else None)
-        if not stats:
-            return Reply("No model calls recorded yet.", ephemeral=True)
-        title = f"Model usage, last {ctx.args}" if window else "Model usage"
-        return Reply(f"{title}:\n```\n{format_stats(stats)}\n```", ephemeral=True)

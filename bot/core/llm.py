@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core import tokens
 from bot.core.cache import Cache, cache_key
-from bot.core.config import LLM_SETUP_HINT, Settings
+from bot.core.settings import LLM_SETUP_HINT, Settings
 from bot.core.errors import LLMError, LLMNotConfigured
 from bot.core.ledger import Ledger, UsageRecord
 from bot.core.messages import CallInfo

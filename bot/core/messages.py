@@ -5,6 +5,7 @@ them knows how to read them.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -41,7 +42,11 @@ class Incoming:
     in_bot_thread: bool = False  # a follow-up in a thread the bot takes part in
     from_self: bool = False
     from_bot: bool = False
-    command: str | None = None  # slash command name without the slash, lower case
+    command: str | None = None  # slash command name without the slash, lower case ("kb", or "kb add")
+    options: Mapping[str, Any] | None = field(default=None, compare=False)  # typed command options, where the platform has them;
+    # None: the router parses them out of `text` (Slack, the console)
+    is_admin: bool = False  # a workspace admin/owner (Slack), Manage Server (Discord), the operator (console)
+    unattended: bool = False  # nobody waits for the answer (a scheduled run): failures are logged, not posted
     attachments: tuple[Attachment, ...] = ()
     dedupe_key: str | None = None  # platform delivery id: the same key is handled once
     timezone: str | None = None  # IANA name of the user's/workspace's zone, where the platform tells it

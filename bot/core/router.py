@@ -1,13 +1,14 @@
-"""The router: every incoming message goes through one decision table to one pattern.
+"""The router: every incoming message goes through one decision table to one handler.
 
 Also the one place where own/other bots' messages and duplicate deliveries are dropped,
-where input limits are enforced, where answers in one thread are serialized, and where
-errors are caught and turned into one clear reply.
+where input limits and admin-only commands are enforced, where answers in one thread
+are serialized, and where errors are caught and turned into one clear reply.
 
-Handlers are plain async functions `(ctx, msg) -> result`; the result is sent for them:
-`str` or `Reply` is posted, an async iterable of text is streamed with the shared
-renderer, `None` sends nothing. Decorators only record metadata, so
-`router.command("summarize")(fn)` works the same in a test.
+Handlers are plain async functions: a command's `(ctx, msg, **options)` with the options
+its declaration (`bot.core.commands`) types, an answerer's or ingestion's `(ctx, msg)`.
+The result is sent for them: `str` or `Reply` is posted, an async iterable of text is
+streamed with the renderer, `None` sends nothing. Features plug their handlers in with
+`include`; `router.command("name", description=...)(fn)` does the same for one function.
 """
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.core.commands import CommandSet, CommandSpec, Group, declarations, declare, parse, subcommand, typed
 from bot.core.errors import LLMError, UserError, user_message_for
 from bot.core.messages import CallInfo, Incoming, Reply
+from bot.core.render import render_stream
 from bot.core.surface import Conversation
 
 if TYPE_CHECKING:
@@ -28,8 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["Context", Incoming], Awaitable[Any]]
-Fits = Callable[["Context", Incoming], Awaitable[bool]]
+Handler = Callable[..., Awaitable[Any]]
 
 # "add this to the knowledge base", "save to kb", "ingest", "learn this" ...
 KB_INTENT = re.compile(
@@ -78,28 +80,24 @@ class Context:
     msg: Incoming
     router: "Router"
 
-    @property
-    def args(self) -> str:
-        """A command's argument text (for a slash command, everything after its name)."""
-        return self.msg.text.strip()
-
     def call(self, pattern: str) -> CallInfo:
         return CallInfo.for_message(pattern, self.msg)
 
 
 @dataclass(frozen=True)
 class Command:
-    name: str
+    spec: CommandSpec
     handler: Handler
-    help: str
-    usage: str
 
 
 @dataclass(frozen=True)
-class Answerer:
-    name: str
-    handler: Handler
-    fits: Fits | None  # None: always fits (the last resort)
+class Handled:
+    """What became of one message: the route it took, what its handler returned, and the
+    error that replaced the answer, if any."""
+
+    action: str
+    result: Any = None
+    error: BaseException | None = None
 
 
 # ----------------------------------------------------------------------------- router
@@ -109,34 +107,55 @@ class Router:
     def __init__(self, services: "Services") -> None:
         self.services = services
         self.commands: dict[str, Command] = {}
-        self.answerers: list[Answerer] = []
+        self.groups: dict[str, Group] = {}
+        self.answerers: list[Handler] = []
         self.ingest: Handler | None = None
         self._locks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._tasks: set[asyncio.Task] = set()
-        self.command("help", help="list the commands", usage="/help")(self._help)
+        self.command("help", description="List the commands", ephemeral=True)(self._help)
 
     # --- registration ---------------------------------------------------------------
 
-    def command(self, name: str, *, help: str, usage: str | None = None) -> Callable[[Handler], Handler]:
+    def include(self, feature: Any) -> None:
+        """Plug in a feature's declared commands, answerers and ingestion, and its groups.
+        Answerers are asked in the order they are included."""
+        for group in getattr(feature, "groups", ()):
+            self.groups[group.name] = group
+        for attr, decl in declarations(feature):
+            handler = getattr(feature, attr)
+            if decl.kind == "command":
+                self.add(decl.spec, handler)
+            elif decl.kind == "answerer":
+                self.answerers.append(handler)
+            else:
+                self.ingest = handler
+
+    def add(self, spec: CommandSpec, handler: Handler) -> None:
+        if spec.group and spec.group not in self.groups:
+            raise ValueError(f"/{spec.name}: declare the group {spec.group!r} first (Feature.groups)")
+        self.commands[spec.name] = Command(spec, handler)
+
+    def command(self, name: str, *, description: str, **flags: Any) -> Callable[[Handler], Handler]:
+        """Declare and register one function as a command (options from its signature)."""
+
         def register(fn: Handler) -> Handler:
-            self.commands[name.lower()] = Command(name.lower(), fn, help, usage or f"/{name}")
+            self.add(declare(fn, name=name, description=description, **flags), fn)
             return fn
 
         return register
 
-    def answerer(self, name: str, *, fits: Fits | None = None) -> Callable[[Handler], Handler]:
-        """Add a way to answer a mention/DM. Tried in registration order: the first whose
-        `fits` says yes answers; register the cheapest fitting pattern last-resort-last."""
-
-        def register(fn: Handler) -> Handler:
-            self.answerers.append(Answerer(name, fn, fits))
-            return fn
-
-        return register
+    def answerer(self, fn: Handler) -> Handler:
+        self.answerers.append(fn)
+        return fn
 
     def on_ingest(self, fn: Handler) -> Handler:
         self.ingest = fn
         return fn
+
+    @property
+    def declared(self) -> CommandSet:
+        """Every registered command and group, for /help, Discord's tree, the manifest."""
+        return CommandSet(tuple(c.spec for c in self.commands.values()), tuple(self.groups.values()))
 
     # --- dispatch -------------------------------------------------------------------
 
@@ -156,46 +175,74 @@ class Router:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def dispatch(self, msg: Incoming, conv: Conversation) -> None:
+    async def dispatch(self, msg: Incoming, conv: Conversation) -> Handled:
         """Route one message and deliver its reply. Never raises."""
+        route = decide(msg)
         try:
-            route = decide(msg)
             if route.action == IGNORE:
-                return
+                return Handled(IGNORE)
             if msg.dedupe_key and not await self.services.dedupe.first_time(msg.dedupe_key):
                 log.info("duplicate delivery %s dropped", msg.dedupe_key)
-                return
+                return Handled(IGNORE)
             if route.action == OBSERVE:
-                return
+                return Handled(OBSERVE)
             ctx = Context(self.services, conv, msg, self)
-            handler = self._handler_for(route.action, msg)
             lock = self._locks.setdefault(msg.thread_key, asyncio.Lock())
             async with lock:
-                result = await self._run(handler, ctx, msg)
-                await self._deliver(result, conv, ephemeral=msg.command is not None)
+                self._check_size(msg)
+                result, ephemeral = await self._handle(route.action, ctx, msg)
+                await self._deliver(result, conv, ephemeral=ephemeral)
+            return Handled(route.action, result)
         except Exception as exc:
             if _is_expected(exc):
                 log.info("%s message in %s: %s", msg.platform, msg.channel, type(exc).__name__)
             else:
                 log.exception("handling a %s message in %s failed", msg.platform, msg.channel)
-            await _safe_post(conv, user_message_for(exc), ephemeral=msg.command is not None)
+            if not msg.unattended:  # nobody waits for a scheduled run: the log has it
+                await _safe_post(conv, user_message_for(exc), ephemeral=msg.command is not None)
+            return Handled(route.action, error=exc)
 
-    def _handler_for(self, action: str, msg: Incoming) -> Handler:
+    async def _handle(self, action: str, ctx: Context, msg: Incoming) -> tuple[Any, bool]:
+        """The handler's result, and whether a plain-text result is for the asker only."""
         if action == COMMAND:
-            cmd = self.commands.get(msg.command or "")
-            return cmd.handler if cmd else self._unknown_command
+            found = self._resolve(msg)
+            if found is None:
+                return self._unknown_command(msg), True
+            spec, options, handler = found
+            if spec.admin_only and not msg.is_admin:
+                raise UserError(f"Only workspace admins can use /{spec.name}.")
+            return await handler(ctx, msg, **options), spec.ephemeral
         if action == INGEST:
-            return self.ingest or self._no_ingest
-        return self._answer
+            if self.ingest is None:
+                return Reply("I can't add files to a knowledge base here.", ephemeral=True), True
+            return await self.ingest(ctx, msg), False
+        return await self._answer(ctx, msg), False
 
-    async def _run(self, handler: Handler, ctx: Context, msg: Incoming) -> Any:
+    def _resolve(self, msg: Incoming) -> tuple[CommandSpec, dict, Handler] | None:
+        """The command a message names and its typed options; None if there is none."""
+        name = msg.command or ""
+        cmd = self.commands.get(name)
+        if cmd is not None:
+            if cmd.spec.hidden and msg.options is None:
+                return None  # internal commands take typed options from code, never text
+            options = typed(cmd.spec, msg.options) if msg.options is not None else parse(
+                cmd.spec, msg.text, msg.attachments)
+            return cmd.spec, options, cmd.handler
+        if name in self.groups:
+            spec, rest = subcommand(self.declared.specs, name, msg.text)
+            if spec is None:
+                word = msg.text.split()[0][:30] if msg.text.split() else ""
+                raise UserError(f"I don't know `/{name} {word}`. Use {self.declared.usage(name)}.")
+            return spec, parse(spec, rest, msg.attachments), self.commands[spec.name].handler
+        return None
+
+    def _check_size(self, msg: Incoming) -> None:
         limit = self.services.settings.max_message_chars
         if len(msg.text) > limit:
             raise UserError(
                 f"That message is too long for me ({len(msg.text):,} characters; the limit is {limit:,}). "
                 "Send it as a file instead, or a shorter excerpt."
             )
-        return await handler(ctx, msg)
 
     async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> None:
         if result is None:
@@ -206,11 +253,9 @@ class Router:
             return
         if isinstance(result, str):
             if result.strip():
-                await conv.post(result)
+                await conv.post(result, ephemeral=ephemeral)
             return
         if isinstance(result, AsyncIterable):
-            from bot.core.render import render_stream
-
             rendered = await render_stream(result, conv)
             if rendered.error is not None and not _is_expected(rendered.error):
                 log.error("a streamed answer failed midway", exc_info=rendered.error)
@@ -223,23 +268,24 @@ class Router:
         if not msg.text.strip() and not msg.attachments:
             name = self.services.settings.bot_name
             return f"Ask me something after the mention, e.g. `@{name} what changed in the release plan?` (or /help)."
-        for a in self.answerers:
-            if a.fits is None or await a.fits(ctx, msg):
-                return await a.handler(ctx, msg)
+        for answer in self.answerers:
+            result = await answer(ctx, msg)
+            if result is not None:
+                return result
         raise UserError("I have no way to answer that here yet.")
 
-    async def _help(self, ctx: Context, msg: Incoming) -> Reply:
+    async def _help(self, ctx: Context, msg: Incoming) -> str:
+        """The command list, from the declarations."""
         name = self.services.settings.bot_name
+        declared = self.declared
         lines = [f"Mention me (@{name}) or DM me to ask anything. Commands:"]
-        for cmd in sorted(self.commands.values(), key=lambda c: c.name):
-            lines.append(f"• `{cmd.usage}`: {cmd.help}")
-        return Reply("\n".join(lines), ephemeral=True)
+        entries = sorted(declared.top_level(), key=lambda c: c.name)
+        for entry in entries:
+            lines.append(f"• `{declared.usage(entry.name)}`: {entry.description}")
+        return "\n".join(lines)
 
-    async def _unknown_command(self, ctx: Context, msg: Incoming) -> Reply:
+    def _unknown_command(self, msg: Incoming) -> Reply:
         return Reply(f"I don't know the command /{msg.command}. Type /help to see what I can do.", ephemeral=True)
-
-    async def _no_ingest(self, ctx: Context, msg: Incoming) -> Reply:
-        return Reply("I can't add files to a knowledge base here.", ephemeral=True)
 
 
 def _is_expected(exc: BaseException) -> bool:

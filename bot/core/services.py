@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from bot.core.cache import Cache
 from bot.core.channels import Channels
-from bot.core.config import Settings
+from bot.core.settings import Settings
 from bot.core.dedupe import Dedupe
 from bot.core.ledger import Ledger
 from bot.core.knowledge import KnowledgeBase

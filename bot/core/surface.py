@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
+from bot.core.commands import CommandSet
 from bot.core.messages import Attachment, HistoryItem, Incoming
 
 
@@ -84,11 +85,13 @@ Dispatch = Callable[[Incoming, Conversation], Awaitable[None]]
 
 class Adapter(Protocol):
     """A platform connection. `start` returns once connected; events then go to
-    `dispatch` (which must not be awaited inline for slow work: acknowledge first)."""
+    `dispatch` (which must not be awaited inline for slow work: acknowledge first).
+    `commands` are the bot's declared commands, for a platform that registers them
+    (Discord's command tree)."""
 
     name: str
 
-    async def start(self, dispatch: Dispatch) -> None: ...
+    async def start(self, dispatch: Dispatch, *, commands: CommandSet = ...) -> None: ...
 
     async def wait_closed(self) -> None:
         """Return when the adapter has nothing more to deliver (console: EOF)."""

@@ -3,59 +3,75 @@ read-only SQL, channel history, the date), with visible steps and hard limits.
 
 Entry points: `/agent <task>`, and mentions/DMs that `needs_tools` judges to need data
 and computation (a cheap text test, no model call: simple requests never get here).
+`aibot agent load-sample|runs` on the command line (`patterns.agent.cli`).
 """
 from __future__ import annotations
 
 import logging
 
+from bot.core.commands import answerer, command
+from bot.core.feature import Feature
 from bot.core.messages import Incoming, Reply
+from bot.core.settings import LLM_SETUP_HINT
 from patterns.agent.loop import PATTERN, AgentLimits, Outcome, run_agent
 from patterns.agent.route import needs_tools
 from patterns.agent.sample import readonly_url
+from patterns.agent.settings import AgentSettings
 from patterns.agent.sql import SqlRunner
 from patterns.agent.toolbox import ALL, Run
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PATTERN", "AgentLimits", "Outcome", "Run", "run_agent", "needs_tools", "register", "sql_runner"]
+__all__ = ["PATTERN", "Agent", "AgentLimits", "AgentSettings", "Outcome", "Run", "run_agent", "needs_tools",
+           "sql_runner"]
 
 
-def sql_runner(settings, db_url: str | None) -> SqlRunner | None:
+def sql_runner(settings: AgentSettings, db_url: str | None) -> SqlRunner | None:
     """The SQL tool's runner: AGENT_SQL_URL, else the sample database's read-only role on
     the bot's own server (what `aibot agent load-sample` creates)."""
-    url = settings.agent_sql_url or (readonly_url(db_url) if db_url else None)
+    url = settings.sql_url or (readonly_url(db_url) if db_url else None)
     if url is None:
         return None
-    tables = tuple(t.strip() for t in settings.agent_sql_tables.split(",") if t.strip())
-    return SqlRunner(url=url, tables=tables, timeout=settings.agent_sql_timeout, max_rows=settings.agent_sql_max_rows)
+    tables = tuple(t.strip() for t in settings.sql_tables.split(",") if t.strip())
+    return SqlRunner(url=url, tables=tables, timeout=settings.sql_timeout, max_rows=settings.sql_max_rows)
 
 
-def register(router, services) -> None:
-    settings = services.settings
-    runner = sql_runner(settings, getattr(services.db, "url", None))
-    limits = AgentLimits.from_settings(settings)
+class Agent(Feature):
+    name = "agent"
+    settings_model = AgentSettings
+    settings: AgentSettings
 
-    async def work(ctx, msg: Incoming, task: str):
-        run = Run(services=services, conv=ctx.conv, msg=msg, sql=runner)
+    def __init__(self, host) -> None:
+        super().__init__(host)
+        self.sql = sql_runner(self.settings, getattr(self.services.db, "url", None))
+
+    def run(self, ctx, msg: Incoming, task: str):
+        """The agent working on `task`: status lines, then the answer (streamed)."""
+        limits = AgentLimits.from_settings(self.settings, answer_tokens=self.host.settings.answer_max_tokens)
+        run = Run(services=self.services, conv=ctx.conv, msg=msg, sql=self.sql)
         return run_agent(run, task, limits=limits, tools=ALL)
 
-    @router.command("agent", help="a multi-step task with tools: knowledge base, calculator, read-only SQL, channel history",
-                    usage="/agent <task>")
-    async def agent_command(ctx, msg: Incoming):
-        if not ctx.args:
-            return Reply("Tell me the task, e.g. `/agent total sales for last month and growth vs the month before`.",
-                         ephemeral=True)
-        if not services.llm.configured:
-            from bot.core.config import LLM_SETUP_HINT
-
+    @command("agent", description="A multi-step task with tools: knowledge base, calculator, read-only SQL, "
+             "channel history", usage="/agent <task>",
+             missing="Tell me the task, e.g. `/agent total sales for last month and growth vs the month before`.")
+    async def agent_command(self, ctx, msg: Incoming, task: str):
+        """task: what to do"""
+        if not self.services.llm.configured:
             return Reply(LLM_SETUP_HINT, ephemeral=True)
-        return await work(ctx, msg, ctx.args)
+        return self.run(ctx, msg, task)
 
-    if settings.agent_auto_route:
+    @answerer
+    async def figures(self, ctx, msg: Incoming):
+        """Mentions that ask for figures from data and work on them (AGENT_AUTO_ROUTE)."""
+        if not (self.settings.auto_route and self.services.llm.configured and needs_tools(msg.text)):
+            return None
+        return self.run(ctx, msg, msg.text.strip())
 
-        async def fits(ctx, msg: Incoming) -> bool:
-            return services.llm.configured and needs_tools(msg.text)
+    @classmethod
+    def add_cli(cls, cli) -> None:
+        from patterns.agent import cli as commands
 
-        @router.answerer("agent", fits=fits)
-        async def agent_answer(ctx, msg: Incoming):
-            return await work(ctx, msg, msg.text.strip())
+        commands.add(cli)
+
+
+FEATURE = Agent

@@ -63,9 +63,9 @@ class AgentLimits:
     answer_tokens: int = 1_024
 
     @classmethod
-    def from_settings(cls, s) -> "AgentLimits":
-        return cls(s.agent_max_steps, s.agent_tool_timeout, s.agent_max_seconds, s.agent_max_tokens,
-                   s.agent_max_cost_usd, s.answer_max_tokens)
+    def from_settings(cls, s, *, answer_tokens: int) -> "AgentLimits":
+        """The limits of one run, from the agent's settings section as they are now."""
+        return cls(s.max_steps, s.tool_timeout, s.max_seconds, s.max_tokens, s.max_cost_usd, answer_tokens)
 
     def note(self, which: str) -> str:
         return LIMIT_NOTES[which].format(max_steps=self.max_steps, max_seconds=self.max_seconds,

@@ -17,21 +17,22 @@ from aiohttp import web
 
 from bot.core.errors import UserError
 from patterns.batch.jobs import JobStore, parse_jsonl, validate
+from patterns.batch.settings import BatchSettings
 
 log = logging.getLogger(__name__)
 
 OFF = "The batch API is off: set AIBOT_BATCH_TOKEN to enable it."
 
 
-def mount(app: web.Application, services, *, wake=lambda: None) -> None:
-    settings = services.settings
+def mount(app: web.Application, services, settings: BatchSettings, *, wake=lambda: None) -> None:
+    core = services.settings
     jobs = JobStore(services.db)
 
     def refuse(request: web.Request) -> web.Response | None:
-        if settings.batch_token is None:
+        if settings.token is None:
             return web.json_response({"error": OFF}, status=503)
         sent = request.headers.get("Authorization", "")
-        want = "Bearer " + settings.batch_token.get_secret_value()
+        want = "Bearer " + settings.token.get_secret_value()
         if not hmac.compare_digest(sent.encode(), want.encode()):
             return web.json_response(
                 {"error": "missing or wrong token: send Authorization: Bearer <AIBOT_BATCH_TOKEN>"},
@@ -43,7 +44,7 @@ def mount(app: web.Application, services, *, wake=lambda: None) -> None:
         if (denied := refuse(request)) is not None:
             return denied
         raw = await request.read()
-        limits = dict(max_items=settings.batch_max_items, max_chars=settings.max_summarize_chars)
+        limits = dict(max_items=settings.max_items, max_chars=core.max_summarize_chars)
         mode = request.query.get("mode", "direct")
         try:
             if request.content_type in ("application/x-ndjson", "application/jsonl", "text/plain"):
@@ -57,7 +58,7 @@ def mount(app: web.Application, services, *, wake=lambda: None) -> None:
                     raise UserError("Send a JSON object with an `items` list: {\"items\": [{\"id\", \"text\", \"instruction\"}, ...]}.")
                 mode = body.get("mode", mode)
                 items = validate([(f"item {i}", o) for i, o in enumerate(body["items"])], **limits)
-            job_id = await jobs.create(items, model=settings.fast_model, mode=str(mode)[:20], source="http")
+            job_id = await jobs.create(items, model=core.fast_model, mode=str(mode)[:20], source="http")
         except UserError as exc:
             return web.json_response({"error": exc.user_message}, status=400)
         wake()

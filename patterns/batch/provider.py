@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from bot.core import tokens
 from bot.core.errors import LLMError, LLMNotConfigured
-from bot.core.config import LLM_SETUP_HINT
+from bot.core.settings import LLM_SETUP_HINT
 from bot.core.llm import ChatOptions, _error_kind
 from bot.core.messages import CallInfo
 from patterns.batch.jobs import PATTERN, JobStore

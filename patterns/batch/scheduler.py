@@ -6,8 +6,8 @@ dies, its connection closes, the lock is released and a follower takes over at i
 tick. Each tick the leader looks at every schedule with an injected clock: the latest
 occurrence not yet handled is claimed (a run row, unique per channel and period: the final
 exactly-once guard) and then either posted, or skipped and logged when it is later than
-AIBOT_DIGEST_GRACE (the bot was down at the time). A digest is a synthetic `/digest`
-event dispatched through the router, like any user's command.
+AIBOT_DIGEST_GRACE (the bot was down at the time). A digest is a synthetic event (the
+internal command `digest-run`) dispatched through the router, like any user's command.
 """
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ from sqlalchemy import text
 
 from bot.core.messages import Incoming, utcnow
 from patterns.batch import times
-from patterns.batch.digest import DigestWindow
+from patterns.batch.digest import DigestReply
 from patterns.batch.schedules import DigestStore, Schedule
+from patterns.batch.settings import BatchSettings
 
 log = logging.getLogger(__name__)
 
 LOCK_KEY = 0x61_69_62_6F_74_07  # "aibot" + issue 7: one leader per database
+RUN_COMMAND = "digest-run"
 
 
 class Leadership:
@@ -79,25 +81,15 @@ class Leadership:
 
 
 class _Capture:
-    """The channel's conversation, keeping the id of the digest post and keeping error
-    apologies out of the channel (nobody there asked; the failure is logged)."""
+    """The channel's conversation, keeping the ids of what the digest posted."""
 
-    def __init__(self, conv, window: DigestWindow) -> None:
+    def __init__(self, conv) -> None:
         self.conv = conv
-        self.window = window
         self.limits = conv.limits
         self.posted: list[str] = []
-        self.failed = False
 
     async def post(self, text: str, *, ephemeral: bool = False) -> str:
-        if self.window.outcome is None or self.failed:
-            log.warning("a scheduled digest failed; not posting the error into the channel")
-            return ""
-        try:
-            mid = await self.conv.post(text)
-        except Exception:
-            self.failed = True
-            raise
+        mid = await self.conv.post(text)
         self.posted.append(mid)
         return mid
 
@@ -111,10 +103,22 @@ class _Capture:
         return await self.conv.download(attachment)
 
 
+def scheduled_event(sched: Schedule, *, period: str, since: datetime | None, until: datetime) -> Incoming:
+    """The synthetic event of a scheduled digest: the internal `digest-run` command with
+    its window as typed options; nobody waits for it, so a failure is logged, not posted."""
+    return Incoming(
+        platform=sched.platform, tenant=sched.tenant, channel=sched.channel, user="scheduler",
+        user_name="scheduler", text="", command=RUN_COMMAND, id=f"digest:{period}", ts=until, unattended=True,
+        options={"since": since.isoformat() if since else "", "until": until.isoformat(), "tz": sched.spec.tz},
+    )
+
+
 class DigestScheduler:
-    def __init__(self, *, services, router, clock: Callable[[], datetime] = utcnow, owner: str | None = None) -> None:
+    def __init__(self, *, services, router, settings: BatchSettings, clock: Callable[[], datetime] = utcnow,
+                 owner: str | None = None) -> None:
         self.services = services
         self.router = router
+        self.settings = settings
         self.clock = clock
         self.owner = owner or uuid.uuid4().hex[:16]
         self.store = DigestStore(services.db)
@@ -127,7 +131,7 @@ class DigestScheduler:
 
         self._aps = AsyncIOScheduler(timezone=timezone.utc, event_loop=asyncio.get_running_loop())
         self._aps.add_job(
-            self.tick, "interval", seconds=self.services.settings.digest_tick, id="digest-tick",
+            self.tick, "interval", seconds=self.settings.digest_tick, id="digest-tick",
             next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True, misfire_grace_time=None,
         )
         self._aps.start()
@@ -185,24 +189,23 @@ class DigestScheduler:
         if run_id is None:
             return None  # another scheduler has it (or had it)
         late = (now - occ).total_seconds()
-        if late > self.services.settings.digest_grace:
+        if late > self.settings.digest_grace:
             log.warning(
                 "skipping the %s digest of %s/%s: due %s, %.0f s ago, beyond AIBOT_DIGEST_GRACE=%s s",
-                period, sched.platform, sched.channel, occ.isoformat(), late, self.services.settings.digest_grace,
+                period, sched.platform, sched.channel, occ.isoformat(), late, self.settings.digest_grace,
             )
             await self.store.finish(run_id, sched, period=period, status="skipped", until=occ, detail="late")
             return "skipped"
-        window = DigestWindow(since=since, until=occ, tz=spec.tz)
-        conv = _Capture(self.services.channels.open(sched.platform, tenant=sched.tenant, channel=sched.channel), window)
-        msg = Incoming(
-            platform=sched.platform, tenant=sched.tenant, channel=sched.channel, user="scheduler",
-            user_name="scheduler", text="now", command="digest", id=f"digest:{period}", ts=occ, raw=window,
-        )
-        await self.router.dispatch(msg, conv)
-        status = "failed" if conv.failed else window.outcome or "failed"
+        conv = _Capture(self.services.channels.open(sched.platform, tenant=sched.tenant, channel=sched.channel))
+        handled = await self.router.dispatch(scheduled_event(sched, period=period, since=since, until=occ), conv)
+        digest = handled.result
+        if handled.error is not None or not isinstance(digest, DigestReply):
+            status, messages = "failed", 0
+        else:
+            status, messages = ("posted" if digest.text.strip() else "quiet"), digest.messages
         await self.store.finish(
-            run_id, sched, period=period, status=status, until=occ, messages=window.messages,
+            run_id, sched, period=period, status=status, until=occ, messages=messages,
             posted_id=conv.posted[-1] if conv.posted else None,
         )
-        log.info("digest %s of %s/%s: %s (%d messages)", period, sched.platform, sched.channel, status, window.messages)
+        log.info("digest %s of %s/%s: %s (%d messages)", period, sched.platform, sched.channel, status, messages)
         return status

@@ -23,6 +23,7 @@ from bot.core import tokens
 from bot.core.errors import LLMError, LLMNotConfigured
 from bot.core.messages import CallInfo
 from patterns.batch.jobs import PATTERN, JobStore
+from patterns.batch.settings import BatchSettings
 from bot.core.summarizer import summarize
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,12 @@ def backoff(attempt: int, retry_after: float | None) -> float:
 
 
 class BatchWorker:
-    def __init__(self, *, services, concurrency: int | None = None, budget: Budget | None = None) -> None:
+    def __init__(self, *, services, settings: BatchSettings, concurrency: int | None = None,
+                 budget: Budget | None = None) -> None:
         self.services = services
-        settings = services.settings
-        self.concurrency = concurrency or settings.batch_concurrency
-        self.budget = budget or Budget(rpm=settings.batch_rpm, tpm=settings.batch_tpm)
+        self.settings = settings
+        self.concurrency = concurrency or settings.concurrency
+        self.budget = budget or Budget(rpm=settings.rpm, tpm=settings.tpm)
         self.jobs = JobStore(services.db)
         self._gate = asyncio.Semaphore(self.concurrency)  # model calls in flight
         self._wake = asyncio.Event()
@@ -95,13 +97,13 @@ class BatchWorker:
     async def _forever(self) -> None:
         from patterns.batch.provider import poll_provider_jobs
 
-        settings = self.services.settings
-        poll, last_provider_poll = settings.batch_poll, float("-inf")
+        settings = self.settings
+        poll, last_provider_poll = settings.poll, float("-inf")
         while True:
             try:
                 await self.run_until_idle()
                 woken = self._wake.is_set()
-                if woken or time.monotonic() - last_provider_poll >= settings.batch_provider_poll:
+                if woken or time.monotonic() - last_provider_poll >= settings.provider_poll:
                     last_provider_poll = time.monotonic()
                     await poll_provider_jobs(self.services)  # sends new provider jobs, collects finished ones
             except LLMNotConfigured:
@@ -190,7 +192,7 @@ class BatchWorker:
         except LLMNotConfigured:
             raise
         except LLMError as exc:
-            if exc.kind in RETRYABLE and attempts < settings.batch_max_attempts:
+            if exc.kind in RETRYABLE and attempts < self.settings.max_attempts:
                 delay = backoff(attempts, exc.retry_after)
                 log.info("batch item %s/%s: %s, retry %d in %.2f s", item["job_id"], item["item_id"], exc.kind, attempts, delay)
                 return dict(status="pending", attempts=attempts, result=None, error=exc.kind, delay=delay)

@@ -4,7 +4,9 @@ with the newest messages kept."""
 from __future__ import annotations
 
 from bot.core import tokens
+from bot.core.commands import answerer
 from bot.core.context import context_messages
+from bot.core.feature import Feature
 from bot.core.llm import ChatOptions
 from bot.core.messages import Incoming
 
@@ -33,13 +35,19 @@ async def build_messages(ctx, msg: Incoming, system: str) -> list[dict]:
     return messages
 
 
-def register(router, services) -> None:
-    settings = services.settings
+class Chat(Feature):
+    """Plain streamed chat: list it last, it takes every mention the others leave."""
 
-    @router.answerer("chat")
-    async def answer(ctx, msg: Incoming):
+    name = "chat"
+
+    @answerer
+    async def answer(self, ctx, msg: Incoming):
+        settings = self.host.settings
         system = SYSTEM.format(bot=settings.bot_name, platform=msg.platform)
         messages = await build_messages(ctx, msg, system)
-        return services.llm.stream(
+        return self.services.llm.stream(
             messages, call=ctx.call(PATTERN), options=ChatOptions(max_tokens=settings.answer_max_tokens)
         )
+
+
+FEATURE = Chat

@@ -24,12 +24,12 @@ from pathlib import PurePath
 
 from sqlalchemy import text
 
-from patterns.rag.chunking import Chunk, chunk
-from bot.core.config import Settings
 from bot.core.embeddings import Embedder
 from bot.core.errors import UserError
-from patterns.rag.extract import Limits, extract, kind_of
 from bot.core.knowledge import Passage
+from patterns.rag.chunking import Chunk, chunk
+from patterns.rag.extract import Limits, extract, kind_of
+from patterns.rag.settings import RagSettings
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +90,18 @@ def embed_text(name: str, c: Chunk) -> str:
 class KnowledgeStore:
     """Implements `bot.core.knowledge.KnowledgeBase` (search) plus ingestion and management."""
 
-    def __init__(self, *, db, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, *, db, embedder: Embedder, settings: RagSettings) -> None:
         self.db = db
         self.embedder = embedder
         self.settings = settings
-        self.hybrid = settings.kb_hybrid
+        self.hybrid = settings.hybrid
         self._indexed_dims: set[int] = {384}
         self._index_lock = asyncio.Lock()
 
     @property
     def limits(self) -> Limits:
         s = self.settings
-        return Limits(max_bytes=s.kb_max_file_bytes, max_pages=s.kb_max_pages, max_chars=s.kb_max_chars)
+        return Limits(max_bytes=s.max_file_bytes, max_pages=s.max_pages, max_chars=s.max_chars)
 
     # ------------------------------------------------------------------ ingestion
 
@@ -111,7 +111,7 @@ class KnowledgeStore:
         """Add (or replace) one document. Raises UserError with one sentence on bad input;
         then nothing is stored."""
         name = _clean_name(name)
-        if kind_of(name) is None or len(data) > self.settings.kb_max_file_bytes or not data.strip():
+        if kind_of(name) is None or len(data) > self.settings.max_file_bytes or not data.strip():
             extract(name, data, self.limits)  # raises the right sentence without parsing anything
         digest = hashlib.sha256(data).hexdigest()
         same = await self._find_hash(tenant, channel, digest)
@@ -119,7 +119,7 @@ class KnowledgeStore:
             return IngestResult("unchanged", same[0], name, same[2], same_as=same[1])
         extracted = await asyncio.to_thread(extract, name, data, self.limits)
         s = self.settings
-        chunks = await asyncio.to_thread(chunk, extracted.blocks, max_tokens=s.kb_chunk_tokens, overlap=s.kb_chunk_overlap)
+        chunks = await asyncio.to_thread(chunk, extracted.blocks, max_tokens=s.chunk_tokens, overlap=s.chunk_overlap)
         vectors = await self.embedder.embed([embed_text(name, c) for c in chunks])
         dim = self.embedder.dim
         await self._ensure_index(dim)
@@ -238,7 +238,7 @@ class KnowledgeStore:
             if mode in ("dense", "hybrid"):  # hybrid: dense candidates, re-ranked below
                 await conn.execute(
                     text("SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)"),
-                    {"ef": str(max(self.settings.kb_ef_search, depth))},
+                    {"ef": str(max(self.settings.ef_search, depth))},
                 )
                 rows = (
                     await conn.execute(

