@@ -5,10 +5,16 @@ does not fit one call is split by token count at paragraph and sentence boundari
 pieces are summarized (in parallel, bounded), and their summaries combined, again in
 pieces if need be. The summary keeps the input's language. Calls use the exact-match
 cache: the same text summarized twice costs one model call.
+
+The rounds themselves are planned without I/O (`Plan`: a round's requests from the text
+it summarizes, the next round or the summary from their outputs), so a caller that sends
+each round another way (the OpenAI Batch API: one batch per round) makes exactly the
+calls that `summarize` makes.
 """
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from bot.core import tokens
 from bot.core.errors import UserError
@@ -39,6 +45,62 @@ COMBINE_PROMPT = (
 )
 
 _PROMPT_OVERHEAD = 400  # tokens for instructions and framing
+MAX_ROUNDS = 8  # each round shrinks the text; 8 rounds is far beyond any input limit
+TEMPERATURE = 0.2
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Where one summary stands: the text this round summarizes; round 0 is the original text."""
+
+    text: str
+    round: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One round's model requests (chat messages, in piece order); `final` when the one
+    answer is the summary."""
+
+    stage: Stage
+    requests: list[list[dict]]
+    final: bool
+
+
+class Plan:
+    """The map-reduce as pure rounds: `step` says what to ask, `advance` what comes next."""
+
+    def __init__(self, *, instruction: str, budget_tokens: int, max_tokens: int, model: str | None = None) -> None:
+        self.instruction = instruction
+        self.piece_budget = max(200, budget_tokens - _PROMPT_OVERHEAD - max_tokens)
+        self.options = ChatOptions(model=model, max_tokens=max_tokens, temperature=TEMPERATURE)
+
+    def step(self, stage: Stage) -> Step:
+        """The requests of `stage`'s round: the parts of a text over budget, else the final one."""
+        final_prompt = self.instruction if stage.round == 0 else COMBINE_PROMPT + self.instruction
+        if stage.round >= MAX_ROUNDS:
+            return Step(stage, [_messages(final_prompt, tokens.truncate(stage.text, self.piece_budget))], final=True)
+        pieces = tokens.split(stage.text, self.piece_budget)
+        if len(pieces) <= 1:
+            return Step(stage, [_messages(final_prompt, stage.text)], final=True)
+        n = len(pieces)
+        return Step(stage, [
+            _messages(PART_PROMPT.format(i=i + 1, n=n) + "\n\n" + self.instruction, p) for i, p in enumerate(pieces)
+        ], final=False)
+
+    def advance(self, step: Step, outputs: list[str]) -> str | Stage:
+        """The summary (after a final step), or the next round's stage built from the part summaries."""
+        outputs = [o.strip() for o in outputs]
+        if step.final:
+            return outputs[0]
+        combined = "\n\n".join(f"Part {i + 1}:\n{p}" for i, p in enumerate(outputs) if p)
+        if tokens.count(combined) >= tokens.count(step.stage.text):  # the model is not shrinking anything
+            combined = tokens.truncate(combined, self.piece_budget)
+        return Stage(combined, step.stage.round + 1)
+
+
+def _messages(system: str, body: str) -> list[dict]:
+    return [{"role": "system", "content": system}, {"role": "user", "content": body}]
 
 
 async def summarize(
@@ -55,30 +117,19 @@ async def summarize(
     """Summarize `text` of any length with at most `budget_tokens` per model call."""
     if not text.strip():
         raise UserError("There is nothing to summarize: the text is empty.")
-    piece_budget = max(200, budget_tokens - _PROMPT_OVERHEAD - max_tokens)
-    options = ChatOptions(model=model, max_tokens=max_tokens, temperature=0.2)
+    plan = Plan(instruction=instruction, budget_tokens=budget_tokens, max_tokens=max_tokens, model=model)
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(system: str, body: str) -> str:
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": body}]
+    async def one(messages: list[dict]) -> str:
         async with gate:
-            result = await llm.complete(messages, call=call, options=options, cache=True)
-        return result.text.strip()
+            result = await llm.complete(messages, call=call, options=plan.options, cache=True)
+        return result.text
 
-    final_prompt = instruction
-    for _round in range(8):  # each round shrinks the text; 8 rounds is far beyond any input limit
-        pieces = tokens.split(text, piece_budget)
-        if len(pieces) <= 1:
-            return await one(final_prompt, text)
-        n = len(pieces)
-        partials = await asyncio.gather(
-            *(one(PART_PROMPT.format(i=i + 1, n=n) + "\n\n" + instruction, p) for i, p in enumerate(pieces))
-        )
-        combined = "\n\n".join(f"Part {i + 1}:\n{p}" for i, p in enumerate(partials) if p)
-        if tokens.count(combined) >= tokens.count(text):  # the model is not shrinking anything
-            combined = tokens.truncate(combined, piece_budget)
-        text, final_prompt = combined, COMBINE_PROMPT + instruction
-    return await one(final_prompt, tokens.truncate(text, piece_budget))
+    state: str | Stage = Stage(text)
+    while isinstance(state, Stage):
+        step = plan.step(state)
+        state = plan.advance(step, list(await asyncio.gather(*(one(m) for m in step.requests))))
+    return state
 
 
 def transcript(items: list[HistoryItem], bot_name: str) -> str:
