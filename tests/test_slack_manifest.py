@@ -1,5 +1,6 @@
-"""The Slack app manifest in the repo asks for what the adapter uses: every command the
-issue lists, the message events it handles, the scopes those need, Socket Mode."""
+"""The Slack app manifest in the repo asks for what the adapter uses: exactly the
+commands the bot declares, the message events it handles, the scopes those need,
+Socket Mode."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from adapters.slack.normalize import SUMMARIZE_SHORTCUT
+from bot.cli.reference import declared
 
 MANIFEST = Path(__file__).resolve().parent.parent / "deploy" / "slack-manifest.yaml"
 
@@ -23,3 +25,16 @@ def test_manifest_declares_commands_events_scopes_and_socket_mode():
     assert m["settings"]["socket_mode_enabled"] is True
     shortcuts = {(s["type"], s["callback_id"]) for s in m["features"]["shortcuts"]}
     assert ("message", SUMMARIZE_SHORTCUT) in shortcuts  # the callback id the adapter listens for
+
+
+def test_manifest_slash_commands_are_the_declared_commands():
+    m = yaml.safe_load(MANIFEST.read_text())
+    in_manifest = {c["command"]: (c["description"], c.get("usage_hint", "")) for c in m["features"]["slash_commands"]}
+    commands = declared()
+    expected = {
+        f"/{c.name}": (c.description, commands.usage(c.name).removeprefix(f"/{c.name}").strip())
+        for c in commands.top_level()
+    }
+    assert in_manifest == expected
+    assert all(len(description) <= 100 for description, _ in in_manifest.values())
+    assert "digest-run" not in {name.strip("/") for name in in_manifest}  # internal: never a slash command

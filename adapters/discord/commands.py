@@ -15,11 +15,10 @@ from typing import Any, Literal, Optional
 import discord
 from discord import app_commands
 
-from bot.core.commands import Attachment, CommandSet, CommandSpec, Option
+from bot.core.commands import MAX_DESCRIPTION, Attachment, CommandSet, CommandSpec, Option
 
 Handle = Callable[[discord.Interaction, str, dict[str, Any]], Awaitable[None]]
 
-MAX_DESCRIPTION = 100  # Discord's limit for command and option descriptions
 _TYPES: dict[type, Any] = {str: str, int: int, float: float, bool: bool, Attachment: discord.Attachment}
 
 

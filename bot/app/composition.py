@@ -2,7 +2,8 @@
 
 Each is found by name: a pattern is the package `patterns/<name>/` exporting its
 feature class as `FEATURE`, a platform the package `adapters/<name>/` exporting its
-descriptor as `PLATFORM`. Adding one is its folder plus its name below.
+descriptor as `PLATFORM`. Adding one is its folder plus its name below. A dotted name
+is a module path, for a unit that lives elsewhere (a plugin, or the tests' dummies).
 """
 from __future__ import annotations
 
@@ -23,11 +24,15 @@ BUILT_IN: tuple[type[Feature], ...] = (UsageStats,)  # the core's own: /ai-stats
 
 
 def features(names: tuple[str, ...] = PATTERNS) -> tuple[type[Feature], ...]:
-    return BUILT_IN + tuple(_load(f"patterns.{name}", "FEATURE", Feature) for name in names)
+    return BUILT_IN + tuple(_load(_module("patterns", name), "FEATURE", Feature) for name in names)
 
 
 def platforms(names: tuple[str, ...] = PLATFORMS) -> tuple[type[Platform], ...]:
-    return tuple(_load(f"adapters.{name}", "PLATFORM", Platform) for name in names)
+    return tuple(_load(_module("adapters", name), "PLATFORM", Platform) for name in names)
+
+
+def _module(home: str, name: str) -> str:
+    return name if "." in name else f"{home}.{name}"
 
 
 def _load(module: str, attr: str, kind: type) -> type:

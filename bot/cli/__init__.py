@@ -51,11 +51,12 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, units: tuple[Sequence[type[Feature]], Sequence[type[Platform]]] | None = None) -> int:
+    """`aibot ARGS`; `units` (features, platforms) replace the composition root's lists."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        units = features(), platforms()
+        units = units or (features(), platforms())
         args = build_parser(*units).parse_args(argv)
         settings = Settings.load()
         configure_logging(settings.log_level)

@@ -31,6 +31,7 @@ from bot.core.messages import Attachment
 
 OPTION_TYPES = (str, int, float, bool, Attachment)
 MARK = "__aibot_declaration__"  # attribute a decorator leaves on a handler
+MAX_DESCRIPTION = 100  # Discord's limit for a command's and an option's description
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,7 @@ class CommandSet:
             return spec.usage_line if spec else f"/{name}"
         if group.usage:
             return group.usage
-        return " | ".join(s.usage_line if i == 0 else s.usage_line.removeprefix(f"/{name} ")
-                          for i, s in enumerate(self.subcommands(name)))
+        return f"/{name} " + " | ".join(s.usage_line.removeprefix(f"/{name} ") for s in self.subcommands(name))
 
 
 # ----------------------------------------------------------------------------- declaring
@@ -194,7 +194,11 @@ def declare(fn: Callable, *, name: str, description: str, **flags: Any) -> Comma
     name = " ".join(name.lower().split())
     if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}( [a-z][a-z0-9_-]{0,31})?", name):
         raise ValueError(f"command name {name!r}: lower-case words of letters, digits, - and _")
-    return CommandSpec(name=name, description=description.strip(), options=options_of(fn), **flags)
+    spec = CommandSpec(name=name, description=description.strip(), options=options_of(fn), **flags)
+    too_long = [t for t in (spec.description, *(o.description for o in spec.options)) if len(t) > MAX_DESCRIPTION]
+    if not spec.description or too_long:
+        raise ValueError(f"/{name}: descriptions are 1 to {MAX_DESCRIPTION} characters (Discord's limit)")
+    return spec
 
 
 def options_of(fn: Callable) -> tuple[Option, ...]:

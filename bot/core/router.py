@@ -90,6 +90,9 @@ class Command:
     handler: Handler
 
 
+HELP = CommandSpec("help", "List the commands", ephemeral=True)  # the router's own
+
+
 @dataclass(frozen=True)
 class Handled:
     """What became of one message: the route it took, what its handler returned, and the
@@ -112,7 +115,7 @@ class Router:
         self.ingest: Handler | None = None
         self._locks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._tasks: set[asyncio.Task] = set()
-        self.command("help", description="List the commands", ephemeral=True)(self._help)
+        self.add(HELP, self._help)
 
     # --- registration ---------------------------------------------------------------
 

@@ -10,7 +10,6 @@ configuration table in the docs (generated from these classes, checked by a test
 """
 from __future__ import annotations
 
-import typing
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -45,9 +44,9 @@ class Section(BaseSettings):
     @field_validator("*", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any, info) -> Any:
-        # `FOO=` in a .env file means "not set", not "set to the empty string"
-        if isinstance(value, str) and not value.strip() and _optional(cls.model_fields[info.field_name].annotation):
-            return None
+        # `FOO=` in a .env file means "not set" (the default), not "set to the empty string"
+        if isinstance(value, str) and not value.strip():
+            return cls.model_fields[info.field_name].get_default(call_default_factory=True)
         return value
 
     @classmethod
@@ -77,10 +76,6 @@ def problems(cls: type[Section], exc: ValidationError) -> list[str]:
         name = cls.variable(field) if field in cls.model_fields else field
         out.append(f"{name}: {err['msg']}")
     return out
-
-
-def _optional(annotation: Any) -> bool:
-    return type(None) in typing.get_args(annotation) or annotation is type(None)
 
 
 class Settings(Section):

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from bot.core.errors import UserError
 
 PATTERN = "batch"
+ANSWER_TOKENS = 700  # the longest summary of one item, in both modes
 MAX_ID = 200
 MAX_INSTRUCTION = 4_000
 MAX_ERRORS_SHOWN = 10

@@ -31,8 +31,7 @@ from bot.core.llm import _error_kind
 from bot.core.settings import LLM_SETUP_HINT
 from bot.core.messages import CallInfo
 from bot.core.summarizer import Plan, Stage
-from patterns.batch.jobs import PATTERN, JobStore
-from patterns.batch.worker import ANSWER_TOKENS  # the same answer size as direct mode
+from patterns.batch.jobs import ANSWER_TOKENS, PATTERN, JobStore
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from bot.core import tokens
 from bot.core.errors import LLMError, LLMNotConfigured
 from bot.core.messages import CallInfo
-from patterns.batch.jobs import PATTERN, JobStore
+from patterns.batch.jobs import ANSWER_TOKENS, PATTERN, JobStore
 from patterns.batch.settings import BatchSettings
 from bot.core.summarizer import summarize
 
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 RETRYABLE = {"rate_limited", "unavailable", "timeout", "connection", "cut"}
 MAX_BACKOFF = 60.0
-ANSWER_TOKENS = 700
 
 
 class Budget:

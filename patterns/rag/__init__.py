@@ -26,13 +26,12 @@ from patterns.rag.store import KnowledgeStore
 log = logging.getLogger(__name__)
 
 PATTERN = "rag"
-KB_USAGE = "/kb add [text] | /kb list | /kb remove <id> | /kb search <question>"
 
 
 class Rag(Feature):
     name = "rag"
     settings_model = RagSettings
-    groups = (Group("kb", description="Manage the knowledge base: add, list, remove, search", usage=KB_USAGE),)
+    groups = (Group("kb", description="Manage the knowledge base: add, list, remove, search"),)
     settings: RagSettings
 
     def __init__(self, host) -> None:
