@@ -87,16 +87,12 @@ def build_client(settings: Settings) -> openai.AsyncOpenAI | None:
     )
 
 
-def _error_kind(exc: BaseException) -> LLMError:
+def as_llm_error(exc: BaseException) -> LLMError:
+    """`exc` as the LLMError a caller sees: its kind says what went wrong, never the SDK's text."""
     if isinstance(exc, LLMError):
         return exc
     if isinstance(exc, openai.RateLimitError):
-        retry = exc.response.headers.get("retry-after") if exc.response is not None else None
-        try:
-            retry_after = float(retry) if retry else None
-        except ValueError:
-            retry_after = None
-        return LLMError("rate_limited", "429", retry_after=retry_after)
+        return LLMError("rate_limited", "429", retry_after=_retry_after(exc))
     if isinstance(exc, openai.APITimeoutError):
         return LLMError("timeout", type(exc).__name__)
     if isinstance(exc, openai.APIConnectionError):
@@ -108,6 +104,14 @@ def _error_kind(exc: BaseException) -> LLMError:
     if isinstance(exc, openai.APIStatusError):
         return LLMError("unavailable", str(exc.status_code))
     return LLMError("error", type(exc).__name__)
+
+
+def _retry_after(exc: openai.RateLimitError) -> float | None:
+    retry = exc.response.headers.get("retry-after") if exc.response is not None else None
+    try:
+        return float(retry) if retry else None
+    except ValueError:
+        return None
 
 
 class LLM:
@@ -204,7 +208,7 @@ class LLM:
         try:
             resp = await client.chat.completions.create(**params)
         except Exception as exc:
-            err = _error_kind(exc)
+            err = as_llm_error(exc)
             log.warning("model call failed (%s, pattern %s): %s", err.kind, call.pattern, type(exc).__name__)
             await self._record(call, model, started, outcome=err.kind, extra=extra)
             raise err from None
@@ -295,7 +299,7 @@ class LLMStream:
                     **params, stream=True, stream_options={"include_usage": True}
                 )
             except Exception as exc:
-                err = _error_kind(exc)
+                err = as_llm_error(exc)
                 outcome = err.kind
                 raise err from None
             try:
@@ -328,7 +332,7 @@ class LLMStream:
                 outcome = "cancelled"
                 raise
             except Exception as exc:
-                outcome = "cut" if parts else _error_kind(exc).kind
+                outcome = "cut" if parts else as_llm_error(exc).kind
                 log.warning("model stream failed (%s, pattern %s): %s", outcome, self.call.pattern, type(exc).__name__)
                 raise LLMError(outcome, type(exc).__name__) from None
             if finish is None:  # the connection ended without a finish: the answer is cut
@@ -336,7 +340,7 @@ class LLMStream:
                 raise LLMError("cut", "stream ended without finish_reason")
         except BaseException as exc:
             if outcome == "ok":
-                outcome = "cancelled" if not isinstance(exc, Exception) else _error_kind(exc).kind
+                outcome = "cancelled" if not isinstance(exc, Exception) else as_llm_error(exc).kind
             raise
         finally:
             text = "".join(parts)

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from bot.core import tokens
 from bot.core.errors import LLMError, LLMNotConfigured
 from bot.core.config import LLM_SETUP_HINT
-from bot.core.llm import ChatOptions, _error_kind
+from bot.core.llm import ChatOptions, as_llm_error
 from bot.core.messages import CallInfo
 from patterns.batch.jobs import PATTERN, JobStore
 
@@ -67,7 +67,7 @@ async def submit(services, job_id: str) -> str:
     except Exception as exc:
         async with services.db.session.begin() as s:  # not sent: let the next poll try again
             await s.execute(text("UPDATE batch_jobs SET provider_status = NULL WHERE id = :id"), {"id": job_id})
-        raise _error_kind(exc) from None
+        raise as_llm_error(exc) from None
     async with services.db.session.begin() as s:
         await s.execute(text(
             "UPDATE batch_jobs SET status = 'running', provider_batch_id = :b, provider_status = :st WHERE id = :id"),
