@@ -11,16 +11,18 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sized
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 import openai
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict
 
 from bot.core import tokens
-from bot.core.cache import Cache, cache_key
+from bot.core.cache import Cache, Cached, cache_key
 from bot.core.config import LLM_SETUP_HINT, Settings
 from bot.core.errors import LLMError, LLMNotConfigured
 from bot.core.ledger import Ledger, UsageRecord
@@ -28,6 +30,9 @@ from bot.core.messages import CallInfo
 from bot.core.pricing import PriceTable
 
 log = logging.getLogger(__name__)
+
+# outcomes in which the model generated tokens, so the provider bills them
+_PAID = ("ok", "cut", "cancelled")
 
 
 class ChatOptions(BaseModel):
@@ -157,7 +162,7 @@ class LLM:
             return
         discount = kw.pop("discount", Decimal(1))
         cost = Decimal(0)
-        if not kw.get("cache_hit") and kw.get("outcome", "ok") in ("ok", "cut", "cancelled"):
+        if not kw.get("cache_hit") and kw.get("outcome", "ok") in _PAID:
             cost = self.prices.cost(model, kw.get("prompt_tokens", 0), kw.get("completion_tokens", 0), discount=discount)
         await self.ledger.record(
             UsageRecord(
@@ -196,51 +201,25 @@ class LLM:
         client = self._require()
         options = options or ChatOptions()
         params = self._params(messages, options)
-        model = params["model"]
-        started = time.perf_counter()
-        key = None
-        if cache and self.cache is not None and not options.tools:
-            key = cache_key(model, messages, options.model_dump(exclude_none=True))
-            hit = await self.cache.get(key)
-            if hit is not None:
-                await self._record(call, model, started, cache_hit=True, extra=extra)
-                return Completion(text=hit.text, model=model, finish_reason="stop", cached=True)
+        book = _CallBook(self, call, messages, options, params, cache=cache, extra=extra)
+        hit = await book.cached()
+        if hit is not None:
+            await book.record(cache_hit=True)
+            return Completion(text=hit.text, model=book.model, finish_reason="stop", cached=True)
         try:
             resp = await client.chat.completions.create(**params)
         except Exception as exc:
             err = as_llm_error(exc)
             log.warning("model call failed (%s, pattern %s): %s", err.kind, call.pattern, type(exc).__name__)
-            await self._record(call, model, started, outcome=err.kind, extra=extra)
+            await book.record(outcome=err.kind)
             raise err from None
-        choice = resp.choices[0] if resp.choices else None
-        msg = choice.message if choice else None
-        text = (msg.content or "") if msg else ""
-        calls = [
-            ToolCall(id=tc.id or f"call_{i}", name=tc.function.name, arguments=tc.function.arguments or "")
-            for i, tc in enumerate((msg.tool_calls or []) if msg else [])
-            if getattr(tc, "function", None) is not None
-        ]
-        usage = resp.usage
-        pt = usage.prompt_tokens if usage else _estimate_prompt(messages)
-        ct = usage.completion_tokens if usage else tokens.count(text)
-
-        async def settle() -> None:
-            # the cache entry before the ledger row, and both even if the caller is cancelled
-            # now: a caller that retries gets a cache hit, so one answer is paid for once
-            # (batch jobs resume after a crash relying on it)
-            if key is not None and text and not calls:
-                await self.cache.put(key, model, text, pt, ct)
-            await self._record(
-                call, model, started, prompt_tokens=pt, completion_tokens=ct,
-                extra=_merge(extra, None if usage else {"usage_estimated": True}),
-            )
-
-        await asyncio.shield(settle())
-        return Completion(
-            text=text, model=model, tool_calls=calls,
-            finish_reason=choice.finish_reason if choice else None,
-            prompt_tokens=pt, completion_tokens=ct,
-        )
+        reply = _first_choice(resp, book.model)
+        used = _count_tokens(resp.usage, messages, reply.text)
+        # the cache entry before the ledger row, and both even if the caller is cancelled
+        # now: a caller that retries gets a cache hit, so one answer is paid for once
+        # (batch jobs resume after a crash relying on it)
+        await asyncio.shield(book.settle(reply, used))
+        return replace(reply, prompt_tokens=used.prompt, completion_tokens=used.completion)
 
     # ------------------------------------------------------------------ stream
 
@@ -360,6 +339,87 @@ class LLMStream:
             )
         if key is not None and outcome == "ok" and text and not calls:
             await llm.cache.put(key, model, text, pt, ct)
+
+
+# ---------------------------------------------------------------------- bookkeeping
+
+@dataclass(frozen=True)
+class _Tokens:
+    prompt: int
+    completion: int
+    estimated: bool  # the server sent no usage; counted here with tiktoken
+
+
+def _count_tokens(usage: CompletionUsage | None, messages: list[dict], text: str, outcome: str = "ok") -> _Tokens:
+    """The server's usage, or an estimate: the prompt only when it was paid for."""
+    if usage is not None:
+        return _Tokens(usage.prompt_tokens, usage.completion_tokens, estimated=False)
+    prompt = _estimate_prompt(messages) if outcome in _PAID else 0
+    completion = tokens.count(text)
+    return _Tokens(prompt, completion, estimated=bool(prompt or completion))
+
+
+class _CallBook:
+    """One call's bookkeeping, shared by `complete` and `stream`: when it started, its
+    cache entry (looked up before the call, written after a reusable answer) and its one
+    ledger row."""
+
+    def __init__(
+        self, llm: LLM, call: CallInfo, messages: list[dict], options: ChatOptions, params: dict,
+        *, cache: bool, extra: dict | None,
+    ) -> None:
+        self.llm = llm
+        self.call = call
+        self.model: str = params["model"]
+        self.extra = extra
+        self.started = time.perf_counter()
+        self.key: str | None = None
+        if cache and llm.cache is not None and not options.tools:
+            self.key = cache_key(self.model, messages, options.model_dump(exclude_none=True))
+
+    async def cached(self) -> Cached | None:
+        return None if self.key is None else await self.llm.cache.get(self.key)
+
+    async def store(self, text: str, tool_calls: Sized, used: _Tokens) -> None:
+        """Cache a plain text answer; one with tool calls depends on what the tools return."""
+        if self.key is not None and text and not tool_calls:
+            await self.llm.cache.put(self.key, self.model, text, used.prompt, used.completion)
+
+    async def record(self, *, ttft: float | None = None, **row: Any) -> None:
+        row.setdefault("extra", self.extra)
+        await self.llm._record(self.call, self.model, self.started, ttft=ttft, **row)
+
+    async def record_tokens(self, used: _Tokens, *, outcome: str = "ok", ttft: float | None = None, streamed: bool = False) -> None:
+        await self.record(
+            ttft=ttft, outcome=outcome, streamed=streamed, prompt_tokens=used.prompt, completion_tokens=used.completion,
+            extra=_merge(self.extra, {"usage_estimated": True} if used.estimated else None),
+        )
+
+    async def settle(self, reply: Completion, used: _Tokens) -> None:
+        """A finished completion: the cache entry first, then the ledger row."""
+        await self.store(reply.text, reply.tool_calls, used)
+        await self.record_tokens(used)
+
+
+def _first_choice(resp: ChatCompletion, model: str) -> Completion:
+    """The response's first choice; token counts are the caller's to fill in."""
+    choice = resp.choices[0] if resp.choices else None
+    msg = choice.message if choice else None
+    return Completion(
+        text=(msg.content or "") if msg else "",
+        model=model,
+        tool_calls=_tool_calls(msg.tool_calls if msg else None),
+        finish_reason=choice.finish_reason if choice else None,
+    )
+
+
+def _tool_calls(parts: list | None) -> list[ToolCall]:
+    """The function calls among a message's tool calls; `call_{i}` where the server sent no id."""
+    return [
+        ToolCall(id=tc.id or f"call_{i}", name=tc.function.name, arguments=tc.function.arguments or "")
+        for i, tc in enumerate(parts or [])
+        if getattr(tc, "function", None) is not None
+    ]
 
 
 def _estimate_prompt(messages: list[dict]) -> int:
