@@ -11,14 +11,15 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sized
+from collections.abc import AsyncIterator, Iterator, Sized
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 import openai
 from openai.types import CompletionUsage
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 from pydantic import BaseModel, ConfigDict
 
 from bot.core import tokens
@@ -251,94 +252,53 @@ class LLMStream:
         return self._run()
 
     async def _run(self) -> AsyncIterator[str]:
-        llm = self.llm
-        client = llm._require()
-        params = llm._params(self.messages, self.options)
-        model = params["model"]
-        started = time.perf_counter()
-        key = None
-        if self.use_cache and llm.cache is not None and not self.options.tools:
-            key = cache_key(model, self.messages, self.options.model_dump(exclude_none=True))
-            hit = await llm.cache.get(key)
-            if hit is not None:
-                self.completion = Completion(text=hit.text, model=model, finish_reason="stop", cached=True)
-                await llm._record(self.call, model, started, ttft=time.perf_counter(), cache_hit=True, streamed=True, extra=self.extra)
-                yield hit.text
-                return
-
-        parts: list[str] = []
-        calls: dict[int, dict] = {}
-        usage = None
-        finish = None
-        ttft: float | None = None
+        client = self.llm._require()
+        params = self.llm._params(self.messages, self.options)
+        book = _CallBook(self.llm, self.call, self.messages, self.options, params, cache=self.use_cache, extra=self.extra)
+        hit = await book.cached()
+        if hit is not None:
+            self.completion = Completion(text=hit.text, model=book.model, finish_reason="stop", cached=True)
+            await book.record(ttft=time.perf_counter(), cache_hit=True, streamed=True)
+            yield hit.text
+            return
+        acc = _StreamAccumulator()
         outcome = "ok"
         try:
-            try:
-                resp = await client.chat.completions.create(
-                    **params, stream=True, stream_options={"include_usage": True}
-                )
-            except Exception as exc:
-                err = as_llm_error(exc)
-                outcome = err.kind
-                raise err from None
-            try:
-                async for chunk in resp:
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    for choice in chunk.choices or ():
-                        delta = choice.delta
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
-                        if delta is None:
-                            continue
-                        for tc in delta.tool_calls or ():
-                            if ttft is None:
-                                ttft = time.perf_counter()
-                            slot = calls.setdefault(tc.index or 0, {"id": "", "name": "", "arguments": ""})
-                            if tc.id:
-                                slot["id"] = tc.id
-                            if tc.function is not None:
-                                slot["name"] += tc.function.name or ""
-                                slot["arguments"] += tc.function.arguments or ""
-                        if delta.content:
-                            if ttft is None:
-                                ttft = time.perf_counter()
-                            parts.append(delta.content)
-                            yield delta.content
-            except LLMError:
-                raise
-            except (GeneratorExit, KeyboardInterrupt):
-                outcome = "cancelled"
-                raise
-            except Exception as exc:
-                outcome = "cut" if parts else as_llm_error(exc).kind
-                log.warning("model stream failed (%s, pattern %s): %s", outcome, self.call.pattern, type(exc).__name__)
-                raise LLMError(outcome, type(exc).__name__) from None
-            if finish is None:  # the connection ended without a finish: the answer is cut
-                outcome = "cut"
+            chunks = await _open_stream(client, params)
+            async for chunk in chunks:
+                for delta in acc.fold(chunk):
+                    yield delta
+            if acc.finish is None:  # the connection ended without a finish: the answer is cut
                 raise LLMError("cut", "stream ended without finish_reason")
         except BaseException as exc:
-            if outcome == "ok":
-                outcome = "cancelled" if not isinstance(exc, Exception) else as_llm_error(exc).kind
-            raise
-        finally:
-            text = "".join(parts)
-            pt = usage.prompt_tokens if usage else (_estimate_prompt(self.messages) if outcome in ("ok", "cut", "cancelled") else 0)
-            ct = usage.completion_tokens if usage else tokens.count(text)
-            self.completion = Completion(
-                text=text, model=model, finish_reason=finish, prompt_tokens=pt, completion_tokens=ct,
-                tool_calls=[
-                    ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
-                    for i, c in sorted(calls.items())
-                ],
-            )
-            await llm._record(
-                self.call, model, started, ttft=ttft, prompt_tokens=pt, completion_tokens=ct,
-                outcome=outcome, streamed=True,
-                extra=_merge(self.extra, None if usage or not (pt or ct) else {"usage_estimated": True}),
-            )
-        if key is not None and outcome == "ok" and text and not calls:
-            await llm.cache.put(key, model, text, pt, ct)
+            err = _stream_error(exc, sent=bool(acc.parts), pattern=self.call.pattern)
+            outcome = err.kind if isinstance(err, LLMError) else "cancelled"
+            if err is exc:
+                raise
+            raise err from None
+        finally:  # one ledger row and a `.completion` whatever the outcome
+            text = acc.text
+            used = _count_tokens(acc.usage, self.messages, text, outcome)
+            self.completion = acc.completion(book.model, used)
+            await book.record_tokens(used, outcome=outcome, ttft=acc.ttft, streamed=True)
+        await book.store(text, acc.calls, used)  # reached only when the stream finished ok
+
+
+async def _open_stream(client: openai.AsyncOpenAI, params: dict) -> openai.AsyncStream[ChatCompletionChunk]:
+    try:
+        return await client.chat.completions.create(**params, stream=True, stream_options={"include_usage": True})
+    except Exception as exc:
+        raise as_llm_error(exc) from None
+
+
+def _stream_error(exc: BaseException, *, sent: bool, pattern: str) -> BaseException:
+    """What a failed stream raises: a cancellation or an LLMError as it is; anything else
+    as an LLMError, `cut` once text has been sent."""
+    if isinstance(exc, LLMError) or not isinstance(exc, Exception):
+        return exc
+    kind = "cut" if sent else as_llm_error(exc).kind
+    log.warning("model stream failed (%s, pattern %s): %s", kind, pattern, type(exc).__name__)
+    return LLMError(kind, type(exc).__name__)
 
 
 # ---------------------------------------------------------------------- bookkeeping
@@ -420,6 +380,63 @@ def _tool_calls(parts: list | None) -> list[ToolCall]:
         for i, tc in enumerate(parts or [])
         if getattr(tc, "function", None) is not None
     ]
+
+
+class _StreamAccumulator:
+    """Folds streamed chunks into the text so far, tool calls by index, the usage chunk
+    and the finish reason, and notes the time of the first content or tool-call delta."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.calls: dict[int, dict] = {}
+        self.usage: CompletionUsage | None = None
+        self.finish: str | None = None
+        self.ttft: float | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def fold(self, chunk: ChatCompletionChunk) -> Iterator[str]:
+        """Fold in one chunk, yielding each text delta as soon as it is folded (a reader
+        that stops at a delta leaves the rest of the chunk unread, as it would the stream)."""
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        for choice in chunk.choices or ():
+            if choice.finish_reason:
+                self.finish = choice.finish_reason
+            delta = choice.delta
+            if delta is None:
+                continue
+            for tc in delta.tool_calls or ():
+                self._fold_tool_call(tc)
+            if delta.content:
+                self._first_token()
+                self.parts.append(delta.content)
+                yield delta.content
+
+    def _fold_tool_call(self, tc: ChoiceDeltaToolCall) -> None:
+        self._first_token()
+        slot = self.calls.setdefault(tc.index or 0, {"id": "", "name": "", "arguments": ""})
+        if tc.id:
+            slot["id"] = tc.id
+        if tc.function is not None:
+            slot["name"] += tc.function.name or ""
+            slot["arguments"] += tc.function.arguments or ""
+
+    def _first_token(self) -> None:
+        if self.ttft is None:
+            self.ttft = time.perf_counter()
+
+    def completion(self, model: str, used: _Tokens) -> Completion:
+        return Completion(
+            text=self.text, model=model, finish_reason=self.finish,
+            prompt_tokens=used.prompt, completion_tokens=used.completion,
+            tool_calls=[
+                ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
+                for i, c in sorted(self.calls.items())
+            ],
+        )
 
 
 def _estimate_prompt(messages: list[dict]) -> int:
