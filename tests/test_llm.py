@@ -212,14 +212,14 @@ async def test_stream_that_ends_without_finish_reason_is_cut_after_all_its_text(
 )
 async def test_stream_refused_before_any_text_raises_its_kind_and_records_it(app, fake_llm, script, kind, retry_after):
     fake_llm.enqueue(script, script, script, script)
-    stream = app.services.llm.stream(MSGS, call=CALL)
+    stream = app.services.llm.stream(MSGS, call=CALL, extra={"step": 2})
     with pytest.raises(LLMError) as err:
         [p async for p in stream]
     assert err.value.kind == kind and err.value.retry_after == retry_after
     assert stream.completion.text == "" and stream.completion.tool_calls == []
     [row] = await ledger_rows(app)
     assert (row.outcome, row.streamed, row.prompt_tokens, row.completion_tokens) == (kind, True, 0, 0)
-    assert row.cost_usd == 0 and row.extra is None
+    assert row.cost_usd == 0 and row.extra == {"step": 2}  # nothing estimated: extra as given
 
 
 async def test_stream_closed_by_the_caller_records_cancelled_with_the_text_so_far(app, fake_llm):
@@ -260,13 +260,13 @@ async def test_stream_cache_hit_sends_the_whole_answer_at_once_without_a_model_c
     fake_llm.enqueue("one two three")
     first = app.services.llm.stream(MSGS, call=CALL, cache=True)
     assert [p async for p in first] == ["one", " two", " three"]
-    second = app.services.llm.stream(MSGS, call=CALL, cache=True)
+    second = app.services.llm.stream(MSGS, call=CALL, cache=True, extra={"step": 2})
     assert [p async for p in second] == ["one two three"]
     assert second.completion.cached and second.completion.text == "one two three"
     assert len(fake_llm.chat_requests) == 1
     rows = await ledger_rows(app)
     assert [(r.cache_hit, r.streamed, r.outcome) for r in rows] == [(False, True, "ok"), (True, True, "ok")]
-    assert rows[1].cost_usd == 0 and rows[1].ttft_ms is not None
+    assert rows[1].cost_usd == 0 and rows[1].ttft_ms is not None and rows[1].extra == {"step": 2}
 
 
 async def test_a_cut_stream_is_not_cached(app, fake_llm):
