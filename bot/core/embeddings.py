@@ -121,9 +121,9 @@ class OpenAIEmbedder:
             try:
                 resp = await self.client.embeddings.create(model=self.model, input=batch, **kw)
             except Exception as exc:
-                from bot.core.llm import _error_kind
+                from bot.core.llm import as_llm_error
 
-                err = _error_kind(exc)
+                err = as_llm_error(exc)
                 log.warning("embedding call failed (%s): %s", err.kind, type(exc).__name__)
                 raise err from None
             for item in sorted(resp.data, key=lambda d: d.index):

@@ -11,16 +11,19 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Sized
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 import openai
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 from pydantic import BaseModel, ConfigDict
 
 from bot.core import tokens
-from bot.core.cache import Cache, cache_key
+from bot.core.cache import Cache, Cached, cache_key
 from bot.core.settings import LLM_SETUP_HINT, Settings
 from bot.core.errors import LLMError, LLMNotConfigured
 from bot.core.ledger import Ledger, UsageRecord
@@ -28,6 +31,9 @@ from bot.core.messages import CallInfo
 from bot.core.pricing import PriceTable
 
 log = logging.getLogger(__name__)
+
+# outcomes in which the model generated tokens, so the provider bills them
+_PAID = ("ok", "cut", "cancelled")
 
 
 class ChatOptions(BaseModel):
@@ -87,16 +93,12 @@ def build_client(settings: Settings) -> openai.AsyncOpenAI | None:
     )
 
 
-def _error_kind(exc: BaseException) -> LLMError:
+def as_llm_error(exc: BaseException) -> LLMError:
+    """`exc` as the LLMError a caller sees: its kind says what went wrong, never the SDK's text."""
     if isinstance(exc, LLMError):
         return exc
     if isinstance(exc, openai.RateLimitError):
-        retry = exc.response.headers.get("retry-after") if exc.response is not None else None
-        try:
-            retry_after = float(retry) if retry else None
-        except ValueError:
-            retry_after = None
-        return LLMError("rate_limited", "429", retry_after=retry_after)
+        return LLMError("rate_limited", "429", retry_after=_retry_after(exc))
     if isinstance(exc, openai.APITimeoutError):
         return LLMError("timeout", type(exc).__name__)
     if isinstance(exc, openai.APIConnectionError):
@@ -108,6 +110,14 @@ def _error_kind(exc: BaseException) -> LLMError:
     if isinstance(exc, openai.APIStatusError):
         return LLMError("unavailable", str(exc.status_code))
     return LLMError("error", type(exc).__name__)
+
+
+def _retry_after(exc: openai.RateLimitError) -> float | None:
+    retry = exc.response.headers.get("retry-after") if exc.response is not None else None
+    try:
+        return float(retry) if retry else None
+    except ValueError:
+        return None
 
 
 class LLM:
@@ -153,7 +163,7 @@ class LLM:
             return
         discount = kw.pop("discount", Decimal(1))
         cost = Decimal(0)
-        if not kw.get("cache_hit") and kw.get("outcome", "ok") in ("ok", "cut", "cancelled"):
+        if not kw.get("cache_hit") and kw.get("outcome", "ok") in _PAID:
             cost = self.prices.cost(model, kw.get("prompt_tokens", 0), kw.get("completion_tokens", 0), discount=discount)
         await self.ledger.record(
             UsageRecord(
@@ -192,51 +202,25 @@ class LLM:
         client = self._require()
         options = options or ChatOptions()
         params = self._params(messages, options)
-        model = params["model"]
-        started = time.perf_counter()
-        key = None
-        if cache and self.cache is not None and not options.tools:
-            key = cache_key(model, messages, options.model_dump(exclude_none=True))
-            hit = await self.cache.get(key)
-            if hit is not None:
-                await self._record(call, model, started, cache_hit=True, extra=extra)
-                return Completion(text=hit.text, model=model, finish_reason="stop", cached=True)
+        book = _CallBook(self, call, messages, options, params, cache=cache, extra=extra)
+        hit = await book.cached()
+        if hit is not None:
+            await book.record(cache_hit=True)
+            return Completion(text=hit.text, model=book.model, finish_reason="stop", cached=True)
         try:
             resp = await client.chat.completions.create(**params)
         except Exception as exc:
-            err = _error_kind(exc)
+            err = as_llm_error(exc)
             log.warning("model call failed (%s, pattern %s): %s", err.kind, call.pattern, type(exc).__name__)
-            await self._record(call, model, started, outcome=err.kind, extra=extra)
+            await book.record(outcome=err.kind)
             raise err from None
-        choice = resp.choices[0] if resp.choices else None
-        msg = choice.message if choice else None
-        text = (msg.content or "") if msg else ""
-        calls = [
-            ToolCall(id=tc.id or f"call_{i}", name=tc.function.name, arguments=tc.function.arguments or "")
-            for i, tc in enumerate((msg.tool_calls or []) if msg else [])
-            if getattr(tc, "function", None) is not None
-        ]
-        usage = resp.usage
-        pt = usage.prompt_tokens if usage else _estimate_prompt(messages)
-        ct = usage.completion_tokens if usage else tokens.count(text)
-
-        async def settle() -> None:
-            # the cache entry before the ledger row, and both even if the caller is cancelled
-            # now: a caller that retries gets a cache hit, so one answer is paid for once
-            # (batch jobs resume after a crash relying on it)
-            if key is not None and text and not calls:
-                await self.cache.put(key, model, text, pt, ct)
-            await self._record(
-                call, model, started, prompt_tokens=pt, completion_tokens=ct,
-                extra=_merge(extra, None if usage else {"usage_estimated": True}),
-            )
-
-        await asyncio.shield(settle())
-        return Completion(
-            text=text, model=model, tool_calls=calls,
-            finish_reason=choice.finish_reason if choice else None,
-            prompt_tokens=pt, completion_tokens=ct,
-        )
+        reply = _first_choice(resp, book.model)
+        used = _count_tokens(resp.usage, messages, reply.text)
+        # the cache entry before the ledger row, and both even if the caller is cancelled
+        # now: a caller that retries gets a cache hit, so one answer is paid for once
+        # (batch jobs resume after a crash relying on it)
+        await asyncio.shield(book.settle(reply, used))
+        return replace(reply, prompt_tokens=used.prompt, completion_tokens=used.completion)
 
     # ------------------------------------------------------------------ stream
 
@@ -268,94 +252,191 @@ class LLMStream:
         return self._run()
 
     async def _run(self) -> AsyncIterator[str]:
-        llm = self.llm
-        client = llm._require()
-        params = llm._params(self.messages, self.options)
-        model = params["model"]
-        started = time.perf_counter()
-        key = None
-        if self.use_cache and llm.cache is not None and not self.options.tools:
-            key = cache_key(model, self.messages, self.options.model_dump(exclude_none=True))
-            hit = await llm.cache.get(key)
-            if hit is not None:
-                self.completion = Completion(text=hit.text, model=model, finish_reason="stop", cached=True)
-                await llm._record(self.call, model, started, ttft=time.perf_counter(), cache_hit=True, streamed=True, extra=self.extra)
-                yield hit.text
-                return
-
-        parts: list[str] = []
-        calls: dict[int, dict] = {}
-        usage = None
-        finish = None
-        ttft: float | None = None
+        client = self.llm._require()
+        params = self.llm._params(self.messages, self.options)
+        book = _CallBook(self.llm, self.call, self.messages, self.options, params, cache=self.use_cache, extra=self.extra)
+        hit = await book.cached()
+        if hit is not None:
+            self.completion = Completion(text=hit.text, model=book.model, finish_reason="stop", cached=True)
+            await book.record(ttft=time.perf_counter(), cache_hit=True, streamed=True)
+            yield hit.text
+            return
+        acc = _StreamAccumulator()
         outcome = "ok"
         try:
-            try:
-                resp = await client.chat.completions.create(
-                    **params, stream=True, stream_options={"include_usage": True}
-                )
-            except Exception as exc:
-                err = _error_kind(exc)
-                outcome = err.kind
-                raise err from None
-            try:
-                async for chunk in resp:
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    for choice in chunk.choices or ():
-                        delta = choice.delta
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
-                        if delta is None:
-                            continue
-                        for tc in delta.tool_calls or ():
-                            if ttft is None:
-                                ttft = time.perf_counter()
-                            slot = calls.setdefault(tc.index or 0, {"id": "", "name": "", "arguments": ""})
-                            if tc.id:
-                                slot["id"] = tc.id
-                            if tc.function is not None:
-                                slot["name"] += tc.function.name or ""
-                                slot["arguments"] += tc.function.arguments or ""
-                        if delta.content:
-                            if ttft is None:
-                                ttft = time.perf_counter()
-                            parts.append(delta.content)
-                            yield delta.content
-            except LLMError:
-                raise
-            except (GeneratorExit, KeyboardInterrupt):
-                outcome = "cancelled"
-                raise
-            except Exception as exc:
-                outcome = "cut" if parts else _error_kind(exc).kind
-                log.warning("model stream failed (%s, pattern %s): %s", outcome, self.call.pattern, type(exc).__name__)
-                raise LLMError(outcome, type(exc).__name__) from None
-            if finish is None:  # the connection ended without a finish: the answer is cut
-                outcome = "cut"
+            chunks = await _open_stream(client, params)
+            async for chunk in chunks:
+                for delta in acc.fold(chunk):
+                    yield delta
+            if acc.finish is None:  # the connection ended without a finish: the answer is cut
                 raise LLMError("cut", "stream ended without finish_reason")
         except BaseException as exc:
-            if outcome == "ok":
-                outcome = "cancelled" if not isinstance(exc, Exception) else _error_kind(exc).kind
-            raise
-        finally:
-            text = "".join(parts)
-            pt = usage.prompt_tokens if usage else (_estimate_prompt(self.messages) if outcome in ("ok", "cut", "cancelled") else 0)
-            ct = usage.completion_tokens if usage else tokens.count(text)
-            self.completion = Completion(
-                text=text, model=model, finish_reason=finish, prompt_tokens=pt, completion_tokens=ct,
-                tool_calls=[
-                    ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
-                    for i, c in sorted(calls.items())
-                ],
-            )
-            await llm._record(
-                self.call, model, started, ttft=ttft, prompt_tokens=pt, completion_tokens=ct,
-                outcome=outcome, streamed=True,
-                extra=_merge(self.extra, None if usage or not (pt or ct) else {"usage_estimated": True}),
-            )
-        if key is not None and outcome == "ok" and text and not calls:
-            await llm.cache.put(key, model, text, pt, ct)
+            err = _stream_error(exc, sent=bool(acc.parts), pattern=self.call.pattern)
+            outcome = err.kind if isinstance(err, LLMError) else "cancelled"
+            if err is exc:
+                raise
+            raise err from None
+        finally:  # one ledger row and a `.completion` whatever the outcome
+            text = acc.text
+            used = _count_tokens(acc.usage, self.messages, text, outcome)
+            self.completion = acc.completion(book.model, used)
+            await book.record_tokens(used, outcome=outcome, ttft=acc.ttft, streamed=True)
+        await book.store(text, acc.calls, used)  # reached only when the stream finished ok
+
+
+async def _open_stream(client: openai.AsyncOpenAI, params: dict) -> openai.AsyncStream[ChatCompletionChunk]:
+    try:
+        return await client.chat.completions.create(**params, stream=True, stream_options={"include_usage": True})
+    except Exception as exc:
+        raise as_llm_error(exc) from None
+
+
+def _stream_error(exc: BaseException, *, sent: bool, pattern: str) -> BaseException:
+    """What a failed stream raises: a cancellation or an LLMError as it is; anything else
+    as an LLMError, `cut` once text has been sent."""
+    if isinstance(exc, LLMError) or not isinstance(exc, Exception):
+        return exc
+    kind = "cut" if sent else as_llm_error(exc).kind
+    log.warning("model stream failed (%s, pattern %s): %s", kind, pattern, type(exc).__name__)
+    return LLMError(kind, type(exc).__name__)
+
+
+# ---------------------------------------------------------------------- bookkeeping
+
+@dataclass(frozen=True)
+class _Tokens:
+    prompt: int
+    completion: int
+    estimated: bool  # the server sent no usage; counted here with tiktoken
+
+
+def _count_tokens(usage: CompletionUsage | None, messages: list[dict], text: str, outcome: str = "ok") -> _Tokens:
+    """The server's usage, or an estimate: the prompt only when it was paid for."""
+    if usage is not None:
+        return _Tokens(usage.prompt_tokens, usage.completion_tokens, estimated=False)
+    prompt = _estimate_prompt(messages) if outcome in _PAID else 0
+    completion = tokens.count(text)
+    return _Tokens(prompt, completion, estimated=bool(prompt or completion))
+
+
+class _CallBook:
+    """One call's bookkeeping, shared by `complete` and `stream`: when it started, its
+    cache entry (looked up before the call, written after a reusable answer) and its one
+    ledger row."""
+
+    def __init__(
+        self, llm: LLM, call: CallInfo, messages: list[dict], options: ChatOptions, params: dict,
+        *, cache: bool, extra: dict | None,
+    ) -> None:
+        self.llm = llm
+        self.call = call
+        self.model: str = params["model"]
+        self.extra = extra
+        self.started = time.perf_counter()
+        self.key: str | None = None
+        if cache and llm.cache is not None and not options.tools:
+            self.key = cache_key(self.model, messages, options.model_dump(exclude_none=True))
+
+    async def cached(self) -> Cached | None:
+        return None if self.key is None else await self.llm.cache.get(self.key)
+
+    async def store(self, text: str, tool_calls: Sized, used: _Tokens) -> None:
+        """Cache a plain text answer; one with tool calls depends on what the tools return."""
+        if self.key is not None and text and not tool_calls:
+            await self.llm.cache.put(self.key, self.model, text, used.prompt, used.completion)
+
+    async def record(self, *, ttft: float | None = None, **row: Any) -> None:
+        row.setdefault("extra", self.extra)
+        await self.llm._record(self.call, self.model, self.started, ttft=ttft, **row)
+
+    async def record_tokens(self, used: _Tokens, *, outcome: str = "ok", ttft: float | None = None, streamed: bool = False) -> None:
+        await self.record(
+            ttft=ttft, outcome=outcome, streamed=streamed, prompt_tokens=used.prompt, completion_tokens=used.completion,
+            extra=_merge(self.extra, {"usage_estimated": True} if used.estimated else None),
+        )
+
+    async def settle(self, reply: Completion, used: _Tokens) -> None:
+        """A finished completion: the cache entry first, then the ledger row."""
+        await self.store(reply.text, reply.tool_calls, used)
+        await self.record_tokens(used)
+
+
+def _first_choice(resp: ChatCompletion, model: str) -> Completion:
+    """The response's first choice; token counts are the caller's to fill in."""
+    choice = resp.choices[0] if resp.choices else None
+    msg = choice.message if choice else None
+    return Completion(
+        text=(msg.content or "") if msg else "",
+        model=model,
+        tool_calls=_tool_calls(msg.tool_calls if msg else None),
+        finish_reason=choice.finish_reason if choice else None,
+    )
+
+
+def _tool_calls(parts: list | None) -> list[ToolCall]:
+    """The function calls among a message's tool calls; `call_{i}` where the server sent no id."""
+    return [
+        ToolCall(id=tc.id or f"call_{i}", name=tc.function.name, arguments=tc.function.arguments or "")
+        for i, tc in enumerate(parts or [])
+        if getattr(tc, "function", None) is not None
+    ]
+
+
+class _StreamAccumulator:
+    """Folds streamed chunks into the text so far, tool calls by index, the usage chunk
+    and the finish reason, and notes the time of the first content or tool-call delta."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.calls: dict[int, dict] = {}
+        self.usage: CompletionUsage | None = None
+        self.finish: str | None = None
+        self.ttft: float | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def fold(self, chunk: ChatCompletionChunk) -> Iterator[str]:
+        """Fold in one chunk, yielding each text delta as soon as it is folded (a reader
+        that stops at a delta leaves the rest of the chunk unread, as it would the stream)."""
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        for choice in chunk.choices or ():
+            if choice.finish_reason:
+                self.finish = choice.finish_reason
+            delta = choice.delta
+            if delta is None:
+                continue
+            for tc in delta.tool_calls or ():
+                self._fold_tool_call(tc)
+            if delta.content:
+                self._first_token()
+                self.parts.append(delta.content)
+                yield delta.content
+
+    def _fold_tool_call(self, tc: ChoiceDeltaToolCall) -> None:
+        self._first_token()
+        slot = self.calls.setdefault(tc.index or 0, {"id": "", "name": "", "arguments": ""})
+        if tc.id:
+            slot["id"] = tc.id
+        if tc.function is not None:
+            slot["name"] += tc.function.name or ""
+            slot["arguments"] += tc.function.arguments or ""
+
+    def _first_token(self) -> None:
+        if self.ttft is None:
+            self.ttft = time.perf_counter()
+
+    def completion(self, model: str, used: _Tokens) -> Completion:
+        return Completion(
+            text=self.text, model=model, finish_reason=self.finish,
+            prompt_tokens=used.prompt, completion_tokens=used.completion,
+            tool_calls=[
+                ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
+                for i, c in sorted(self.calls.items())
+            ],
+        )
 
 
 def _estimate_prompt(messages: list[dict]) -> int:

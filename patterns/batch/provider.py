@@ -27,7 +27,7 @@ from decimal import Decimal
 from sqlalchemy import text
 
 from bot.core.errors import LLMError, LLMNotConfigured
-from bot.core.llm import _error_kind
+from bot.core.llm import as_llm_error
 from bot.core.settings import LLM_SETUP_HINT
 from bot.core.messages import CallInfo
 from bot.core.summarizer import Plan, Stage
@@ -108,7 +108,7 @@ async def submit(services, job_id: str) -> str:
     except Exception as exc:
         async with services.db.session.begin() as s:  # not sent: let the next poll try again
             await s.execute(text("UPDATE batch_jobs SET provider_status = NULL WHERE id = :id"), {"id": job_id})
-        raise _error_kind(exc) from None
+        raise as_llm_error(exc) from None
     async with services.db.session.begin() as s:
         await s.execute(text(
             "UPDATE batch_jobs SET status = 'running', provider_batch_id = :b, provider_status = :st WHERE id = :id"),

@@ -59,6 +59,8 @@ class Script:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    send_finish: bool = True  # stream: False ends the stream cleanly ([DONE]) with no finish_reason
+    send_usage: bool = True  # False: no usage in the reply or the stream, as some servers do
 
 
 @dataclass
@@ -300,7 +302,7 @@ class FakeOpenAI:
             return web.json_response({
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-                "usage": usage,
+                **({"usage": usage} if script.send_usage else {}),
             })
 
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -334,8 +336,9 @@ class FakeOpenAI:
             await resp.write(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
                                                     "function": {"name": call["function"]["name"], "arguments": args[:half]}}]}))
             await resp.write(chunk({"tool_calls": [{"index": i, "function": {"arguments": args[half:]}}]}))
-        await resp.write(chunk({}, finish))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if script.send_finish:
+            await resp.write(chunk({}, finish))
+        if script.send_usage and (body.get("stream_options") or {}).get("include_usage"):
             await resp.write(chunk({}, with_usage=usage, choices=False))
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
