@@ -1,0 +1,92 @@
+"""One call's bookkeeping, shared by `complete` and the stream: its start time, its
+cache entry, its token counts (the server's, or estimated) and its one ledger row."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sized
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from openai.types import CompletionUsage
+
+from bot.core import tokens
+from bot.core.cache import Cached, cache_key
+from bot.core.llm.types import ChatOptions, Completion
+from bot.core.messages import CallInfo
+
+if TYPE_CHECKING:
+    from bot.core.llm.client import LLM
+
+# outcomes in which the model generated tokens, so the provider bills them
+PAID = ("ok", "cut", "cancelled")
+
+
+@dataclass(frozen=True)
+class Tokens:
+    prompt: int
+    completion: int
+    estimated: bool  # the server sent no usage; counted here with tiktoken
+
+
+def count_tokens(usage: CompletionUsage | None, messages: list[dict], text: str, outcome: str = "ok") -> Tokens:
+    """The server's usage, or an estimate: the prompt only when it was paid for."""
+    if usage is not None:
+        return Tokens(usage.prompt_tokens, usage.completion_tokens, estimated=False)
+    prompt = _estimate_prompt(messages) if outcome in PAID else 0
+    completion = tokens.count(text)
+    return Tokens(prompt, completion, estimated=bool(prompt or completion))
+
+
+class CallBook:
+    """One call's bookkeeping, shared by `complete` and `stream`: when it started, its
+    cache entry (looked up before the call, written after a reusable answer) and its one
+    ledger row."""
+
+    def __init__(
+        self, llm: LLM, call: CallInfo, messages: list[dict], options: ChatOptions, params: dict,
+        *, cache: bool, extra: dict | None,
+    ) -> None:
+        self.llm = llm
+        self.call = call
+        self.model: str = params["model"]
+        self.extra = extra
+        self.started = time.perf_counter()
+        self.key: str | None = None
+        if cache and llm.cache is not None and not options.tools:
+            self.key = cache_key(self.model, messages, options.model_dump(exclude_none=True))
+
+    async def cached(self) -> Cached | None:
+        return None if self.key is None else await self.llm.cache.get(self.key)
+
+    async def store(self, text: str, tool_calls: Sized, used: Tokens) -> None:
+        """Cache a plain text answer; one with tool calls depends on what the tools return."""
+        if self.key is not None and text and not tool_calls:
+            await self.llm.cache.put(self.key, self.model, text, used.prompt, used.completion)
+
+    async def record(self, *, ttft: float | None = None, **row: Any) -> None:
+        row.setdefault("extra", self.extra)
+        await self.llm._record(self.call, self.model, self.started, ttft=ttft, **row)
+
+    async def record_tokens(self, used: Tokens, *, outcome: str = "ok", ttft: float | None = None, streamed: bool = False) -> None:
+        await self.record(
+            ttft=ttft, outcome=outcome, streamed=streamed, prompt_tokens=used.prompt, completion_tokens=used.completion,
+            extra=_merge(self.extra, {"usage_estimated": True} if used.estimated else None),
+        )
+
+    async def settle(self, reply: Completion, used: Tokens) -> None:
+        """A finished completion: the cache entry first, then the ledger row."""
+        await self.store(reply.text, reply.tool_calls, used)
+        await self.record_tokens(used)
+
+
+def _estimate_prompt(messages: list[dict]) -> int:
+    return tokens.count(json.dumps(messages, ensure_ascii=False, default=str))
+
+
+def _merge(a: dict | None, b: dict | None) -> dict | None:
+    if not a:
+        return b
+    if not b:
+        return a
+    return {**a, **b}

@@ -1,0 +1,216 @@
+"""The one LLM interface: `complete()` and `stream()` over an injected `AsyncOpenAI`.
+
+Built once at start and passed down. Retries on 429/5xx/timeouts with backoff (honouring
+Retry-After) are the SDK's, configured here. Every call, whatever its outcome, writes one
+usage-ledger row: pattern, model, tokens (streams ask for the final usage chunk), latency,
+time to first token, cost, cache hit, outcome, and who it was for.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import openai
+from openai.types.chat import ChatCompletionChunk
+
+from bot.core.cache import Cache
+from bot.core.errors import LLMError, LLMNotConfigured
+from bot.core.ledger import Ledger, UsageRecord
+from bot.core.llm.bookkeeping import PAID, CallBook, count_tokens
+from bot.core.llm.chunks import StreamAccumulator, first_choice
+from bot.core.llm.failures import as_llm_error, stream_error
+from bot.core.llm.types import ChatOptions, Completion
+from bot.core.messages import CallInfo
+from bot.core.pricing import PriceTable
+from bot.core.settings import LLM_SETUP_HINT, Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_client(settings: Settings) -> openai.AsyncOpenAI | None:
+    """The process's one SDK client, or None when no model endpoint is configured."""
+    if not settings.llm_configured:
+        return None
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
+    return openai.AsyncOpenAI(
+        api_key=key,
+        base_url=settings.openai_base_url or None,
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,
+    )
+
+
+class LLM:
+    def __init__(
+        self,
+        *,
+        client: openai.AsyncOpenAI | None,
+        settings: Settings,
+        ledger: Ledger | None = None,
+        cache: Cache | None = None,
+        prices: PriceTable | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.ledger = ledger
+        self.cache = cache
+        self.prices = prices or PriceTable(settings.prices)
+
+    @property
+    def configured(self) -> bool:
+        return self.client is not None
+
+    def _require(self) -> openai.AsyncOpenAI:
+        if self.client is None:
+            raise LLMNotConfigured(LLM_SETUP_HINT)
+        return self.client
+
+    def _params(self, messages: list[dict], options: ChatOptions) -> dict:
+        model = options.model or self.settings.chat_model
+        params: dict[str, Any] = {"model": model, "messages": messages}
+        for name in ("temperature", "tools", "tool_choice", "parallel_tool_calls", "response_format", "stop", "seed"):
+            value = getattr(options, name)
+            if value is not None:
+                params[name] = value
+        if options.max_tokens is not None:
+            # reasoning models take max_completion_tokens; most compatible servers max_tokens
+            key = "max_completion_tokens" if model.startswith(("o1", "o3", "o4", "gpt-5")) else "max_tokens"
+            params[key] = options.max_tokens
+        return params
+
+    async def _record(self, call: CallInfo, model: str, started: float, *, ttft: float | None = None, **kw) -> None:
+        if self.ledger is None:
+            return
+        discount = kw.pop("discount", Decimal(1))
+        cost = Decimal(0)
+        if not kw.get("cache_hit") and kw.get("outcome", "ok") in PAID:
+            cost = self.prices.cost(model, kw.get("prompt_tokens", 0), kw.get("completion_tokens", 0), discount=discount)
+        await self.ledger.record(
+            UsageRecord(
+                call=call,
+                model=model,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                ttft_ms=None if ttft is None else (ttft - started) * 1000,
+                cost_usd=cost,
+                **kw,
+            )
+        )
+
+    async def record_usage(
+        self, call: CallInfo, model: str, *, prompt_tokens: int, completion_tokens: int,
+        discount: Decimal = Decimal(1), extra: dict | None = None,
+    ) -> None:
+        """Record a call whose result arrived another way (a provider batch's output file),
+        priced at `discount` times the list price."""
+        await self._record(
+            call, model, time.perf_counter(), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            discount=discount, extra=extra,
+        )
+
+    # ------------------------------------------------------------------ complete
+
+    async def complete(
+        self,
+        messages: list[dict],
+        *,
+        call: CallInfo,
+        options: ChatOptions | None = None,
+        cache: bool = False,
+        extra: dict | None = None,
+    ) -> Completion:
+        """One chat completion. Raises LLMNotConfigured or LLMError (never SDK errors)."""
+        client = self._require()
+        options = options or ChatOptions()
+        params = self._params(messages, options)
+        book = CallBook(self, call, messages, options, params, cache=cache, extra=extra)
+        hit = await book.cached()
+        if hit is not None:
+            await book.record(cache_hit=True)
+            return Completion(text=hit.text, model=book.model, finish_reason="stop", cached=True)
+        try:
+            resp = await client.chat.completions.create(**params)
+        except Exception as exc:
+            err = as_llm_error(exc)
+            log.warning("model call failed (%s, pattern %s): %s", err.kind, call.pattern, type(exc).__name__)
+            await book.record(outcome=err.kind)
+            raise err from None
+        reply = first_choice(resp, book.model)
+        used = count_tokens(resp.usage, messages, reply.text)
+        # the cache entry before the ledger row, and both even if the caller is cancelled
+        # now: a caller that retries gets a cache hit, so one answer is paid for once
+        # (batch jobs resume after a crash relying on it)
+        await asyncio.shield(book.settle(reply, used))
+        return replace(reply, prompt_tokens=used.prompt, completion_tokens=used.completion)
+
+    # ------------------------------------------------------------------ stream
+
+    def stream(
+        self,
+        messages: list[dict],
+        *,
+        call: CallInfo,
+        options: ChatOptions | None = None,
+        cache: bool = False,
+        extra: dict | None = None,
+    ) -> "LLMStream":
+        """Text deltas as they arrive; `.completion` holds the whole result afterwards.
+        Failures raise LLMError from the iteration (`cut` once text has been sent)."""
+        return LLMStream(self, messages, call, options or ChatOptions(), cache, extra)
+
+
+class LLMStream:
+    def __init__(self, llm: LLM, messages: list[dict], call: CallInfo, options: ChatOptions, cache: bool, extra: dict | None) -> None:
+        self.llm = llm
+        self.messages = messages
+        self.call = call
+        self.options = options
+        self.use_cache = cache
+        self.extra = extra
+        self.completion: Completion | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[str]:
+        client = self.llm._require()
+        params = self.llm._params(self.messages, self.options)
+        book = CallBook(self.llm, self.call, self.messages, self.options, params, cache=self.use_cache, extra=self.extra)
+        hit = await book.cached()
+        if hit is not None:
+            self.completion = Completion(text=hit.text, model=book.model, finish_reason="stop", cached=True)
+            await book.record(ttft=time.perf_counter(), cache_hit=True, streamed=True)
+            yield hit.text
+            return
+        acc = StreamAccumulator()
+        outcome = "ok"
+        try:
+            chunks = await _open_stream(client, params)
+            async for chunk in chunks:
+                for delta in acc.fold(chunk):
+                    yield delta
+            if acc.finish is None:  # the connection ended without a finish: the answer is cut
+                raise LLMError("cut", "stream ended without finish_reason")
+        except BaseException as exc:
+            err = stream_error(exc, sent=bool(acc.parts), pattern=self.call.pattern)
+            outcome = err.kind if isinstance(err, LLMError) else "cancelled"
+            if err is exc:
+                raise
+            raise err from None
+        finally:  # one ledger row and a `.completion` whatever the outcome
+            text = acc.text
+            used = count_tokens(acc.usage, self.messages, text, outcome)
+            self.completion = acc.completion(book.model, used)
+            await book.record_tokens(used, outcome=outcome, ttft=acc.ttft, streamed=True)
+        await book.store(text, acc.calls, used)  # reached only when the stream finished ok
+
+
+async def _open_stream(client: openai.AsyncOpenAI, params: dict) -> openai.AsyncStream[ChatCompletionChunk]:
+    try:
+        return await client.chat.completions.create(**params, stream=True, stream_options={"include_usage": True})
+    except Exception as exc:
+        raise as_llm_error(exc) from None
