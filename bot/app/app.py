@@ -14,7 +14,6 @@ from bot.core.cache import Cache
 from bot.core.db import Database
 from bot.core.dedupe import Dedupe
 from bot.core.feature import Feature, Platform
-from bot.core.http import HttpServer
 from bot.core.ledger import Ledger
 from bot.core.llm import LLM, build_client
 from bot.core.router import Router
@@ -34,7 +33,7 @@ class App:
         self.services = services
         self.router = Router(services)
         self.platforms = tuple(platforms)
-        self.http: HttpServer | None = None
+        self.http = None  # bot.core.http.HttpServer, when serving with one
         self._features: dict[type, Feature] = {}
         self._started: list[Feature] = []
         self._owns_db = False
@@ -167,6 +166,8 @@ class App:
             port = needs_http[0].http_port
         if port is None:
             return
+        from bot.core.http import HttpServer  # aiohttp's server only when there is one to run
+
         self.http = HttpServer(self.services, host=self.settings.http_host, port=port)
         for feature in self.features:
             feature.mount(self.http.app)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sized
+from collections.abc import Awaitable, Callable, Sized
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from openai.types import CompletionUsage
 
 from bot.core import tokens
-from bot.core.cache import Cached, cache_key
+from bot.core.cache import Cache, Cached, cache_key
 from bot.core.llm.types import ChatOptions, Completion
 from bot.core.messages import CallInfo
 
-if TYPE_CHECKING:
-    from bot.core.llm.client import LLM
+Record = Callable[..., Awaitable[None]]  # (call, model, started, *, ttft, **row): writes the ledger row
 
 # outcomes in which the model generated tokens, so the provider bills them
 PAID = ("ok", "cut", "cancelled")
@@ -44,29 +43,30 @@ class CallBook:
     ledger row."""
 
     def __init__(
-        self, llm: LLM, call: CallInfo, messages: list[dict], options: ChatOptions, params: dict,
-        *, cache: bool, extra: dict | None,
+        self, *, cache: Cache | None, record: Record, call: CallInfo, messages: list[dict], options: ChatOptions,
+        params: dict, use_cache: bool, extra: dict | None,
     ) -> None:
-        self.llm = llm
+        self.cache = cache
+        self._record = record
         self.call = call
         self.model: str = params["model"]
         self.extra = extra
         self.started = time.perf_counter()
         self.key: str | None = None
-        if cache and llm.cache is not None and not options.tools:
+        if use_cache and cache is not None and not options.tools:
             self.key = cache_key(self.model, messages, options.model_dump(exclude_none=True))
 
     async def cached(self) -> Cached | None:
-        return None if self.key is None else await self.llm.cache.get(self.key)
+        return None if self.key is None else await self.cache.get(self.key)
 
     async def store(self, text: str, tool_calls: Sized, used: Tokens) -> None:
         """Cache a plain text answer; one with tool calls depends on what the tools return."""
         if self.key is not None and text and not tool_calls:
-            await self.llm.cache.put(self.key, self.model, text, used.prompt, used.completion)
+            await self.cache.put(self.key, self.model, text, used.prompt, used.completion)
 
     async def record(self, *, ttft: float | None = None, **row: Any) -> None:
         row.setdefault("extra", self.extra)
-        await self.llm._record(self.call, self.model, self.started, ttft=ttft, **row)
+        await self._record(self.call, self.model, self.started, ttft=ttft, **row)
 
     async def record_tokens(self, used: Tokens, *, outcome: str = "ok", ttft: float | None = None, streamed: bool = False) -> None:
         await self.record(

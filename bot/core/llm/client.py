@@ -127,7 +127,8 @@ class LLM:
         client = self._require()
         options = options or ChatOptions()
         params = self._params(messages, options)
-        book = CallBook(self, call, messages, options, params, cache=cache, extra=extra)
+        book = CallBook(cache=self.cache, record=self._record, call=call, messages=messages, options=options,
+                        params=params, use_cache=cache, extra=extra)
         hit = await book.cached()
         if hit is not None:
             await book.record(cache_hit=True)
@@ -179,7 +180,8 @@ class LLMStream:
     async def _run(self) -> AsyncIterator[str]:
         client = self.llm._require()
         params = self.llm._params(self.messages, self.options)
-        book = CallBook(self.llm, self.call, self.messages, self.options, params, cache=self.use_cache, extra=self.extra)
+        book = CallBook(cache=self.llm.cache, record=self.llm._record, call=self.call, messages=self.messages,
+                        options=self.options, params=params, use_cache=self.use_cache, extra=self.extra)
         hit = await book.cached()
         if hit is not None:
             self.completion = Completion(text=hit.text, model=book.model, finish_reason="stop", cached=True)
