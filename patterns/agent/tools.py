@@ -24,6 +24,8 @@ from typing import Any, get_type_hints
 
 from pydantic import ConfigDict, ValidationError, create_model
 
+from bot.core.commands import param_docs
+
 log = logging.getLogger(__name__)
 
 MAX_RESULT_CHARS = 6_000  # what one tool result may put into the model's context
@@ -88,7 +90,7 @@ def tool(*, step: str | Callable[[dict], str], name: str | None = None) -> Calla
     """Turn a typed async function `(run, **params) -> str` into a Tool."""
 
     def wrap(fn: Callable) -> Tool:
-        description, params = _docstring(fn)
+        description, params = param_docs(fn)
         hints = get_type_hints(fn)
         fields: dict[str, Any] = {}
         for i, (pname, p) in enumerate(inspect.signature(fn).parameters.items()):
@@ -106,20 +108,6 @@ def tool(*, step: str | Callable[[dict], str], name: str | None = None) -> Calla
         return Tool(name or fn.__name__, fn, description, schema, step, model)
 
     return wrap
-
-
-def _docstring(fn: Callable) -> tuple[str, dict[str, str]]:
-    """Description (text before the parameter lines) and `name: text` parameter lines."""
-    doc = inspect.getdoc(fn) or ""
-    names = set(list(inspect.signature(fn).parameters)[1:])
-    desc, params = [], {}
-    for line in doc.splitlines():
-        head, sep, rest = line.partition(":")
-        if sep and head.strip() in names:
-            params[head.strip()] = rest.strip()
-        elif not params:
-            desc.append(line)
-    return " ".join(" ".join(desc).split()), params
 
 
 def _clean(schema: dict) -> dict:
