@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.console import ConsoleAdapter, ConsoleConversation  # noqa: E402
+from adapters.console.adapter import ConsoleAdapter, ConsoleConversation  # noqa: E402
 from bot.app import App  # noqa: E402
 from bot.core.settings import Settings  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402
