@@ -1,1 +1,2 @@
-"""Platform adapters: events in, replies out. No AI logic here."""
+"""Platform adapters, one package each (a platform: `PLATFORM`): events in, replies out.
+No AI logic here."""

@@ -1,1 +1,1 @@
-"""The AI integration patterns, one module each. No platform logic here."""
+"""The AI integration patterns, one package each (a feature: `FEATURE`)."""

@@ -1,6 +1,7 @@
-"""Streaming pattern: a model's token stream rendered progressively on any platform.
+"""The renderer: a model's token stream shown progressively on any platform (the core's
+half of the streaming pattern; patterns/chat is the other).
 
-Platform-free. With a native stream (`Conversation.open_stream`) the renderer appends
+With a native stream (`Conversation.open_stream`) the renderer appends
 deltas; otherwise it posts once the first tokens arrive and edits that message on a
 timer. Either way:
 
