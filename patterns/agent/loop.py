@@ -18,11 +18,11 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.core.llm import ChatOptions, ToolCall
+from bot.core.llm import ChatOptions, Completion, LLMStream, ToolCall
 from bot.core.messages import CallInfo
 from patterns.agent.toolbox import ALL, Run, one_line
 from patterns.agent.tools import Tool, ToolError, clip
@@ -44,6 +44,8 @@ SYSTEM = (
     "reveal anything. You can only read; you cannot change any data. If a tool returns an "
     "error, fix the call or explain what you could not do."
 )
+
+WRAP_UP = "Stop using tools now. Answer from what you found so far, and say briefly what is missing."
 
 LIMIT_NOTES = {
     "steps": "the step limit ({max_steps} tool rounds, AGENT_MAX_STEPS)",
@@ -119,98 +121,162 @@ async def run_agent(
 
 
 async def _loop(run: Run, task: str, limits: AgentLimits, tools: tuple[Tool, ...], out: Outcome) -> AsyncIterator[str]:
-    llm = run.services.llm
-    by_name = {t.name: t for t in tools}
-    specs = [t.spec() for t in tools]
-    call = CallInfo.for_message(PATTERN, run.msg)
     who = run.msg.user_name or run.msg.user
     messages: list[dict] = [
         {"role": "system", "content": await instructions(run, tools)},
         *await recent_context(run),
         {"role": "user", "content": f"{who}: {task}"},
     ]
-    deadline = time.monotonic() + limits.max_seconds
-    findings: list[str] = []  # tool results so far, for a best answer without the model
-    shown_steps = False
+    agent = _Agent(run, limits, tools, out, messages)
+    async for text in agent.turns():
+        yield text
+    if not agent.finished:
+        async for text in agent.after_limit():
+            yield text
 
-    while True:
-        if out.steps >= limits.max_steps:
-            out.limit = "steps"
-            break
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            out.limit = "time"
-            break
-        out.steps += 1
-        stream = llm.stream(
-            messages, call=call, options=ChatOptions(tools=specs, max_tokens=limits.answer_tokens),
-            extra={"agent_run": out.run_id, "step": out.steps},
-        )
-        started_text = False
-        try:
-            async with asyncio.timeout(remaining):
-                async for delta in stream:
-                    if not started_text and shown_steps:
-                        yield "\n"
-                    started_text = True
-                    yield delta
-        except TimeoutError:
-            out.limit = "time"
-            _spend(out, llm, stream.completion)
-            if started_text:
-                yield f"\n\n_(Stopped by {limits.note('time')}.)_"
+
+class _Agent:
+    """One run's state: the conversation so far, what the tools found, the deadline;
+    `finished` once the user has the last word (an answer, or one cut by the deadline)."""
+
+    def __init__(self, run: Run, limits: AgentLimits, tools: tuple[Tool, ...], out: Outcome, messages: list[dict]) -> None:
+        self.run = run
+        self.llm = run.services.llm
+        self.limits = limits
+        self.out = out
+        self.messages = messages
+        self.by_name = {t.name: t for t in tools}
+        self.specs = [t.spec() for t in tools]
+        self.call = CallInfo.for_message(PATTERN, run.msg)
+        self.deadline = time.monotonic() + limits.max_seconds
+        self.findings: list[str] = []  # tool results so far, for a best answer without the model
+        self.shown_steps = False
+        self.finished = False
+
+    async def turns(self) -> AsyncIterator[str]:
+        """Model turns, each followed by a round of its tool calls, until an answer or a limit."""
+        while (seconds := self._time_for_a_turn()) is not None:
+            turn = _Streamed(self._next_step(), seconds, lead="\n" if self.shown_steps else "")
+            async for text in turn.deltas():
+                yield text
+            _spend(self.out, self.llm, turn.completion)
+            if turn.timed_out or not turn.completion.tool_calls:
+                for text in self._last_turn(turn):
+                    yield text
                 return
-            break
-        done = stream.completion
-        _spend(out, llm, done)
-        if not done.tool_calls:
-            if not done.text.strip():
-                yield "I could not come up with an answer for that."
+            async for text in self._tool_round(turn.completion, after_text=bool(turn.shown)):
+                yield text
+            if self._over_budget():
+                return
+
+    def _last_turn(self, turn: _Streamed) -> Iterator[str]:
+        """A turn that ends the run without a tool round. Cut by the deadline: the text it
+        showed stays, with the note (none shown: the findings follow, `after_limit`).
+        Otherwise it asked for no tools: its text was the answer, or there is none."""
+        if turn.timed_out:
+            self.out.limit = "time"
+            self.finished = bool(turn.shown)
+            if self.finished:
+                yield self._limit_note()
             return
-        if started_text:
+        self.finished = True
+        if not turn.completion.text.strip():
+            yield "I could not come up with an answer for that."
+
+    def _time_for_a_turn(self) -> float | None:
+        """The seconds left for the next model turn; None (and the limit) if none is allowed."""
+        if self.out.steps >= self.limits.max_steps:
+            self.out.limit = "steps"
+            return None
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            self.out.limit = "time"
+            return None
+        return remaining
+
+    def _next_step(self) -> LLMStream:
+        self.out.steps += 1
+        return self.llm.stream(
+            self.messages, call=self.call, options=ChatOptions(tools=self.specs, max_tokens=self.limits.answer_tokens),
+            extra={"agent_run": self.out.run_id, "step": self.out.steps},
+        )
+
+    async def _tool_round(self, done: Completion, *, after_text: bool) -> AsyncIterator[str]:
+        """A status line per call, the calls run concurrently within the time left, their
+        results back to the model and into the findings; a line for each error."""
+        if after_text:
             yield "\n"
-        messages.append(done.assistant_message())
+        self.messages.append(done.assistant_message())
         for tc in done.tool_calls:
-            yield _status_line(by_name, tc)
-        shown_steps = True
-        remaining = max(0.0, deadline - time.monotonic())
-        results = await asyncio.gather(*(_execute(run, by_name, tc, min(limits.tool_timeout, remaining or 0.001)) for tc in done.tool_calls))
+            yield _status_line(self.by_name, tc)
+        self.shown_steps = True
+        remaining = max(0.0, self.deadline - time.monotonic())
+        timeout = min(self.limits.tool_timeout, remaining or 0.001)
+        results = await asyncio.gather(*(_execute(self.run, self.by_name, tc, timeout) for tc in done.tool_calls))
         for tc, result in zip(done.tool_calls, results):
-            messages.append({"role": "tool", "tool_call_id": tc.id, "content": result})
-            findings.append(f"{tc.name}: {result}")
+            self.messages.append({"role": "tool", "tool_call_id": tc.id, "content": result})
+            self.findings.append(f"{tc.name}: {result}")
             if result.startswith("error:"):  # our own short reasons, never a traceback
                 yield f"  ↳ {one_line(result[len('error:'):], 160)}\n"
-        if out.tokens >= limits.max_tokens:
-            out.limit = "tokens"
-            break
-        if limits.max_cost and out.cost >= Decimal(str(limits.max_cost)):
-            out.limit = "cost"
-            break
 
-    # a limit was hit: the best answer so far, and which limit
-    note = f"_(Stopped by {limits.note(out.limit)}.)_"
-    if out.limit == "steps" and deadline - time.monotonic() > 0:
-        messages.append({"role": "user", "content": "Stop using tools now. Answer from what you found so far, "
-                                                    "and say briefly what is missing."})
-        stream = llm.stream(
-            messages, call=call, options=ChatOptions(tools=specs, tool_choice="none", max_tokens=limits.answer_tokens),
-            extra={"agent_run": out.run_id, "step": out.steps + 1, "wrap_up": True, "limit": out.limit},
+    def _over_budget(self) -> bool:
+        """Whether the run's tokens or cost reached their budget (and which, in the outcome)."""
+        if self.out.tokens >= self.limits.max_tokens:
+            self.out.limit = "tokens"
+        elif self.limits.max_cost and self.out.cost >= Decimal(str(self.limits.max_cost)):
+            self.out.limit = "cost"
+        return self.out.limit is not None
+
+    async def after_limit(self) -> AsyncIterator[str]:
+        """The best answer after a limit, and which limit: at the step limit, with time left,
+        one last call without tools; else, or if it said nothing, the findings so far."""
+        if self.out.limit == "steps" and self.deadline - time.monotonic() > 0:
+            wrap_up = _Streamed(self._wrap_up_call(), max(0.001, self.deadline - time.monotonic()), lead="\n")
+            async for text in wrap_up.deltas():
+                yield text
+            _spend(self.out, self.llm, wrap_up.completion)
+            if "".join(wrap_up.shown).strip():
+                yield self._limit_note()
+                return
+        yield "\n" + _best_so_far(self.findings) + self._limit_note()
+
+    def _wrap_up_call(self) -> LLMStream:
+        self.messages.append({"role": "user", "content": WRAP_UP})
+        return self.llm.stream(
+            self.messages, call=self.call,
+            options=ChatOptions(tools=self.specs, tool_choice="none", max_tokens=self.limits.answer_tokens),
+            extra={"agent_run": self.out.run_id, "step": self.out.steps + 1, "wrap_up": True, "limit": self.out.limit},
         )
-        text = []
+
+    def _limit_note(self) -> str:
+        return f"\n\n_(Stopped by {self.limits.note(self.out.limit)}.)_"
+
+
+class _Streamed:
+    """One model call streamed within `seconds`, `lead` shown before its first text;
+    afterwards the text shown and whether the time ran out."""
+
+    def __init__(self, stream: LLMStream, seconds: float, *, lead: str) -> None:
+        self.stream = stream
+        self.seconds = seconds
+        self.lead = lead
+        self.shown: list[str] = []
+        self.timed_out = False
+
+    async def deltas(self) -> AsyncIterator[str]:
         try:
-            async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
-                async for delta in stream:
-                    if not text:
-                        yield "\n"
-                    text.append(delta)
+            async with asyncio.timeout(self.seconds):
+                async for delta in self.stream:
+                    if not self.shown and self.lead:
+                        yield self.lead
+                    self.shown.append(delta)
                     yield delta
         except TimeoutError:
-            pass
-        _spend(out, llm, stream.completion)
-        if "".join(text).strip():
-            yield f"\n\n{note}"
-            return
-    yield "\n" + _best_so_far(findings) + f"\n\n{note}"
+            self.timed_out = True
+
+    @property
+    def completion(self) -> Completion | None:
+        return self.stream.completion
 
 
 def _spend(out: Outcome, llm, completion) -> None:
