@@ -286,6 +286,8 @@ def _first_word(text: str) -> tuple[str, str]:
 
 
 def _value(spec: CommandSpec, opt: Option, raw: Any) -> Any:
+    """One option's value from what was given: its default when nothing was (a required
+    one: the declared `missing` reply), else checked and converted to its type."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         if opt.required:
             raise UserError(spec.missing or f"Usage: `{spec.usage_line}`")
@@ -293,20 +295,30 @@ def _value(spec: CommandSpec, opt: Option, raw: Any) -> Any:
     if opt.type is Attachment:
         return raw
     if opt.choices:
-        word = str(raw).strip().lower()
-        if word not in opt.choices:
-            raise UserError(f"I don't know `/{spec.group or spec.name} {str(raw)[:30]}`. Use {spec.usage_line}.")
-        return word
-    if opt.type is str:
-        return str(raw).strip()
+        return _choice(spec, opt, str(raw))
     try:
-        if opt.type is bool:
-            return raw if isinstance(raw, bool) else {"true": True, "yes": True, "on": True, "false": False,
-                                                       "no": False, "off": False}[str(raw).lower()]
-        return opt.type(raw)
+        return _convert(opt.type, raw)
     except (ValueError, KeyError):
         raise UserError(f"`{str(raw)[:30]}` is not a valid {opt.name} for /{spec.name}; "
                         f"use {spec.usage_line}.") from None
+
+
+def _choice(spec: CommandSpec, opt: Option, raw: str) -> str:
+    word = raw.strip().lower()
+    if word not in opt.choices:
+        raise UserError(f"I don't know `/{spec.group or spec.name} {raw[:30]}`. Use {spec.usage_line}.")
+    return word
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def _convert(kind: type, raw: Any) -> Any:
+    if kind is str:
+        return str(raw).strip()
+    if kind is bool:
+        return raw if isinstance(raw, bool) else _BOOLS[str(raw).strip().lower()]
+    return kind(raw)
 
 
 def subcommand(specs: Iterable[CommandSpec], group: str, text: str) -> tuple[CommandSpec | None, str]:
