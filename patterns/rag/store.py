@@ -94,7 +94,6 @@ class KnowledgeStore:
         self.db = db
         self.embedder = embedder
         self.settings = settings
-        self.hybrid = settings.hybrid
         self._indexed_dims: set[int] = {384}
         self._index_lock = asyncio.Lock()
 
@@ -226,7 +225,7 @@ class KnowledgeStore:
     ) -> list[Passage]:
         """Search with a precomputed query vector. `mode`: "dense", "fulltext" or "hybrid"
         (default: hybrid if AIBOT_KB_HYBRID, else dense)."""
-        mode = mode or ("hybrid" if self.hybrid else "dense")
+        mode = mode or ("hybrid" if self.settings.hybrid else "dense")
         dim = len(vector)
         q = vector_literal(vector)
         params = dict(tenant=tenant, channel=channel, q=q, model=self.embedder.model, query=query)
