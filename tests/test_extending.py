@@ -115,3 +115,18 @@ def test_a_unit_that_is_not_there_is_named():
         features(("nosuch",))
     with pytest.raises(ConfigError, match="tests.dummy must export its Platform subclass as PLATFORM"):
         platforms(("tests.dummy",))
+
+
+async def test_two_patterns_declaring_one_command_are_refused_at_start(settings):
+    from bot.core.commands import command
+    from bot.core.feature import Feature
+
+    class Shadow(Feature):
+        name = "shadow"
+
+        @command("summarize", description="Another /summarize")
+        async def summarize(self, ctx, msg) -> str:
+            return "shadowed"
+
+    with pytest.raises(ValueError, match="/summarize is declared twice"):
+        await App.open(settings, features=features() + (Shadow,))

@@ -127,6 +127,8 @@ class Router:
         for attr, decl in declarations(feature):
             handler = getattr(feature, attr)
             if decl.kind == "command":
+                if decl.spec.name in self.commands:  # two features declaring one name: say so at start
+                    raise ValueError(f"/{decl.spec.name} is declared twice ({type(feature).__name__} and before it)")
                 self.add(decl.spec, handler)
             elif decl.kind == "answerer":
                 self.answerers.append(handler)
@@ -134,6 +136,7 @@ class Router:
                 self.ingest = handler
 
     def add(self, spec: CommandSpec, handler: Handler) -> None:
+        """Register (or replace) the handler of a declared command."""
         if spec.group and spec.group not in self.groups:
             raise ValueError(f"/{spec.name}: declare the group {spec.group!r} first (Feature.groups)")
         self.commands[spec.name] = Command(spec, handler)
