@@ -17,7 +17,6 @@ imported only where it runs.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -55,9 +54,6 @@ class Runtime(Protocol):
     def open(self) -> AbstractAsyncContextManager[Host]:
         """The composed bot: storage connected and migrated, features set up, not serving."""
         ...
-
-
-CliHandler = Callable[[argparse.Namespace, Runtime], Awaitable[int | None]]
 
 
 class Cli(Protocol):

@@ -150,10 +150,6 @@ class Router:
 
         return register
 
-    def answerer(self, fn: Handler) -> Handler:
-        self.answerers.append(fn)
-        return fn
-
     def on_ingest(self, fn: Handler) -> Handler:
         self.ingest = fn
         return fn
