@@ -1,0 +1,498 @@
+"""Slack HTTP-mode load: signed `app_mention` events at fixed rates against `aibot run`.
+
+Everything real but Slack and the model, as a new user would run it: the bot is
+`python -m bot.cli run --workers N` in its own process(es), in Slack HTTP mode
+(SLACK_SIGNING_SECRET), on a PostgreSQL shared by its workers (the embedded server,
+started here); slack_sdk talks to the fake Slack (tests/fakes/slack_server.py, in this
+process) and the openai SDK to the fake model (tests/fakes/openai_server.py, in a process
+of its own) which streams every answer in `--ttft + --tokens / --tps` seconds (1.5 s).
+
+Per rate (msg/s), `min(rate * --seconds, --max-count)` mentions are sent open-loop at
+fixed intervals across `--channels` channels, each a signed POST; then the run waits
+until every answer is final (or `--grace` seconds). Measured per step:
+
+- ack p50/p99: POST sent -> HTTP response (Slack retries after 3 s);
+- complete %: answers whose full text was shown (chat.stopStream / final chat.update);
+  error replies counted apart;
+- first visible p50: the model's first token (the fake's request time + ttft) -> the first
+  Slack call that showed text;
+- overhead p50/p99: event sent -> final text, minus the model's own time for that answer
+  (request received -> last chunk written, measured by the fake model);
+- CPU ms/msg: user+system CPU of the bot's processes during the step / messages;
+- RSS: resident memory of the bot's processes at the end of the step (MB).
+
+Baseline, in the same run: a bare slack-bolt AsyncApp (aiohttp, HTTP mode, the same
+signing secret) whose `app_mention` listener does nothing, sent the same events: its
+ack latency and CPU per event is the floor any bolt app pays.
+
+    .venv/bin/python bench/load_slack.py --rates 2,12,30,60 --seconds 10 [--workers 2] [--rounds 3]
+
+Results are medians over rounds. Loopback only; bounded in count and time.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import multiprocessing
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+
+from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402
+from tests.fakes.slack_server import BOT_TOKEN, FakeSlack  # noqa: E402
+
+SECRET = "bench-signing-secret-0123456789ab"
+QID = re.compile(r"\bq(\d+)x\b")
+VISIBLE = {"chat.postMessage", "chat.update", "chat.appendStream", "chat.stopStream", "chat.startStream"}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ----------------------------------------------------------------------------- the fake model
+
+
+class TimedOpenAI(FakeOpenAI):
+    """The fake model, noting for each question when its request came and its stream ended."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.timing: dict[int, tuple[float, float]] = {}
+
+    async def _chat(self, request):
+        start = time.time()
+        resp = await super()._chat(request)
+        end = time.time()
+        try:
+            body = json.loads(await request.read())
+            last = next(m["content"] for m in reversed(body["messages"]) if m.get("role") == "user")
+            found = QID.search(str(last))
+            if found:
+                self.timing[int(found.group(1))] = (start, end)
+        except Exception:
+            pass
+        return resp
+
+
+def _model_process(conn, ttft: float, tps: float, tokens: int) -> None:
+    text = " ".join(f"word{i}" for i in range(tokens - 1)) + " end."
+    fake = TimedOpenAI(ttft=ttft, tokens_per_second=tps, responder=lambda body: Script(text=text)).start()
+    conn.send(fake.base_url)
+    while True:
+        cmd = conn.recv()
+        if cmd == "timing":
+            conn.send(dict(fake.timing))
+        elif cmd == "stop":
+            fake.stop()
+            conn.send(None)
+            return
+
+
+class ModelProcess:
+    def __init__(self, *, ttft: float, tps: float, tokens: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_model_process, args=(child, ttft, tps, tokens), daemon=True)
+        self.proc.start()
+        self.base_url = self.conn.recv()
+
+    def timing(self) -> dict[int, tuple[float, float]]:
+        self.conn.send("timing")
+        return self.conn.recv()
+
+    def stop(self) -> None:
+        self.conn.send("stop")
+        self.conn.recv()
+        self.proc.join(5)
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+        except OSError:
+            pass
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+async def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode}")
+            try:
+                async with s.get(url) as r:
+                    if r.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def baseline_server(port: int, api_url: str) -> None:
+    """A bare bolt app acking `app_mention` (run in its own process: `--baseline-server`)."""
+    from aiohttp import web
+    from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+    from slack_bolt.app.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    async def main() -> None:
+        bolt = AsyncApp(client=AsyncWebClient(token=BOT_TOKEN, base_url=api_url), signing_secret=SECRET,
+                        process_before_response=True, ignoring_self_events_enabled=False)
+
+        @bolt.event("app_mention")
+        async def nothing() -> None:
+            return None
+
+        async def handle(request):
+            return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+
+        async def health(request):
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/slack/events", handle)
+        app.router.add_get("/healthz", health)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def signed(body: str) -> dict:
+    ts = str(int(time.time()))
+    sig = "v0=" + hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig, "Content-Type": "application/json"}
+
+
+def mention(qid: int, channels: int) -> dict:
+    ts = f"{1_700_000_000 + qid // 1_000_000}.{qid % 1_000_000:06d}"
+    return {
+        "token": "x", "team_id": "T0FAKETEAM", "api_app_id": "A0BENCH", "type": "event_callback",
+        "event_id": f"EvLoad{qid}", "event_time": int(time.time()), "authed_users": ["U0BOTUSER"],
+        "event": {"type": "app_mention", "user": "U061F7AUR", "text": f"<@U0BOTUSER> question q{qid}x please",
+                  "ts": ts, "channel": f"C{qid % channels:08d}", "event_ts": ts},
+    }
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+async def send_step(session: aiohttp.ClientSession, url: str, fake: FakeSlack | None, rate: float, n: int,
+                    first_qid: int, channels: int) -> dict[int, tuple[float, float, int]]:
+    """POST `n` signed mentions at `rate`/s; {qid: (sent at (time.time), ack ms, status)}."""
+    acks: dict[int, tuple[float, float, int]] = {}
+
+    async def one(qid: int) -> None:
+        payload = mention(qid, channels)
+        if fake is not None:
+            fake.deliver(payload)
+        body = json.dumps(payload)
+        sent = time.time()
+        t0 = time.perf_counter()
+        try:
+            async with session.post(url, data=body, headers=signed(body)) as resp:
+                await resp.read()
+                status = resp.status
+        except aiohttp.ClientError:
+            status = 0
+        acks[qid] = (sent, (time.perf_counter() - t0) * 1000, status)
+
+    start = time.perf_counter()
+    tasks = []
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(first_qid + i)))
+    await asyncio.gather(*tasks)
+    return acks
+
+
+class Outcomes:
+    """What the fake Slack saw for each question's thread, read from its call log."""
+
+    def __init__(self, fake: FakeSlack) -> None:
+        self.fake = fake
+        self.offset = time.time() - time.monotonic()
+
+    def thread_of(self, call) -> str | None:
+        args = call.args
+        if call.method in ("chat.postMessage", "chat.startStream"):
+            return args.get("thread_ts")
+        msg = self.fake.messages.get((args.get("channel", ""), args.get("ts", "")))
+        return msg.thread_ts if msg is not None else None
+
+    def collect(self, start_index: int, qids: set[int]) -> dict[int, dict]:
+        by_ts = {mention(q, 1)["event"]["ts"]: q for q in qids}
+        out: dict[int, dict] = {q: {"first": None, "final": None, "error": False} for q in qids}
+        for call in self.fake.calls[start_index:]:
+            if call.method not in VISIBLE or not call.ok:
+                continue
+            q = by_ts.get(self.thread_of(call) or "")
+            if q is None:
+                continue
+            at = call.at + self.offset
+            text = call.args.get("text") or call.args.get("markdown_text") or ""
+            rec = out[q]
+            if text and rec["first"] is None:
+                rec["first"] = at
+            if call.method == "chat.stopStream" or (text.rstrip().endswith("end.")):
+                rec["final"] = at
+            elif call.method == "chat.postMessage" and ("wrong" in text or "sorry" in text.lower()):
+                rec["error"] = True
+        return out
+
+
+async def run_step(args, url: str, pid: int, fake: FakeSlack | None, model: ModelProcess | None, rate: float,
+                   first_qid: int, *, answers: bool) -> dict:
+    n = int(min(rate * args.seconds, args.max_count))
+    start_index = len(fake.calls) if fake else 0
+    cpu0 = cpu_seconds(pid)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        acks = await send_step(session, url, fake if answers else None, rate, n, first_qid, args.channels)
+    qids = set(acks)
+    res: dict = {"rate": rate, "n": n}
+    if answers:
+        outcomes = Outcomes(fake)
+        deadline = time.monotonic() + args.ttft + args.tokens / args.tps + args.grace
+        while time.monotonic() < deadline:
+            seen = outcomes.collect(start_index, qids)
+            if all(o["final"] or o["error"] for o in seen.values()):
+                break
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(0.5)  # CPU of the last writes
+        seen = outcomes.collect(start_index, qids)
+        timing = model.timing()
+        done = [q for q, o in seen.items() if o["final"]]
+        overhead, first = [], []
+        for q in done:
+            if q in timing:
+                m_start, m_end = timing[q]
+                overhead.append((seen[q]["final"] - acks[q][0] - (m_end - m_start)) * 1000)
+                if seen[q]["first"] is not None:
+                    first.append((seen[q]["first"] - (m_start + args.ttft)) * 1000)
+        res |= {
+            "complete_pct": 100.0 * len(done) / n,
+            "errors": sum(1 for o in seen.values() if o["error"]),
+            "first_p50": pct(first, 0.5),
+            "overhead_p50": pct(overhead, 0.5),
+            "overhead_p99": pct(overhead, 0.99),
+        }
+    else:
+        await asyncio.sleep(0.5)
+    cpu = cpu_seconds(pid) - cpu0
+    ack_ms = [a[1] for a in acks.values() if a[2] == 200]
+    res |= {
+        "acked_pct": 100.0 * len(ack_ms) / n,
+        "ack_p50": pct(ack_ms, 0.5),
+        "ack_p99": pct(ack_ms, 0.99),
+        "cpu_ms_per_msg": cpu * 1000 / n,
+        "rss_mb": rss_mb(pid),
+    }
+    return res
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def bot_env(args, *, port: int, slack: FakeSlack, model_url: str, database_url: str, data_dir: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AIBOT_", "OPENAI_", "DISCORD_"))}
+    env.update({
+        "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.base_url,
+        "SLACK_HTTP_PORT": str(port), "OPENAI_BASE_URL": model_url, "OPENAI_API_KEY": "bench",
+        "DATABASE_URL": database_url, "AIBOT_DATA_DIR": data_dir, "AIBOT_CACHE_TTL": "0",
+        "AIBOT_LOG_LEVEL": args.log_level, "AIBOT_EMBEDDING_PROVIDER": "openai", "HF_HUB_OFFLINE": "1",
+    })
+    env.update(dict(kv.split("=", 1) for kv in args.env))
+    return env
+
+
+async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {"baseline": [], "bot": []}
+    rates = [float(x) for x in args.rates.split(",")]
+    fake = await FakeSlack(page_size=200).start()
+    # the baseline: a bare bolt app acking the same events
+    port = free_port()
+    base = subprocess.Popen([sys.executable, __file__, "--baseline-server", str(port), fake.base_url], cwd=ROOT)
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", base)
+        for i, rate in enumerate(rates):
+            out["baseline"].append(await run_step(args, f"http://127.0.0.1:{port}/slack/events", base.pid, None, None,
+                                                  rate, (r * 100 + 50 + i) * 10_000, answers=False))
+    finally:
+        stop_process(base)
+    # the bot, as `aibot run`
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="aibot-load-")
+    env = bot_env(args, port=port, slack=fake, model_url=model.base_url, database_url=database_url, data_dir=data_dir)
+    cmd = [sys.executable, "-m", "bot.cli", "run"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
+    log = open(Path(data_dir) / "bot.log", "w")
+    bot = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=log)
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", bot)
+        # warm-up: users.info cache, connections, first model call
+        await run_step(args, f"http://127.0.0.1:{port}/slack/events", bot.pid, fake, model, 4, (r * 100 + 99) * 10_000,
+                       answers=True)
+        for i, rate in enumerate(rates):
+            out["bot"].append(await run_step(args, f"http://127.0.0.1:{port}/slack/events", bot.pid, fake, model, rate,
+                                             (r * 100 + i) * 10_000, answers=True))
+            print(f"round {r + 1} {rate:g} msg/s: {out['bot'][-1]}", file=sys.stderr)
+    finally:
+        stop_process(bot)
+        log.close()
+        await fake.stop()
+    errors = [ln for ln in (Path(data_dir) / "bot.log").read_text().splitlines() if " ERROR " in ln or "Traceback" in ln]
+    if errors:
+        print(f"bot log ({data_dir}/bot.log) has {len(errors)} error lines, e.g. {errors[0][:300]}", file=sys.stderr)
+    return out
+
+
+def median_of(rows: list[dict], key: str) -> float | None:
+    vals = [row[key] for row in rows if row.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, spec: str = ".0f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def report(args, rounds: list[dict[str, list[dict]]]) -> str:
+    rates = [float(x) for x in args.rates.split(",")]
+    lines = [
+        f"workers={args.workers} rounds={args.rounds} seconds/step={args.seconds} channels={args.channels} "
+        f"model={args.ttft + args.tokens / args.tps:.1f}s ({args.tokens} tokens)",
+        "",
+        "| rate msg/s | complete % | errors | ack p50 / p99 ms (baseline) | first visible p50 ms "
+        "| overhead p50 / p99 ms | CPU ms/msg (baseline) | RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, rate in enumerate(rates):
+        bot = [rd["bot"][i] for rd in rounds]
+        base = [rd["baseline"][i] for rd in rounds]
+        lines.append(
+            f"| {rate:g} | {fmt(median_of(bot, 'complete_pct'), '.1f')} | {fmt(median_of(bot, 'errors'))} "
+            f"| {fmt(median_of(bot, 'ack_p50'), '.1f')} / {fmt(median_of(bot, 'ack_p99'))} "
+            f"({fmt(median_of(base, 'ack_p50'), '.1f')} / {fmt(median_of(base, 'ack_p99'))}) "
+            f"| {fmt(median_of(bot, 'first_p50'))} "
+            f"| {fmt(median_of(bot, 'overhead_p50'))} / {fmt(median_of(bot, 'overhead_p99'))} "
+            f"| {fmt(median_of(bot, 'cpu_ms_per_msg'), '.1f')} ({fmt(median_of(base, 'cpu_ms_per_msg'), '.1f')}) "
+            f"| {fmt(median_of(bot, 'rss_mb'))} |"
+        )
+    return "\n".join(lines)
+
+
+async def main(args) -> None:
+    from bot.core import pgembed
+
+    pg_dir = Path(tempfile.mkdtemp(prefix="aibot-load-pg-"))
+    server, database_url = await asyncio.to_thread(pgembed.start, pg_dir / "pg")
+    model = ModelProcess(ttft=args.ttft, tps=args.tps, tokens=args.tokens)
+    try:
+        rounds = [await one_round(args, r, database_url, model) for r in range(args.rounds)]
+    finally:
+        model.stop()
+        await asyncio.to_thread(pgembed.stop, server)
+    text = report(args, rounds)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rounds": rounds}, indent=1))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--baseline-server":
+        baseline_server(int(sys.argv[2]), sys.argv[3])
+        sys.exit(0)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rates", default="2,12,30,60", help="comma-separated msg/s, one step each")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each step's sending")
+    p.add_argument("--max-count", type=int, default=1200, help="at most this many messages per step")
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="bot processes (aibot run --workers N)")
+    p.add_argument("--channels", type=int, default=200)
+    p.add_argument("--ttft", type=float, default=0.3)
+    p.add_argument("--tokens", type=int, default=48)
+    p.add_argument("--tps", type=float, default=40.0)
+    p.add_argument("--grace", type=float, default=60.0, help="seconds after the model time to wait for answers")
+    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the bot")
+    p.add_argument("--json", help="write every step's figures here")
+    asyncio.run(main(p.parse_args()))
