@@ -15,6 +15,7 @@ import re
 from collections import OrderedDict
 from dataclasses import replace
 
+import aiohttp
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -37,14 +38,17 @@ from bot.core.surface import Dispatch
 log = logging.getLogger(__name__)
 
 _ANY_COMMAND = re.compile(r"^/.+")
+SESSION_CONNECTIONS = 200  # open connections to the Web API at most (aiohttp's default is 100)
 _ANYTHING = re.compile(r".*")
 
 
-def build_client(settings: SlackSettings) -> AsyncWebClient:
-    """The Web API client: SLACK_API_URL honoured; 429s retried after Retry-After."""
+def build_client(settings: SlackSettings, *, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """The Web API client: SLACK_API_URL honoured; 429s retried after Retry-After; every
+    call on `session` (kept-alive connections) when one is given."""
     kwargs = {"base_url": settings.api_url} if settings.api_url else {}
     return AsyncWebClient(
         token=settings.bot_token.get_secret_value(),
+        session=session,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=settings.max_retries),
@@ -68,6 +72,8 @@ class SlackAdapter:
         self.settings = settings
         self.bot_token = settings.bot_token.get_secret_value()
         self.client = client or build_client(settings)
+        self._owns_client = client is None
+        self._session: aiohttp.ClientSession | None = None
         self.socket_mode = settings.app_token is not None
         self.app = AsyncApp(
             client=self.client,
@@ -118,9 +124,16 @@ class SlackAdapter:
     async def start(self, dispatch: Dispatch, *, commands: CommandSet = CommandSet()) -> None:
         """Connect; `commands` are declared in the app's manifest (deploy/), not here."""
         self._dispatch = dispatch
+        if self._owns_client and self.client.session is None:
+            # one session for every Web API call (slack_sdk opens one per call otherwise);
+            # made here because an aiohttp session needs the running loop, and handed to
+            # the client bolt already holds, as its `session=` would have been
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=SESSION_CONNECTIONS))
+            self.client.session = self._session
         try:
             auth = await self.client.auth_test()
         except SlackApiError as exc:
+            await self._close_session()
             raise ConfigError(
                 f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}); use the app's Bot User OAuth "
                 "Token (xoxb-...) from its OAuth & Permissions page."
@@ -142,7 +155,14 @@ class SlackAdapter:
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
+        await self._close_session()
         self._closed.set()
+
+    async def _close_session(self) -> None:
+        if self._session is not None:
+            self.client.session = None
+            await self._session.close()
+            self._session = None
 
     # --- state shared by conversations ------------------------------------------------
 
