@@ -119,9 +119,9 @@ class RecordingStream:
 class StreamingConversation(RecordingConversation):
     """A surface with a native append-only stream (like Slack's chat streaming)."""
 
-    async def open_stream(self) -> RecordingStream:
+    async def open_stream(self, text: str = "") -> RecordingStream:
         mid = f"m{len(self.messages) + 1}"
-        self.messages.append(Message(mid, "", False, []))
+        self.messages.append(Message(mid, text, False, [text] if text else []))
         self.calls.append(("start", mid))
         return RecordingStream(self, mid)
 

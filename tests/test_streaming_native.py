@@ -37,8 +37,8 @@ class FinishingStream(RecordingStream):
 
 
 class FinishingConversation(StreamingConversation):
-    async def open_stream(self) -> FinishingStream:
-        stream = await super().open_stream()
+    async def open_stream(self, text: str = "") -> FinishingStream:
+        stream = await super().open_stream(text)
         return FinishingStream(self, stream.message_id)
 
 
@@ -52,4 +52,6 @@ async def test_last_text_and_stop_go_in_one_call_when_the_stream_can_finish():
 
     await render_stream(tokens(), conv)
     assert conv.messages[0].text == "Hello world."
-    assert [kind for kind, _ in conv.calls] == ["start", "append", "finish"]
+    # the first words open the stream (one call), the rest and the end go in another
+    assert [kind for kind, _ in conv.calls] == ["start", "finish"]
+    assert conv.messages[0].versions[0] == "Hello "

@@ -165,7 +165,7 @@ async def test_native_stream_splits_long_answers_into_several_streams():
 
 async def test_falls_back_to_edits_when_native_streaming_is_unsupported():
     class NoStream(StreamingConversation):
-        async def open_stream(self):
+        async def open_stream(self, text: str = ""):
             raise StreamUnsupported()
 
     conv = NoStream()

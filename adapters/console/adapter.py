@@ -185,8 +185,11 @@ class ConsoleConversation:
             self.adapter.write(f"{self.adapter.bot_name} (edited): {text}\n")
         self._posted[message_id] = text
 
-    async def open_stream(self) -> "ConsoleStream":
-        return ConsoleStream(self.adapter)
+    async def open_stream(self, text: str = "") -> "ConsoleStream":
+        stream = ConsoleStream(self.adapter)
+        if text:
+            await stream.append(text)
+        return stream
 
     async def history(
         self, *, limit: int, since: datetime | None = None, scope: Literal["thread", "channel"] = "channel"

@@ -89,15 +89,17 @@ class SlackConversation:
     async def edit(self, message_id: str, text: str) -> None:
         await self.client.chat_update(channel=self.channel, ts=message_id, text=to_mrkdwn(text))
 
-    async def open_stream(self) -> "SlackStream":
-        """A native stream in this thread; StreamUnsupported where Slack refuses it."""
+    async def open_stream(self, text: str = "") -> "SlackStream":
+        """A native stream in this thread showing `text` from the start (one
+        chat.startStream call); StreamUnsupported where Slack refuses it."""
         if not self.workspace.can_stream or not self.thread:
             raise StreamUnsupported("no native stream here")
         kwargs = {}
         if self.user and not self.channel.startswith("D"):  # required when streaming to channels
             kwargs = {"recipient_team_id": self.team, "recipient_user_id": self.user}
         try:
-            resp = await self.client.chat_startStream(channel=self.channel, thread_ts=self.thread, **kwargs)
+            resp = await self.client.chat_startStream(channel=self.channel, thread_ts=self.thread,
+                                                      markdown_text=text or None, **kwargs)
         except SlackApiError as exc:
             error = exc.response.get("error", "") if exc.response is not None else ""
             if error in _NO_STREAM:

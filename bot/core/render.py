@@ -1,8 +1,8 @@
 """The renderer: a model's token stream shown progressively on any platform (the core's
 half of the streaming pattern; patterns/chat is the other).
 
-With a native stream (`Conversation.open_stream`) the renderer appends
-deltas; otherwise it posts once the first tokens arrive and edits that message on a
+With a native stream (`Conversation.open_stream`, opened with the first text) the
+renderer appends deltas; otherwise it posts once the first tokens arrive and edits that message on a
 timer. Either way:
 
 - updates are at least `limits.update_interval` apart (read before each update, so the
@@ -226,11 +226,17 @@ class _NativeSink(_Sink):
 
     async def _write(self, text: str, *, final: bool) -> None:
         if self.stream is None:
-            if not text.strip():
+            # the first whole words go with the call that opens the stream: one round
+            # trip to the first visible text
+            first = text if final else text[: max(text.rfind(" "), text.rfind("\n")) + 1]
+            if not first.strip():
                 return
-            self.stream = await self.conv.open_stream()  # type: ignore[attr-defined]
+            self.stream = await self.conv.open_stream(first)  # type: ignore[attr-defined]
             self.result.message_ids.append(getattr(self.stream, "message_id", ""))
-            self.sent, self.updates = "", 0
+            self.sent, self.updates = first, 0
+            self._visible()
+            if not final:
+                return
         if not final:  # hold back a partial word: a later split can then fall between words
             boundary = max(text.rfind(" "), text.rfind("\n"))
             text = text[: boundary + 1] if boundary >= len(self.sent) else self.sent
@@ -315,6 +321,7 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation) -> Rende
     set_status = getattr(conv, "set_status", None)
     pump = _Pump(chunks)
     status_on = False
+    clearing: asyncio.Task | None = None
     try:
         if set_status is not None:
             status_on = await _status(set_status, THINKING)
@@ -332,8 +339,8 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation) -> Rende
             text = pump.text
             if not text.strip():
                 continue
-            if status_on:
-                status_on = not await _status(set_status, None)
+            if status_on:  # cleared beside the first write, not before it (one round trip less)
+                status_on, clearing = False, asyncio.create_task(_status(set_status, None))
             writes = result.writes
             try:
                 await sink.update(text, final=False)
@@ -346,6 +353,8 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation) -> Rende
         result.error = pump.error
         if status_on:
             await _status(set_status, None)
+        if clearing is not None:
+            await clearing
         final = with_error_note(result.text, result.error)
         try:
             await sink.update(final, final=True)

@@ -71,7 +71,10 @@ class Conversation(Protocol):
 
 
 class StreamingConversation(Conversation, Protocol):
-    async def open_stream(self) -> NativeStream: ...
+    async def open_stream(self, text: str = "") -> NativeStream:
+        """A new streamed message showing `text` (Markdown) from the start, in the same
+        platform call where the platform allows it."""
+        ...
 
 
 class StatusConversation(Conversation, Protocol):
