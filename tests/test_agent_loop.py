@@ -38,6 +38,7 @@ def analyst(fake_llm):
 
 
 async def usage_rows(app) -> list[Usage]:
+    await app.services.ledger.flush()  # rows are written behind the answer
     async with app.services.db.session() as s:
         return list((await s.execute(select(Usage).order_by(Usage.id))).scalars())
 
@@ -283,6 +284,7 @@ async def test_steps_per_run_are_read_back_from_the_ledger(settings, fake_llm):
             await bot.send("/agent keep checking the time")
             fake_llm.responder = lambda body: Script(text="done")
             await bot.send("/agent answer at once")
+            await app.services.ledger.flush()  # rows are written behind the answer
             runs = await recent_runs(app.services.db)
     finally:
         from tests.fakes.openai_server import default_responder

@@ -47,6 +47,7 @@ async def agent(app, tools=(calculate,), **limits) -> tuple[str, Outcome]:
 
 
 async def ledger(app) -> list[Usage]:
+    await app.services.ledger.flush()  # rows are written behind the answer
     async with app.services.db.session() as s:
         return list((await s.execute(select(Usage).order_by(Usage.id))).scalars())
 

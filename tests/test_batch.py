@@ -44,6 +44,7 @@ async def job_rows(app, job_id: str) -> list:
 
 
 async def ledger(app) -> list:
+    await app.services.ledger.flush()  # rows are written behind the answer
     async with app.services.db.session() as s:
         return (await s.execute(text(
             "SELECT pattern, channel AS item, outcome, cache_hit, cost_usd, prompt_tokens, completion_tokens, model "

@@ -65,6 +65,7 @@ async def run_provider(app, job: str, *, max_polls: int = 30) -> dict:
 
 
 async def usage_of(app, job: str) -> list:
+    await app.services.ledger.flush()  # rows are written behind the answer
     async with app.services.db.session() as s:
         return (await s.execute(text(
             "SELECT channel AS item, outcome, cache_hit, cost_usd, prompt_tokens, completion_tokens, model, extra "

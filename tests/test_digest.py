@@ -144,6 +144,7 @@ async def test_scheduled_digest_posts_once_through_the_handler_path_and_ledger(a
     assert "carol: release notes" in post
     transcript = fake_llm.chat_requests[-1]["messages"][-1]["content"]
     assert "ship on Friday" in transcript and "release notes" in transcript
+    await app.services.ledger.flush()  # rows are written behind the answer
     async with app.services.db.session() as s:
         rows = (await s.execute(text("SELECT pattern, platform, channel FROM usage"))).all()
     assert rows and all(r == ("batch", "test", "C1") for r in rows)

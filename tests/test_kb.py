@@ -167,6 +167,7 @@ async def test_ask_streams_an_answer_from_numbered_sources_and_cites_them(bot, a
     first_source = re.search(r"\[1\] \((.*?)\)\n(.*?)(?:\n\n\[2\]|\n\nQuestion:)", prompt, re.S)
     assert first_source.group(1) == "handbook.md, § Security > API keys"
     assert "press Rotate" in first_source.group(2)
+    await app.services.ledger.flush()  # rows are written behind the answer
     async with app.services.db.engine.connect() as conn:
         row = (await conn.execute(text("SELECT pattern, streamed, extra FROM usage"))).one()
     assert row[0] == "rag" and row[1] is True

@@ -22,6 +22,7 @@ MSGS = [{"role": "user", "content": "hello there"}]
 
 
 async def ledger_rows(app) -> list[Usage]:
+    await app.services.ledger.flush()  # rows are written behind the answer
     async with app.services.db.session() as s:
         return list((await s.execute(select(Usage).order_by(Usage.id))).scalars())
 

@@ -1,12 +1,15 @@
 """The usage ledger: one row per model call, and the per-pattern stats table built from it."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import DataError, IntegrityError
 
 from bot.core.messages import CallInfo
 from bot.core.models import Usage
@@ -50,11 +53,30 @@ class PatternStats:
 
 
 class Ledger:
-    def __init__(self, db) -> None:
+    """Usage rows are written behind the answer: `record` puts the row on a bounded queue
+    and returns; one writer inserts what has queued up in one statement. A database
+    hiccup holds rows in the queue (the writer retries with backoff, never drops them);
+    a full queue makes `record` wait (backpressure) instead of losing a row. `flush`
+    waits until every row so far is written; `close` flushes (bounded) at shutdown."""
+
+    def __init__(self, db, *, queue_size: int = 10_000, batch: int = 500, retry_max: float = 10.0,
+                 load=None) -> None:
         self.db = db
+        self.batch = batch
+        self.retry_max = retry_max
+        self.load = load  # bot.core.load.Load, for the overload counters (optional)
+        self._queue: asyncio.Queue[dict] = asyncio.Queue(maxsize=queue_size)
+        self._writer: asyncio.Task | None = None
+        self._in_hand = 0  # rows taken off the queue, being written
+        self.written = 0
+
+    @property
+    def backlog(self) -> int:
+        """Rows accepted but not yet written."""
+        return self._queue.qsize() + self._in_hand
 
     async def record(self, rec: UsageRecord) -> None:
-        """Write one row. A ledger failure is logged, never allowed to break a reply."""
+        """Queue one row; never raises (a ledger problem must not break a reply)."""
         row = {
             "pattern": rec.call.pattern,
             "model": rec.model[:200],
@@ -72,14 +94,75 @@ class Ledger:
             "user_id": rec.call.user[:200],
             "extra": rec.extra,
         }
+        if self._queue.full():
+            log.warning("usage ledger queue full (%d rows): waiting for the database", self._queue.qsize())
+            if self.load is not None:
+                self.load.count("ledger_waits")
+        await self._queue.put(row)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="usage-ledger-writer")
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every row recorded so far is written; False on timeout."""
+        if self._queue.empty() and not self._in_hand:
+            return True
         try:
-            async with self.db.session.begin() as s:
-                await s.execute(insert(Usage).values(**row))
-        except Exception:
-            log.exception("could not write the usage ledger row for pattern %s", rec.call.pattern)
+            async with asyncio.timeout(timeout):
+                await self._queue.join()
+            return True
+        except TimeoutError:
+            return False
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued (for at most `timeout` s), then stop the writer."""
+        if not await self.flush(timeout):
+            log.error("%d usage ledger rows could not be written before shutdown (database unreachable)",
+                      self.backlog)
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+
+    async def _write_loop(self) -> None:
+        while True:
+            rows = [await self._queue.get()]
+            while len(rows) < self.batch and not self._queue.empty():
+                rows.append(self._queue.get_nowait())
+            self._in_hand = len(rows)
+            await self._insert(rows)
+            self._in_hand = 0
+            for _ in rows:
+                self._queue.task_done()
+
+    async def _insert(self, rows: list[dict]) -> None:
+        """One INSERT for the batch, retried with backoff until the database takes it."""
+        delay = 0.2
+        while True:
+            try:
+                async with self.db.session.begin() as s:
+                    await s.execute(insert(Usage), rows)
+                self.written += len(rows)
+                return
+            except (DataError, IntegrityError):
+                if len(rows) == 1:  # this row can never be written: say so loudly
+                    log.exception("usage ledger row refused by the database, not retried: %r", rows[0])
+                    return
+                for row in rows:  # find the one row at fault, keep the others
+                    await self._insert([row])
+                return
+            except Exception as exc:
+                log.warning("usage ledger: %d rows not written yet (%s); retrying in %.1f s",
+                            len(rows), type(exc).__name__, delay)
+                if self.load is not None:
+                    self.load.count("ledger_retries")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
 
     async def stats(self, *, since: datetime | None = None) -> list[PatternStats]:
-        """Per pattern: requests, errors, cache hits, avg/p95 latency, avg TTFT, tokens, cost."""
+        """Per pattern: requests, errors, cache hits, avg/p95 latency, avg TTFT, tokens, cost
+        (rows still queued are written first, for up to a few seconds)."""
+        await self.flush(timeout=5.0)
         q = select(
             Usage.pattern,
             func.count(),
