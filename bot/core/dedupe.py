@@ -6,6 +6,7 @@ the database agree too. If the database is unreachable the memory check still ho
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -20,11 +21,17 @@ log = logging.getLogger(__name__)
 
 
 class Dedupe:
+    """Keys arriving together are checked in one statement: while one INSERT is on its
+    way, the keys that come in wait for the next, so a burst costs a few round trips
+    and one connection, not one transaction per message."""
+
     def __init__(self, db=None, *, memory_size: int = 20_000, keep: timedelta = timedelta(days=2)) -> None:
         self.db = db
         self.keep = keep
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._size = memory_size
+        self._waiting: dict[str, asyncio.Future[bool]] = {}
+        self._flusher: asyncio.Task | None = None
 
     async def first_time(self, key: str) -> bool:
         """True the first time `key` is seen (here or by another replica), else False."""
@@ -35,15 +42,28 @@ class Dedupe:
             self._seen.popitem(last=False)
         if self.db is None:
             return True
-        try:
-            async with self.db.session.begin() as s:
-                res = await s.execute(
-                    insert(ProcessedEvent).values(key=key[:300]).on_conflict_do_nothing().returning(ProcessedEvent.key)
-                )
-                return res.first() is not None
-        except Exception:
-            log.warning("dedupe table unavailable; relying on this process's memory", exc_info=True)
-            return True
+        answer = asyncio.get_running_loop().create_future()
+        self._waiting[key[:300]] = answer
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(answer)  # a cancelled caller must not cancel the others' check
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, {}
+            try:
+                async with self.db.session.begin() as s:
+                    res = await s.execute(
+                        insert(ProcessedEvent).values([{"key": k} for k in batch])
+                        .on_conflict_do_nothing().returning(ProcessedEvent.key)
+                    )
+                    fresh = set(res.scalars())
+            except Exception:
+                log.warning("dedupe table unavailable; relying on this process's memory", exc_info=True)
+                fresh = set(batch)
+            for key, answer in batch.items():
+                if not answer.done():
+                    answer.set_result(key in fresh)
 
     async def purge(self) -> int:
         if self.db is None:
