@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePath
@@ -33,6 +34,7 @@ from patterns.rag.settings import RagSettings
 
 log = logging.getLogger(__name__)
 
+PRESENCE_TTL = 30.0  # seconds a tenant's "has documents" answer is trusted (changes by other processes)
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
 # Hybrid: the dense top-100 (HNSW) re-ranked by reciprocal rank fusion with the full-text
 # rank of those same candidates. On Cranfield this is as good as fusing with a full-text
@@ -95,6 +97,7 @@ class KnowledgeStore:
         self.embedder = embedder
         self.settings = settings
         self._indexed_dims: set[int] = {384}
+        self._presence: dict[str, tuple[bool, float]] = {}  # tenant -> (has documents, until)
         self._index_lock = asyncio.Lock()
 
     @property
@@ -157,6 +160,7 @@ class KnowledgeStore:
             )
         status = "replaced" if version > 1 else "added"
         log.info("kb %s %s (#%s) for %s: %d chunks", status, name, doc_id, tenant, len(chunks))
+        self._presence.pop(tenant, None)  # the next mention sees the new document
         return IngestResult(status, doc_id, name, len(chunks), extracted.pages)
 
     async def _find_hash(self, tenant: str, channel: str | None, digest: str):
@@ -305,8 +309,16 @@ class KnowledgeStore:
     # ------------------------------------------------------------------ management
 
     async def has_documents(self, tenant: str) -> bool:
+        """Whether `tenant` has any document: asked on every mention, so remembered per
+        tenant (forgotten on ingest and remove here; another process's change is seen
+        within PRESENCE_TTL seconds)."""
+        known = self._presence.get(tenant)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
         async with self.db.engine.connect() as conn:
-            return bool((await conn.execute(text("SELECT EXISTS (SELECT 1 FROM kb_documents WHERE tenant = :t)"), {"t": tenant})).scalar())
+            found = bool((await conn.execute(text("SELECT EXISTS (SELECT 1 FROM kb_documents WHERE tenant = :t)"), {"t": tenant})).scalar())
+        self._presence[tenant] = (found, time.monotonic() + PRESENCE_TTL)
+        return found
 
     async def list(self, *, tenant: str, channel: str | None = None) -> list[DocumentInfo]:
         """Documents of `tenant` (all of them if channel is None, else tenant-wide + that channel's)."""
@@ -329,12 +341,14 @@ class KnowledgeStore:
     async def remove(self, *, tenant: str, document_id: int) -> str | None:
         """Delete a document of `tenant` and its chunks; its name, or None if there is none."""
         async with self.db.engine.begin() as conn:
-            return (
+            name = (
                 await conn.execute(
                     text("DELETE FROM kb_documents WHERE id = :id AND tenant = :tenant RETURNING name"),
                     dict(id=document_id, tenant=tenant),
                 )
             ).scalar()
+        self._presence.pop(tenant, None)
+        return name
 
     async def reembed(self, *, everything: bool = False, batch: int = 256, progress=None) -> int:
         """Recompute the vectors made by another model (or all, with `everything`); returns
