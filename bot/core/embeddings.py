@@ -14,9 +14,11 @@ stored with `embedder.model` and `embedder.dim`, so a model change is detectable
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
+from collections import deque
 from typing import Protocol
 
 from bot.core.settings import Settings
@@ -69,12 +71,54 @@ def _load_local(name: str):
         return _models[name]
 
 
+INTERACTIVE_TEXTS = 8  # an embed call of at most this many texts is a question, not a document
+
+
+class PriorityGate:
+    """One holder at a time (the model uses every core); when it is released, a waiting
+    interactive caller (a question) goes before any waiting bulk one (ingestion)."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiters: dict[bool, deque[asyncio.Future]] = {False: deque(), True: deque()}  # bulk? -> waiters
+
+    @contextlib.asynccontextmanager
+    async def hold(self, *, bulk: bool):
+        if self._busy:
+            turn = asyncio.get_running_loop().create_future()
+            self._waiters[bulk].append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._release()  # handed to us just as we were cancelled: pass it on
+                else:
+                    self._waiters[bulk].remove(turn)
+                raise
+        else:
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for bulk in (False, True):
+            waiters = self._waiters[bulk]
+            while waiters:
+                turn = waiters.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # still busy: handed over
+                    return
+        self._busy = False
+
+
 class LocalEmbedder:
     def __init__(self, *, model: str = LOCAL_MODEL, batch_size: int = 64) -> None:
         self.model = model
         self.batch_size = batch_size
         self.dim = LOCAL_DIM if model == LOCAL_MODEL else 0  # other models: known once loaded
-        self._gate = asyncio.Semaphore(1)  # one encode at a time: the model uses every core
+        self._gate = PriorityGate()
 
     def encode(self, texts: list[str]) -> list[list[float]]:
         """Synchronous encode (for benchmarks and worker threads)."""
@@ -83,11 +127,13 @@ class LocalEmbedder:
         self.dim = int(vecs.shape[1]) if len(texts) else self.dim
         return vecs.tolist()
 
-    async def embed(self, texts: list[str]) -> list[list[float]]:
+    async def embed(self, texts: list[str], *, bulk: bool | None = None) -> list[list[float]]:
+        """`bulk` (default: more than INTERACTIVE_TEXTS texts) waits behind questions."""
+        bulk = len(texts) > INTERACTIVE_TEXTS if bulk is None else bulk
         out: list[list[float]] = []
         # A large document is encoded in slices so a question's embedding can go in between.
         for i in range(0, len(texts), self.batch_size * 4):
-            async with self._gate:
+            async with self._gate.hold(bulk=bulk):
                 out += await asyncio.to_thread(self.encode, texts[i : i + self.batch_size * 4])
         return out
 
