@@ -15,6 +15,7 @@ from bot.core.db import Database
 from bot.core.dedupe import Dedupe
 from bot.core.feature import Feature, Platform
 from bot.core.ledger import Ledger
+from bot.core.load import Load
 from bot.core.llm import LLM, build_client
 from bot.core.router import Router
 from bot.core.services import Services
@@ -58,10 +59,13 @@ class App:
             if migrate:
                 await db.upgrade()
             client = llm_client if llm_client is not None else build_client(settings)
-            ledger = Ledger(db)
+            load = Load(limit=settings.max_in_flight, notice_after=settings.queued_notice_seconds)
+            ledger = Ledger(db, load=load)
+            load.backlogs["ledger"] = lambda: ledger.backlog
             cache = Cache(db, ttl_seconds=settings.cache_ttl_seconds)
             llm = LLM(client=client, settings=settings, ledger=ledger, cache=cache)
-            services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db))
+            services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db),
+                                load=load)
             app = cls(settings=settings, services=services,
                       platforms=composition.platforms() if platforms is None else platforms)
             app._owns_db = owns_db
@@ -98,6 +102,7 @@ class App:
         if self._owned_client is not None:
             with suppress(Exception):
                 await self._owned_client.close()
+        await self.services.ledger.close()  # every usage row written before the database goes
         if self._owns_db:
             await self.services.db.close()
 
@@ -168,7 +173,8 @@ class App:
             return
         from bot.core.http import HttpServer  # aiohttp's server only when there is one to run
 
-        self.http = HttpServer(self.services, host=self.settings.http_host, port=port)
+        self.http = HttpServer(self.services, host=self.settings.http_host, port=port,
+                               reuse_port=self.settings.workers > 1)
         for feature in self.features:
             feature.mount(self.http.app)
         for adapter in needs_http:

@@ -61,7 +61,8 @@ class Database:
         try:
             if make_url(url).get_backend_name() != "postgresql":
                 raise ArgumentError("not a PostgreSQL URL")
-            engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            engine = create_async_engine(url, pool_size=settings.pool_size, max_overflow=settings.db_max_overflow,
+                                         pool_timeout=settings.db_pool_timeout, pool_pre_ping=True)
         except (ArgumentError, ValueError) as exc:
             raise ConfigError(
                 f"DATABASE_URL is not a usable PostgreSQL URL ({redact(url)}): {exc}. Example: {_URL_EXAMPLE}"
@@ -70,7 +71,9 @@ class Database:
         try:
             async with asyncio.timeout(connect_timeout):
                 async with engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                    allowed = (await conn.execute(text(
+                        "SELECT current_setting('max_connections')::int"
+                        " - current_setting('superuser_reserved_connections')::int"))).scalar_one()
         except Exception as exc:
             await db.close()
             reason = _reason(exc)
@@ -84,6 +87,15 @@ class Database:
                 f"Cannot connect to the embedded PostgreSQL server: {reason}. "
                 f"Set DATABASE_URL to use another server, e.g. {_URL_EXAMPLE}"
             ) from None
+        needed = settings.workers * (settings.pool_size + settings.db_max_overflow)
+        if needed > allowed:
+            await db.close()
+            raise ConfigError(
+                f"PostgreSQL at {redact(url)} accepts {allowed} connections, but aibot may open {needed}: "
+                f"AIBOT_WORKERS={settings.workers} x (AIBOT_DB_POOL_SIZE={settings.pool_size} + "
+                f"AIBOT_DB_MAX_OVERFLOW={settings.db_max_overflow}). Lower those (or AIBOT_MAX_IN_FLIGHT, "
+                "which sizes the pool when AIBOT_DB_POOL_SIZE is unset), or raise max_connections on the server."
+            )
         return db
 
     @classmethod

@@ -12,10 +12,11 @@ log = logging.getLogger(__name__)
 
 
 class HttpServer:
-    def __init__(self, services, *, host: str, port: int) -> None:
+    def __init__(self, services, *, host: str, port: int, reuse_port: bool = False) -> None:
         self.services = services
         self.host = host
         self.port = port
+        self.reuse_port = reuse_port  # several workers on one port: the kernel spreads connections
         self.app = web.Application(client_max_size=25 * 1024 * 1024)
         self.app.router.add_get("/healthz", self.health)
         self.app.router.add_get("/metrics", self.metrics)
@@ -25,7 +26,7 @@ class HttpServer:
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_port=self.reuse_port or None)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.bound_port = sockets[0].getsockname()[1] if sockets else self.port
@@ -72,4 +73,7 @@ class HttpServer:
                 f'aibot_latency_ms{{{p},stat="avg"}} {s.avg_latency_ms:.3f}',
                 f'aibot_latency_ms{{{p},stat="p95"}} {s.p95_latency_ms:.3f}',
             ]
+        load = getattr(self.services, "load", None)
+        if load is not None:  # overload: in flight, waiting, queued (bot.core.load)
+            lines += load.lines()
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")

@@ -54,9 +54,16 @@ class Incoming:
     raw: Any = field(default=None, compare=False, repr=False)
 
     @property
-    def thread_key(self) -> tuple[str, str, str, str]:
-        """Messages with the same key are answered one at a time, in order."""
-        return (self.platform, self.tenant, self.channel, self.thread or "")
+    def conversation_key(self) -> tuple[str, str, str, str]:
+        """Messages with the same key are answered one at a time, in order: one thread
+        (or reply chain), or one DM; a message outside any thread in a channel starts a
+        conversation of its own (its answer opens a thread under it), so a busy channel
+        is answered in parallel."""
+        if self.thread:
+            return (self.platform, self.tenant, self.channel, self.thread)
+        if self.is_dm or not self.id:
+            return (self.platform, self.tenant, self.channel, "")
+        return (self.platform, self.tenant, self.channel, self.id)
 
 
 @dataclass(frozen=True, slots=True)

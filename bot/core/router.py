@@ -1,8 +1,9 @@
 """The router: every incoming message goes through one decision table to one handler.
 
 Also the one place where own/other bots' messages and duplicate deliveries are dropped,
-where input limits and admin-only commands are enforced, where answers in one thread
-are serialized, and where errors are caught and turned into one clear reply.
+where input limits and admin-only commands are enforced, where answers in one conversation
+are serialized (and the process's in-flight work bounded, `bot.core.load`), and where
+errors are caught and turned into one clear reply.
 
 Handlers are plain async functions: a command's `(ctx, msg, **options)` with the options
 its declaration (`bot.core.commands`) types, an answerer's or ingestion's `(ctx, msg)`.
@@ -13,6 +14,7 @@ streamed with the renderer, `None` sends nothing. Features plug their handlers i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import weakref
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.commands import CommandSet, CommandSpec, Group, declarations, declare, parse, subcommand, typed
 from bot.core.errors import LLMError, UserError, user_message_for
+from bot.core.load import QUEUED
 from bot.core.messages import CallInfo, Incoming, Reply
 from bot.core.render import render_stream
 from bot.core.surface import Conversation
@@ -189,11 +192,18 @@ class Router:
             if route.action == OBSERVE:
                 return Handled(OBSERVE)
             ctx = Context(self.services, conv, msg, self)
-            lock = self._locks.setdefault(msg.thread_key, asyncio.Lock())
+            # one answer at a time per conversation (thread, reply chain, DM), any number
+            # of conversations at once up to the in-flight limit; past it, wait (backpressure)
+            lock = self._locks.setdefault(msg.conversation_key, asyncio.Lock())
             async with lock:
-                self._check_size(msg)
-                result, ephemeral = await self._handle(route.action, ctx, msg)
-                await self._deliver(result, conv, ephemeral=ephemeral)
+                notice = _QueuedNotice(conv)
+                try:
+                    async with self._slot(notify=notice.show):
+                        self._check_size(msg)
+                        result, ephemeral = await self._handle(route.action, ctx, msg)
+                        await self._deliver(result, conv, ephemeral=ephemeral)
+                finally:
+                    await notice.clear()
             return Handled(route.action, result)
         except Exception as exc:
             if _is_expected(exc):
@@ -203,6 +213,10 @@ class Router:
             if not msg.unattended:  # nobody waits for a scheduled run: the log has it
                 await _safe_post(conv, user_message_for(exc), ephemeral=msg.command is not None)
             return Handled(route.action, error=exc)
+
+    def _slot(self, *, notify):
+        load = getattr(self.services, "load", None)
+        return load.slot(notify=notify) if load is not None else contextlib.nullcontext()
 
     async def _handle(self, action: str, ctx: Context, msg: Incoming) -> tuple[Any, bool]:
         """The handler's result, and whether a plain-text result is for the asker only."""
@@ -288,6 +302,28 @@ class Router:
 
     def _unknown_command(self, msg: Incoming) -> Reply:
         return Reply(f"I don't know the command /{msg.command}. Type /help to see what I can do.", ephemeral=True)
+
+
+class _QueuedNotice:
+    """The "queued" status of a message waiting for an in-flight slot, where the
+    conversation can show a status; cleared once the message is handled."""
+
+    def __init__(self, conv: Conversation) -> None:
+        self.set_status = getattr(conv, "set_status", None)
+        self.shown = False
+
+    async def show(self) -> None:
+        if self.set_status is not None:
+            await self.set_status(QUEUED)
+            self.shown = True
+
+    async def clear(self) -> None:
+        if self.shown:
+            self.shown = False
+            try:
+                await self.set_status(None)
+            except Exception:
+                log.warning("could not clear the queued status", exc_info=True)
 
 
 def _is_expected(exc: BaseException) -> bool:

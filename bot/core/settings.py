@@ -135,6 +135,35 @@ class Settings(Section):
         "unset: the embedded server",
     )
 
+    db_pool_size: int | None = env(
+        "AIBOT_DB_POOL_SIZE", None, ge=1, le=1000,
+        description="database connections each bot process keeps open; unset: from `AIBOT_MAX_IN_FLIGHT` "
+        "(one per 20 messages in flight, 5 to 20). Checked against the server's `max_connections` at start",
+    )
+    db_max_overflow: int = env(
+        "AIBOT_DB_MAX_OVERFLOW", 10, ge=0, le=1000,
+        description="extra connections a process may open for a burst, above `AIBOT_DB_POOL_SIZE`",
+    )
+    db_pool_timeout: float = env(
+        "AIBOT_DB_POOL_TIMEOUT", 60.0, gt=0,
+        description="seconds a database operation waits for a free pooled connection before it fails",
+    )
+
+    # --- load: in-flight limit, backpressure, processes -------------------------------
+    max_in_flight: int = env(
+        "AIBOT_MAX_IN_FLIGHT", 200, ge=1, le=100_000,
+        description="messages one process works on at once; more wait their turn (answered later, never refused)",
+    )
+    queued_notice_seconds: float = env(
+        "AIBOT_QUEUED_NOTICE_SECONDS", 5.0, ge=0,
+        description="after this long waiting for a free slot, a message gets a short \"queued\" status (Slack, Discord)",
+    )
+    workers: int = env(
+        "AIBOT_WORKERS", 1, ge=1, le=64,
+        description="bot processes `aibot run` starts (`--workers N`), sharing the HTTP port (SO_REUSEPORT) "
+        "and the database",
+    )
+
     # --- HTTP (health, metrics; features and platforms add their routes) ------------
     http_host: str = env("AIBOT_HTTP_HOST", "127.0.0.1", description="address of the HTTP server")
     http_port: int | None = env(
@@ -166,6 +195,13 @@ class Settings(Section):
         env_file = values.get("_env_file", ENV_FILE)
         super().__init__(**values)
         self._env_file = env_file
+
+    @property
+    def pool_size(self) -> int:
+        """Database connections per process: AIBOT_DB_POOL_SIZE, or from the in-flight limit."""
+        if self.db_pool_size is not None:
+            return self.db_pool_size
+        return max(5, min(20, self.max_in_flight // 20))
 
     @property
     def llm_configured(self) -> bool:

@@ -1,0 +1,103 @@
+"""Bounded in-flight work and the overload counters.
+
+At most `limit` messages are worked on at once in a process; the next one waits for a
+slot (backpressure) and is answered when one frees, never refused. A message that has
+waited `notice_after` seconds gets a short visible "queued" status where the platform
+has one. How often that happens, and how long messages wait, is counted here and shown
+in `/metrics` (`lines()`) and in the log.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+log = logging.getLogger(__name__)
+
+QUEUED = "is queued: many questions at once, yours is next in line…"
+
+
+class Load:
+    """The process's in-flight limit and its counters."""
+
+    def __init__(self, *, limit: int = 200, notice_after: float = 5.0) -> None:
+        self.limit = limit
+        self.notice_after = notice_after
+        self._slots = asyncio.Semaphore(limit)
+        self.in_flight = 0
+        self.waiting = 0
+        self.max_waiting = 0
+        self.waited_seconds = 0.0
+        self.counters: Counter[str] = Counter()  # queued, queued_notices, ledger_waits, ledger_retries ...
+        self._last_warning = 0.0
+        self.backlogs: dict[str, Callable[[], int]] = {}  # gauges read at render time (e.g. the ledger queue)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] += n
+
+    @asynccontextmanager
+    async def slot(self, *, notify: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[None]:
+        """Hold one in-flight slot; wait for it past the limit (calling `notify` once,
+        after `notice_after` seconds of waiting)."""
+        if self._slots.locked():
+            await self._wait(notify)
+        else:
+            await self._slots.acquire()
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._slots.release()
+
+    async def _wait(self, notify: Callable[[], Awaitable[None]] | None) -> None:
+        self.count("queued")
+        self.waiting += 1
+        self.max_waiting = max(self.max_waiting, self.waiting)
+        now = time.monotonic()
+        if now - self._last_warning > 10:
+            self._last_warning = now
+            log.warning("overloaded: %d messages in flight (the limit, AIBOT_MAX_IN_FLIGHT), %d waiting",
+                        self.in_flight, self.waiting)
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        try:
+            done, _ = await asyncio.wait({acquire}, timeout=self.notice_after)
+            if not done and notify is not None:
+                self.count("queued_notices")
+                try:
+                    await notify()
+                except Exception:  # a status is a courtesy: the answer still comes
+                    log.warning("could not show the queued status", exc_info=True)
+            await acquire
+        except BaseException:
+            if acquire.done() and not acquire.cancelled() and acquire.exception() is None:
+                self._slots.release()
+            else:
+                acquire.cancel()
+            raise
+        finally:
+            self.waiting -= 1
+            self.waited_seconds += time.monotonic() - now
+
+    def lines(self) -> list[str]:
+        """Prometheus text lines for `/metrics`."""
+        out = [
+            "# TYPE aibot_in_flight gauge",
+            f"aibot_in_flight {self.in_flight}",
+            "# TYPE aibot_in_flight_limit gauge",
+            f"aibot_in_flight_limit {self.limit}",
+            "# TYPE aibot_waiting gauge",
+            f"aibot_waiting {self.waiting}",
+            "# TYPE aibot_waiting_max gauge",
+            f"aibot_waiting_max {self.max_waiting}",
+            "# TYPE aibot_waited_seconds_total counter",
+            f"aibot_waited_seconds_total {self.waited_seconds:.3f}",
+        ]
+        for name in ("queued", "queued_notices", "ledger_waits", "ledger_retries"):
+            out += [f"# TYPE aibot_{name}_total counter", f"aibot_{name}_total {self.counters[name]}"]
+        for name, read in sorted(self.backlogs.items()):
+            out += [f"# TYPE aibot_{name}_backlog gauge", f"aibot_{name}_backlog {read()}"]
+        return out
