@@ -404,7 +404,8 @@ async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dic
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="aibot-load-")
     env = bot_env(args, port=port, slack=fake, model_url=model.base_url, database_url=database_url, data_dir=data_dir)
-    cmd = [sys.executable, "-m", "bot.cli", "run"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
+    profile = ["-m", "cProfile", "-o", f"{args.profile}.{r}"] if args.profile else []
+    cmd = [sys.executable, *profile, "-m", "bot.cli", "run"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
     log = open(Path(data_dir) / "bot.log", "w")
     bot = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=log)
     try:
@@ -495,4 +496,5 @@ if __name__ == "__main__":
     p.add_argument("--log-level", default="WARNING")
     p.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the bot")
     p.add_argument("--json", help="write every step's figures here")
+    p.add_argument("--profile", help="run the bot under cProfile, writing PROFILE.<round> (pstats)")
     asyncio.run(main(p.parse_args()))

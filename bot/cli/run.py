@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 
+from bot.cli.workers import is_worker, supervise
 from bot.core.db import Database, redact
+from bot.core.errors import ConfigError
 from bot.core.settings import LLM_SETUP_HINT
 
 
 def add(cli) -> None:
     p = cli.add("run", help="run the bot on every configured platform (the console if none)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run N bot processes sharing the HTTP port and the database (default: AIBOT_WORKERS, 1)")
     p.set_defaults(run=run, console_only=False)
     p = cli.add("chat", help="talk to the bot on this terminal")
     p.set_defaults(run=run, console_only=True)
@@ -22,6 +26,13 @@ def add(cli) -> None:
 async def run(args, rt) -> int:
     if not rt.settings.llm_configured:
         print(f"aibot: note: {LLM_SETUP_HINT}", file=sys.stderr)
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise ConfigError("--workers takes a number of processes, 1 or more, e.g. --workers 2")
+    if workers is not None:
+        rt.settings.workers = workers
+    if rt.settings.workers > 1 and not args.console_only and not is_worker():
+        return await supervise(rt, rt.settings.workers)
     async with rt.open() as app:
         await app.serve(app.adapters(console_only=args.console_only))
     return 0
