@@ -6,8 +6,7 @@ import time
 from collections.abc import Iterator
 
 from openai.types import CompletionUsage
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
+from openai.types.chat import ChatCompletion
 
 from bot.core.llm.bookkeeping import Tokens
 from bot.core.llm.types import Completion, ToolCall
@@ -49,32 +48,36 @@ class StreamAccumulator:
     def text(self) -> str:
         return "".join(self.parts)
 
-    def fold(self, chunk: ChatCompletionChunk) -> Iterator[str]:
-        """Fold in one chunk, yielding each text delta as soon as it is folded (a reader
-        that stops at a delta leaves the rest of the chunk unread, as it would the stream)."""
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        for choice in chunk.choices or ():
-            if choice.finish_reason:
-                self.finish = choice.finish_reason
-            delta = choice.delta
-            if delta is None:
+    def fold(self, chunk: dict) -> Iterator[str]:
+        """Fold in one chunk (the JSON of a `chat.completion.chunk`), yielding each text
+        delta as soon as it is folded (a reader that stops at a delta leaves the rest of
+        the chunk unread, as it would the stream)."""
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = CompletionUsage.model_construct(**usage)
+        for choice in chunk.get("choices") or ():
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
+            delta = choice.get("delta")
+            if not delta:
                 continue
-            for tc in delta.tool_calls or ():
+            for tc in delta.get("tool_calls") or ():
                 self._fold_tool_call(tc)
-            if delta.content:
+            content = delta.get("content")
+            if content:
                 self._first_token()
-                self.parts.append(delta.content)
-                yield delta.content
+                self.parts.append(content)
+                yield content
 
-    def _fold_tool_call(self, tc: ChoiceDeltaToolCall) -> None:
+    def _fold_tool_call(self, tc: dict) -> None:
         self._first_token()
-        slot = self.calls.setdefault(tc.index or 0, {"id": "", "name": "", "arguments": ""})
-        if tc.id:
-            slot["id"] = tc.id
-        if tc.function is not None:
-            slot["name"] += tc.function.name or ""
-            slot["arguments"] += tc.function.arguments or ""
+        slot = self.calls.setdefault(tc.get("index") or 0, {"id": "", "name": "", "arguments": ""})
+        if tc.get("id"):
+            slot["id"] = tc["id"]
+        function = tc.get("function")
+        if function:
+            slot["name"] += function.get("name") or ""
+            slot["arguments"] += function.get("arguments") or ""
 
     def _first_token(self) -> None:
         if self.ttft is None:

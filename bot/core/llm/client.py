@@ -8,6 +8,7 @@ time to first token, cost, cache hit, outcome, and who it was for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,12 +17,12 @@ from decimal import Decimal
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletionChunk
 
 from bot.core.cache import Cache
 from bot.core.errors import LLMError, LLMNotConfigured
 from bot.core.ledger import Ledger, UsageRecord
 from bot.core.llm.bookkeeping import PAID, CallBook, count_tokens
+from bot.core.llm import sse
 from bot.core.llm.chunks import StreamAccumulator, first_choice
 from bot.core.llm.failures import as_llm_error, stream_error
 from bot.core.llm.types import ChatOptions, Completion
@@ -191,10 +192,11 @@ class LLMStream:
         acc = StreamAccumulator()
         outcome = "ok"
         try:
-            chunks = await _open_stream(client, params)
-            async for chunk in chunks:
-                for delta in acc.fold(chunk):
-                    yield delta
+            async with contextlib.AsyncExitStack() as stack:
+                response = await _open_stream(stack, client, params)
+                async for chunk in sse.chunks(response):
+                    for delta in acc.fold(chunk):
+                        yield delta
             if acc.finish is None:  # the connection ended without a finish: the answer is cut
                 raise LLMError("cut", "stream ended without finish_reason")
         except BaseException as exc:
@@ -211,8 +213,9 @@ class LLMStream:
         await book.store(text, acc.calls, used)  # reached only when the stream finished ok
 
 
-async def _open_stream(client: openai.AsyncOpenAI, params: dict) -> openai.AsyncStream[ChatCompletionChunk]:
+async def _open_stream(stack: contextlib.AsyncExitStack, client: openai.AsyncOpenAI, params: dict):
+    """The raw streaming response, open (the SDK's retries done) and closed by `stack`."""
     try:
-        return await client.chat.completions.create(**params, stream=True, stream_options={"include_usage": True})
+        return await stack.enter_async_context(sse.open_chunks(client, params))
     except Exception as exc:
         raise as_llm_error(exc) from None
