@@ -1,0 +1,73 @@
+"""`aibot run --workers 2`: two bot processes on one Slack HTTP port (SO_REUSEPORT),
+sharing the database: every mention answered exactly once, retried deliveries too, both
+processes serving, and SIGTERM stops them all."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import signal
+import socket
+import time
+
+import aiohttp
+
+from tests.fakes.slack_server import BOT_TOKEN
+from tests.slack_support import *  # noqa: F401,F403
+from tests.slack_support import load
+from tests.test_console_e2e import AIBOT
+
+SECRET = "workers-test-signing-secret-0001"
+
+
+def signed(body: str, retry: str | None = None) -> dict:
+    ts = str(int(time.time()))
+    sig = "v0=" + hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig, "Content-Type": "application/json"}
+    if retry:
+        headers |= {"X-Slack-Retry-Num": retry, "X-Slack-Retry-Reason": "http_timeout"}
+    return headers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_two_workers_share_the_slack_port_and_answer_each_mention_once(env, fake_slack, fake_llm):
+    port = free_port()
+    env = {**env, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.base_url,
+           "SLACK_HTTP_PORT": str(port), "AIBOT_EMBEDDING_PROVIDER": "openai"}
+    proc = await asyncio.create_subprocess_exec(AIBOT, "run", "--workers", "2", env=env,
+                                                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/slack/events"
+    try:
+        await fake_slack.wait_for(lambda: len(fake_slack.calls_to("auth.test")) >= 2, timeout=90)  # both up
+        # a new connection per request, so the kernel spreads them over the two workers
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+            bodies = []
+            for i in range(20):
+                payload = load("app_mention", event_id=f"EvWorkers{i}", ts=f"1700000100.{i:06d}", channel=f"C0W{i % 4}",
+                               text=f"<@U0BOTUSER> question {i}")
+                fake_slack.deliver(payload)
+                bodies.append(json.dumps(payload))
+            for body in bodies:
+                async with session.post(url, data=body, headers=signed(body)) as resp:
+                    assert resp.status == 200
+            for body in bodies[:5]:  # Slack's retries of deliveries already acked
+                async with session.post(url, data=body, headers=signed(body, retry="1")) as resp:
+                    assert resp.status == 200
+        await fake_slack.wait_for(lambda: len(fake_slack.calls_to("chat.stopStream")) >= 20, timeout=60)
+        await asyncio.sleep(1.0)  # a duplicate answer would have started by now
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    answered = [c.args["thread_ts"] for c in fake_slack.calls_to("chat.startStream")]
+    assert sorted(answered) == sorted(f"1700000100.{i:06d}" for i in range(20))  # each once
+    assert len(fake_llm.chat_requests) == 20
+    # users.info is cached per process: two lookups of the one asker means both workers answered
+    assert len(fake_slack.calls_to("users.info")) == 2
