@@ -24,6 +24,7 @@ class Discord(Platform):
             token=section.bot_token.get_secret_value(),
             api_url=section.api_url,
             shard_count=section.shard_count,
+            shard_ids=section.shards(),
             max_file_bytes=section.max_file_bytes,
             sync_commands=section.sync_commands,
         )

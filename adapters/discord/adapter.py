@@ -69,6 +69,7 @@ class DiscordAdapter:
         token: str,
         api_url: str | None = None,
         shard_count: int | None = None,
+        shard_ids: list[int] | None = None,
         max_file_bytes: int = 25 * 1024 * 1024,
         sync_commands: bool = True,
         ready_timeout: float = 60.0,
@@ -84,9 +85,10 @@ class DiscordAdapter:
         for flag, on in INTENTS.items():
             setattr(intents, flag, on)
         # The sharded client asks /gateway/bot for the gateway URL and the recommended shard
-        # count (one for a small bot) unless DISCORD_SHARD_COUNT fixes the count.
+        # count (one for a small bot) unless DISCORD_SHARD_COUNT fixes the count;
+        # DISCORD_SHARD_IDS runs only some of them here (the rest in other processes).
         self.client: discord.Client = discord.AutoShardedClient(
-            intents=intents, shard_count=shard_count or None, allowed_mentions=NO_PINGS,
+            intents=intents, shard_count=shard_count or None, shard_ids=shard_ids, allowed_mentions=NO_PINGS,
             guild_ready_timeout=guild_ready_timeout,
         )
         self._custom_api = bool(api_url)
