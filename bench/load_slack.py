@@ -302,7 +302,7 @@ class Outcomes:
 
     def collect(self, start_index: int, qids: set[int]) -> dict[int, dict]:
         by_ts = {mention(q, 1)["event"]["ts"]: q for q in qids}
-        out: dict[int, dict] = {q: {"first": None, "final": None, "error": False} for q in qids}
+        out: dict[int, dict] = {q: {"first": None, "final": None, "error": False, "answers": 0} for q in qids}
         for call in self.fake.calls[start_index:]:
             if call.method not in VISIBLE or not call.ok:
                 continue
@@ -312,6 +312,8 @@ class Outcomes:
             at = call.at + self.offset
             text = call.args.get("text") or call.args.get("markdown_text") or ""
             rec = out[q]
+            if call.method in ("chat.startStream", "chat.postMessage"):
+                rec["answers"] += 1  # more than one: answered twice
             if text and rec["first"] is None:
                 rec["first"] = at
             if call.method == "chat.stopStream" or (text.rstrip().endswith("end.")):
@@ -353,6 +355,7 @@ async def run_step(args, url: str, pid: int, fake: FakeSlack | None, model: Mode
         res |= {
             "complete_pct": 100.0 * len(done) / n,
             "errors": sum(1 for o in seen.values() if o["error"]),
+            "twice": sum(1 for o in seen.values() if o["answers"] > 1),
             "first_p50": pct(first, 0.5),
             "overhead_p50": pct(overhead, 0.5),
             "overhead_p99": pct(overhead, 0.99),
@@ -406,12 +409,13 @@ async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dic
     env = bot_env(args, port=port, slack=fake, model_url=model.base_url, database_url=database_url, data_dir=data_dir)
     profile = ["-m", "cProfile", "-o", f"{args.profile}.{r}"] if args.profile else []
     cmd = [sys.executable, *profile, "-m", "bot.cli", "run"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
+    rows_before = await usage_count(database_url)
     log = open(Path(data_dir) / "bot.log", "w")
     bot = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=log)
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz", bot)
         # warm-up: users.info cache, connections, first model call
-        await run_step(args, f"http://127.0.0.1:{port}/slack/events", bot.pid, fake, model, 4, (r * 100 + 99) * 10_000,
+        warm = await run_step(args, f"http://127.0.0.1:{port}/slack/events", bot.pid, fake, model, 4, (r * 100 + 99) * 10_000,
                        answers=True)
         for i, rate in enumerate(rates):
             out["bot"].append(await run_step(args, f"http://127.0.0.1:{port}/slack/events", bot.pid, fake, model, rate,
@@ -421,10 +425,27 @@ async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dic
         stop_process(bot)
         log.close()
         await fake.stop()
+    rows = await usage_count(database_url) - rows_before
+    answered = round(sum(row["n"] * row["complete_pct"] / 100 for row in [warm, *out["bot"]]))
+    print(f"round {r + 1}: {rows} usage ledger rows written for {answered} answers", file=sys.stderr)
+    out["ledger"] = [{"rows": rows, "answered": answered}]
     errors = [ln for ln in (Path(data_dir) / "bot.log").read_text().splitlines() if " ERROR " in ln or "Traceback" in ln]
     if errors:
         print(f"bot log ({data_dir}/bot.log) has {len(errors)} error lines, e.g. {errors[0][:300]}", file=sys.stderr)
     return out
+
+
+async def usage_count(database_url: str) -> int:
+    """Rows in the usage ledger (one per model call)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(text("SELECT count(*) FROM usage"))).scalar_one()
+    finally:
+        await engine.dispose()
 
 
 def median_of(rows: list[dict], key: str) -> float | None:
@@ -442,7 +463,7 @@ def report(args, rounds: list[dict[str, list[dict]]]) -> str:
         f"workers={args.workers} rounds={args.rounds} seconds/step={args.seconds} channels={args.channels} "
         f"model={args.ttft + args.tokens / args.tps:.1f}s ({args.tokens} tokens)",
         "",
-        "| rate msg/s | complete % | errors | ack p50 / p99 ms (baseline) | first visible p50 ms "
+        "| rate msg/s | complete % | errors / twice | ack p50 / p99 ms (baseline) | first visible p50 ms "
         "| overhead p50 / p99 ms | CPU ms/msg (baseline) | RSS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -450,7 +471,8 @@ def report(args, rounds: list[dict[str, list[dict]]]) -> str:
         bot = [rd["bot"][i] for rd in rounds]
         base = [rd["baseline"][i] for rd in rounds]
         lines.append(
-            f"| {rate:g} | {fmt(median_of(bot, 'complete_pct'), '.1f')} | {fmt(median_of(bot, 'errors'))} "
+            f"| {rate:g} | {fmt(median_of(bot, 'complete_pct'), '.1f')} | {fmt(median_of(bot, 'errors'))} / "
+            f"{fmt(median_of(bot, 'twice'))} "
             f"| {fmt(median_of(bot, 'ack_p50'), '.1f')} / {fmt(median_of(bot, 'ack_p99'))} "
             f"({fmt(median_of(base, 'ack_p50'), '.1f')} / {fmt(median_of(base, 'ack_p99'))}) "
             f"| {fmt(median_of(bot, 'first_p50'))} "
@@ -458,6 +480,10 @@ def report(args, rounds: list[dict[str, list[dict]]]) -> str:
             f"| {fmt(median_of(bot, 'cpu_ms_per_msg'), '.1f')} ({fmt(median_of(base, 'cpu_ms_per_msg'), '.1f')}) "
             f"| {fmt(median_of(bot, 'rss_mb'))} |"
         )
+    ledger = [rd["ledger"][0] for rd in rounds if rd.get("ledger")]
+    lines.append("")
+    lines.append("usage ledger rows written / answers, per round: "
+                 + ", ".join(f"{x['rows']} / {x['answered']}" for x in ledger))
     return "\n".join(lines)
 
 

@@ -173,3 +173,20 @@ async def test_questions_get_the_embedding_model_before_waiting_ingestion_slices
     vectors = await question
     assert len(vectors) == 1 and order.index("question") == 1  # right after the slice in hand
     assert len(await ingest) == 40
+
+
+async def test_a_pool_larger_than_the_database_allows_is_refused_at_start_with_the_fix(settings):
+    from bot.core.db import Database
+    from bot.core.errors import ConfigError
+
+    too_big = settings.model_copy(update=dict(db_pool_size=1000, workers=2))
+    try:
+        await Database.open(too_big)
+    except ConfigError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("a pool the server cannot serve was accepted")
+    assert "AIBOT_WORKERS=2 x (AIBOT_DB_POOL_SIZE=1000 + AIBOT_DB_MAX_OVERFLOW=10)" in message
+    assert "max_connections" in message and "secret" not in message
+    db = await Database.open(settings)  # the default pool fits
+    await db.close()
