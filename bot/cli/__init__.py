@@ -51,6 +51,17 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+def run_async(coro):
+    """Run the subcommand on uvloop where it is installed (a faster event loop: less CPU
+    per message under load), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def main(argv: list[str] | None = None, *, units: tuple[Sequence[type[Feature]], Sequence[type[Platform]]] | None = None) -> int:
     """`aibot ARGS`; `units` (features, platforms) replace the composition root's lists."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,7 +73,7 @@ def main(argv: list[str] | None = None, *, units: tuple[Sequence[type[Feature]],
         configure_logging(settings.log_level)
         runtime = Runtime(settings, features=units[0], platforms=units[1])
         runtime.validate()
-        return asyncio.run(args.run(args, runtime)) or 0
+        return run_async(args.run(args, runtime)) or 0
     except ConfigError as exc:
         print(f"aibot: {exc}", file=sys.stderr)
         return 2
