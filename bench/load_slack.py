@@ -496,6 +496,13 @@ async def main(args) -> None:
 
     pg_dir = Path(tempfile.mkdtemp(prefix="aibot-load-pg-"))
     server, database_url = await asyncio.to_thread(pgembed.start, pg_dir / "pg")
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from bot.core.db import Database
+
+    engine = create_async_engine(database_url)
+    await Database.from_engine(engine).upgrade()  # before the first count of ledger rows
+    await engine.dispose()
     model = ModelProcess(ttft=args.ttft, tps=args.tps, tokens=args.tokens)
     try:
         rounds = [await one_round(args, r, database_url, model) for r in range(args.rounds)]
