@@ -28,7 +28,10 @@ async def chunks(response) -> AsyncIterator[dict]:
     as the SDK's stream would."""
     buf = b""
     data: list[bytes] = []
+    done = False
     async for part in response.http_response.aiter_bytes():
+        if done:  # read to the end, so the connection goes back to the pool (as the SDK does)
+            continue
         buf += part
         if b"\n" not in part:
             continue
@@ -45,7 +48,8 @@ async def chunks(response) -> AsyncIterator[dict]:
             payload = b"\n".join(data)
             data = []
             if payload.startswith(DONE):
-                return
+                done = True
+                break
             obj = json.loads(payload)
             if isinstance(obj, dict) and obj.get("error"):
                 err = obj["error"]
