@@ -327,7 +327,7 @@ async def run_step(args, url: str, pid: int, fake: FakeSlack | None, model: Mode
                    first_qid: int, *, answers: bool) -> dict:
     n = int(min(rate * args.seconds, args.max_count))
     start_index = len(fake.calls) if fake else 0
-    cpu0 = cpu_seconds(pid)
+    cpu0, wall0 = cpu_seconds(pid), time.monotonic()
     fakes0 = time.process_time() + (cpu_seconds(model.proc.pid) if model else 0.0)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -371,6 +371,7 @@ async def run_step(args, url: str, pid: int, fake: FakeSlack | None, model: Mode
         "ack_p50": pct(ack_ms, 0.5),
         "ack_p99": pct(ack_ms, 0.99),
         "cpu_ms_per_msg": cpu * 1000 / n,
+        "cpu_pct": 100.0 * cpu / (time.monotonic() - wall0),  # of one core, over the step (sending to last answer)
         "fakes_cpu_ms_per_msg": fakes * 1000 / n,  # this process (fake Slack, load) + the fake model
         "rss_mb": rss_mb(pid),
     }
@@ -467,8 +468,8 @@ def report(args, rounds: list[dict[str, list[dict]]]) -> str:
         f"model={args.ttft + args.tokens / args.tps:.1f}s ({args.tokens} tokens)",
         "",
         "| rate msg/s | complete % | errors / twice | ack p50 / p99 ms (baseline) | first visible p50 ms "
-        "| overhead p50 / p99 ms | CPU ms/msg (baseline) | fakes CPU ms/msg | RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| overhead p50 / p99 ms | CPU ms/msg (baseline) | bot CPU % of a core | fakes CPU ms/msg | RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, rate in enumerate(rates):
         bot = [rd["bot"][i] for rd in rounds]
@@ -481,7 +482,7 @@ def report(args, rounds: list[dict[str, list[dict]]]) -> str:
             f"| {fmt(median_of(bot, 'first_p50'))} "
             f"| {fmt(median_of(bot, 'overhead_p50'))} / {fmt(median_of(bot, 'overhead_p99'))} "
             f"| {fmt(median_of(bot, 'cpu_ms_per_msg'), '.1f')} ({fmt(median_of(base, 'cpu_ms_per_msg'), '.1f')}) "
-            f"| {fmt(median_of(bot, 'fakes_cpu_ms_per_msg'), '.1f')} "
+            f"| {fmt(median_of(bot, 'cpu_pct'))} | {fmt(median_of(bot, 'fakes_cpu_ms_per_msg'), '.1f')} "
             f"| {fmt(median_of(bot, 'rss_mb'))} |"
         )
     ledger = [rd["ledger"][0] for rd in rounds if rd.get("ledger")]
