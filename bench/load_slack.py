@@ -425,6 +425,8 @@ async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dic
             out["bot"].append(await run_step(args, f"http://127.0.0.1:{port}/slack/events", bot.pid, fake, model, rate,
                                              (r * 100 + i) * 10_000, answers=True))
             print(f"round {r + 1} {rate:g} msg/s: {out['bot'][-1]}", file=sys.stderr)
+        out["metrics"] = [await overload_metrics(f"http://127.0.0.1:{port}/metrics")]
+        print(f"round {r + 1} overload counters: {out['metrics'][0]}", file=sys.stderr)
     finally:
         stop_process(bot)
         log.close()
@@ -437,6 +439,20 @@ async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dic
     if errors:
         print(f"bot log ({data_dir}/bot.log) has {len(errors)} error lines, e.g. {errors[0][:300]}", file=sys.stderr)
     return out
+
+
+async def overload_metrics(url: str) -> dict[str, float]:
+    """The bot's overload counters from /metrics (one worker's, with --workers)."""
+    names = ("aibot_queued_total", "aibot_queued_notices_total", "aibot_waiting_max", "aibot_ledger_retries_total")
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url) as resp:
+            text = await resp.text()
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            found[name.removeprefix("aibot_")] = float(value)
+    return found
 
 
 async def usage_count(database_url: str) -> int:
