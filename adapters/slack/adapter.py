@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import logging
 import re
+import time
 from collections import OrderedDict
 from dataclasses import replace
 
@@ -93,7 +94,9 @@ class SlackAdapter:
         self.me: Identity | None = None
         self._workspaces: dict[str, Workspace] = {}
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._people: dict[str, tuple[str | None, str | None, bool]] = {}  # user -> (name, tz, admin): users.info
+        # (team, user) -> ((name, tz, admin), when read): users.info, re-read after SLACK_ROLE_CACHE_SECONDS
+        # so that a promotion or demotion counts within minutes
+        self._people: dict[tuple[str, str], tuple[tuple[str | None, str | None, bool], float]] = {}
         self._tasks: set[asyncio.Task] = set()
         self._dispatch: Dispatch | None = None
         self._socket = None
@@ -196,23 +199,26 @@ class SlackAdapter:
             self._submit(msg, conv)
         self.handled += 1
 
-    async def person(self, user: str) -> tuple[str | None, str | None, bool]:
+    async def person(self, user: str, team: str = "") -> tuple[str | None, str | None, bool]:
         """A person's display name, IANA time zone (None where Slack won't say) and whether
-        they are a workspace admin or owner (users.info, cached)."""
-        if user not in self._people:
-            try:
-                info = (await self.client.users_info(user=user))["user"]
-                profile = info.get("profile") or {}
-                name = profile.get("display_name") or profile.get("real_name") or info.get("name")
-                admin = bool(info.get("is_admin") or info.get("is_owner"))
-                self._people[user] = (name, info.get("tz") or None, admin)
-            except SlackApiError:
-                self._people[user] = (None, None, False)
-        return self._people[user]
+        they are a workspace admin or owner (users.info `is_admin`/`is_owner`, cached briefly)."""
+        found = self._people.get((team, user))
+        if found is not None and time.monotonic() - found[1] < self.settings.role_cache_seconds:
+            return found[0]
+        try:
+            info = (await self.client.users_info(user=user))["user"]
+            profile = info.get("profile") or {}
+            name = profile.get("display_name") or profile.get("real_name") or info.get("name")
+            admin = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+            person = (name, info.get("tz") or None, admin)
+        except SlackApiError:
+            person = (None, None, False)  # unknown: never an admin
+        self._people[(team, user)] = (person, time.monotonic())
+        return person
 
-    async def user_name(self, user: str) -> str | None:
+    async def user_name(self, user: str, team: str = "") -> str | None:
         """A person's display name (users.info, cached); None if Slack won't say."""
-        return (await self.person(user))[0]
+        return (await self.person(user, team))[0]
 
     def _submit(self, msg: Incoming, conv: SlackConversation) -> None:
         ws = self.workspace(msg.tenant)
@@ -232,10 +238,11 @@ class SlackAdapter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _deliver(self, msg: Incoming, conv: SlackConversation) -> None:
-        # after the ack: who is asking, by name, so that prompts and summaries read well
-        # and in which time zone (e.g. `/digest on 09:00` means 09:00 where they are)
-        if (msg.user_name is None or msg.timezone is None) and msg.user and not (msg.from_self or msg.from_bot):
-            name, tz, admin = await self.person(msg.user)
+        # after the ack: who is asking, by name, so that prompts and summaries read well,
+        # in which time zone (e.g. `/digest on 09:00` means 09:00 where they are), and
+        # whether they are a workspace admin or owner (admin-only commands)
+        if msg.user and not (msg.from_self or msg.from_bot):
+            name, tz, admin = await self.person(msg.user, msg.tenant)
             msg = replace(msg, user_name=msg.user_name or name, timezone=msg.timezone or tz, is_admin=admin)
         result = self._dispatch(msg, conv)
         if inspect.isawaitable(result):

@@ -134,7 +134,7 @@ class SlackConversation:
             raw = []
         names = {}
         for uid in {m.get("user") for m in raw if m.get("user") and not m.get("bot_id")}:
-            names[uid] = await self.adapter.user_name(uid)
+            names[uid] = await self.adapter.user_name(uid, self.team)
         items = [self._item(m, names) for m in raw]
         if since is not None:
             items = [it for it in items if it.ts >= since]

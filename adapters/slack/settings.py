@@ -44,3 +44,7 @@ class SlackSettings(Section):
         "SLACK_MAX_RETRIES", 3, ge=0, le=10,
         description="retries of a Slack Web API call answered 429, each after its `Retry-After`",
     )
+    role_cache_seconds: float = env(
+        "SLACK_ROLE_CACHE_SECONDS", 300.0, ge=0,
+        description="how long a person's name and admin/owner role from `users.info` are remembered",
+    )

@@ -24,6 +24,7 @@ from bot.core.commands import CommandSet, CommandSpec, Group, declarations, decl
 from bot.core.errors import LLMError, UserError, user_message_for
 from bot.core.messages import CallInfo, Incoming, Reply
 from bot.core.render import render_stream
+from bot.core.roles import BotAdmins, refusal
 from bot.core.surface import Conversation
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class Router:
         self.ingest: Handler | None = None
         self._locks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._tasks: set[asyncio.Task] = set()
+        self.admins = BotAdmins(services.settings.admins)
         self.add(HELP, self._help)
 
     # --- registration ---------------------------------------------------------------
@@ -188,6 +190,7 @@ class Router:
                 return Handled(IGNORE)
             if route.action == OBSERVE:
                 return Handled(OBSERVE)
+            msg = self.admins.mark(msg)  # the bot's own admins (AIBOT_ADMINS) count as workspace admins
             ctx = Context(self.services, conv, msg, self)
             lock = self._locks.setdefault(msg.thread_key, asyncio.Lock())
             async with lock:
@@ -212,7 +215,7 @@ class Router:
                 return self._unknown_command(msg), True
             spec, options, handler = found
             if spec.admin_only and not msg.is_admin:
-                raise UserError(f"Only workspace admins can use /{spec.name}.")
+                raise UserError(refusal(msg.platform, f"use /{spec.name}"))
             return await handler(ctx, msg, **options), spec.ephemeral
         if action == INGEST:
             if self.ingest is None:

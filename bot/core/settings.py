@@ -90,6 +90,12 @@ class Settings(Section):
         "AIBOT_LOG_LEVEL", "WARNING", description="`DEBUG`, `INFO`, `WARNING`, `ERROR` (logs go to stderr, never secrets)"
     )
 
+    admins: str | None = env(
+        "AIBOT_ADMINS", None,
+        description="the bot's own admins, who may do everything workspace admins may: comma-separated "
+        "`platform:user` (every workspace) or `platform:tenant:user` ids, e.g. `slack:U012AB3CD,discord:80351110224678912`",
+    )
+
     # --- LLM ------------------------------------------------------------------------
     openai_api_key: SecretStr | None = env(
         "OPENAI_API_KEY", None, description="key for the OpenAI-compatible endpoint (not needed for local servers)"

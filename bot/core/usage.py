@@ -16,7 +16,7 @@ class UsageStats(Feature):
     name = "usage"
 
     @command("ai-stats", description="Model usage per pattern: requests, latency, tokens, cost",
-             usage="/ai-stats [24h]", ephemeral=True)
+             usage="/ai-stats [24h]", ephemeral=True, admin_only=True)
     async def ai_stats(self, ctx, msg: Incoming, window: str = "") -> str:
         """window: only the last window, e.g. 24h or 7d"""
         since = parse_window(window) if window else None

@@ -16,6 +16,7 @@ from typing import Literal
 from bot.core.commands import command
 from bot.core.feature import Feature
 from bot.core.messages import Incoming
+from bot.core.roles import require_admin
 from patterns.batch import times
 from patterns.batch.digest import DigestReply, Digests
 from patterns.batch.scheduler import RUN_COMMAND, DigestScheduler
@@ -39,6 +40,8 @@ class Batch(Feature):
                      time: str = ""):
         """action: turn it on or off, post one now, or show its status
         time: on: the time of day, e.g. 09:00 (then a time zone and `weekdays`, both optional)"""
+        if action in ("on", "off"):  # a schedule posts for the whole channel: admins decide
+            require_admin(msg, "turn a channel's daily digest on or off")
         return await self.digests.command(ctx, msg, action, time)
 
     @command(RUN_COMMAND, description="A scheduled digest (internal)", hidden=True)

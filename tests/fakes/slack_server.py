@@ -89,6 +89,10 @@ class FakeSlack:
         self.users: dict[str, str] = {"U2147483697": "Steve", "U061F7AUR": "Alice", "U0ALICE": "Alice",
                                       "U0BOB": "Bob", BOT_USER: "aibot"}
         self.timezones: dict[str, str] = {}  # user -> IANA zone, users.info `tz` (set by tests)
+        # workspace roles as users.info reports them (`is_admin`, `is_owner`); the slash
+        # command fixture's user (Steve) administers the workspace, the others are members
+        self.admins: set[str] = {"U2147483697"}
+        self.owners: set[str] = set()
         self.file_bytes: dict[str, bytes] = {}
         self.downloads: list[dict] = []
         self.page_size = page_size  # small pages so that cursor paging is exercised
@@ -434,8 +438,12 @@ class FakeSlack:
         if uid not in self.users:
             return {"ok": False, "error": "user_not_found"}
         name = self.users[uid]
+        owner = uid in self.owners
         return {"user": {"id": uid, "team_id": TEAM, "name": name.lower(), "real_name": f"{name} Example",
                          "profile": {"display_name": name, "real_name": f"{name} Example"},
+                         # Slack: owners are admins too; is_primary_owner only for the one primary owner
+                         "is_admin": uid in self.admins or owner, "is_owner": owner, "is_primary_owner": False,
+                         "is_bot": uid == BOT_USER, "deleted": False,
                          **({"tz": self.timezones[uid]} if uid in self.timezones else {})}}
 
     def m_files_info(self, args):
