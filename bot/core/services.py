@@ -10,6 +10,7 @@ from bot.core.dedupe import Dedupe
 from bot.core.ledger import Ledger
 from bot.core.knowledge import KnowledgeBase
 from bot.core.llm import LLM
+from bot.core.preferences import Defaults, PreferenceLookup
 
 
 @dataclass
@@ -22,3 +23,4 @@ class Services:
     dedupe: Dedupe
     channels: Channels = field(default_factory=Channels)
     kb: KnowledgeBase | None = None  # set by the RAG pattern
+    prefs: PreferenceLookup = field(default_factory=Defaults)  # set by the settings feature (patterns.workspace)

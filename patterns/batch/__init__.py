@@ -42,6 +42,9 @@ class Batch(Feature):
         time: on: the time of day, e.g. 09:00 (then a time zone and `weekdays`, both optional)"""
         if action in ("on", "off"):  # a schedule posts for the whole channel: admins decide
             require_admin(msg, "turn a channel's daily digest on or off")
+        if action == "on" and not time.strip():  # the workspace's default time and zone, if it chose them
+            prefs = await self.services.prefs.for_message(msg)
+            time = " ".join(t for t in (prefs.digest_time, prefs.digest_tz) if t)
         return await self.digests.command(ctx, msg, action, time)
 
     @command(RUN_COMMAND, description="A scheduled digest (internal)", hidden=True)

@@ -51,6 +51,8 @@ class Rag(Feature):
         question = msg.text.strip()
         if not question or msg.attachments or not await self.store.has_documents(msg.tenant):
             return None
+        if not (await self.services.prefs.for_message(msg)).auto_route:  # the workspace turned it off
+            return None
         try:
             passages = await self.answers.strong(tenant=msg.tenant, question=question, channel=msg.channel)
         except UserError as exc:  # e.g. vectors of another model: chat still answers
