@@ -2,6 +2,10 @@
 HTTP mode (Events API, slash commands and interactivity on one path of the bot's HTTP
 server, signatures checked with SLACK_SIGNING_SECRET).
 
+One workspace with SLACK_BOT_TOKEN, or many through Bolt's OAuth flow (SLACK_CLIENT_ID
+..., `adapters.slack.oauth`): then every call for a workspace uses that workspace's own
+token, and an uninstall or token revocation stops its use at once.
+
 Every event is acknowledged at once (bolt acks events itself; slash commands are acked
 first thing in their listener) and handed to the core with `dispatch`, never awaited
 inline. No AI logic here: events in, replies out.
@@ -42,10 +46,11 @@ _ANYTHING = re.compile(r".*")
 
 
 def build_client(settings: SlackSettings) -> AsyncWebClient:
-    """The Web API client: SLACK_API_URL honoured; 429s retried after Retry-After."""
+    """The Web API client: SLACK_API_URL honoured; 429s retried after Retry-After. Without
+    SLACK_BOT_TOKEN (many workspaces) it has no token of its own: each call names one."""
     kwargs = {"base_url": settings.api_url} if settings.api_url else {}
     return AsyncWebClient(
-        token=settings.bot_token.get_secret_value(),
+        token=settings.bot_token.get_secret_value() if settings.bot_token else None,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=settings.max_retries),
@@ -59,17 +64,36 @@ class SlackAdapter:
     name = "slack"
 
     def __init__(self, *, settings: SlackSettings, client: AsyncWebClient | None = None) -> None:
-        if settings.bot_token is None:
-            raise ConfigError("Slack needs SLACK_BOT_TOKEN, e.g. SLACK_BOT_TOKEN=xoxb-...")
+        if settings.bot_token is None and not settings.distributed:
+            raise ConfigError("Slack needs SLACK_BOT_TOKEN for one workspace (e.g. SLACK_BOT_TOKEN=xoxb-...), or "
+                              "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to be installed in many through OAuth.")
+        if settings.distributed:
+            missing = [v for v, f in (("SLACK_CLIENT_SECRET", "client_secret"), ("SLACK_INSTALLATION_KEY", "installation_key"),
+                                      ("SLACK_SIGNING_SECRET", "signing_secret")) if getattr(settings, f) is None]
+            if missing:
+                raise ConfigError(f"Slack OAuth distribution (SLACK_CLIENT_ID) also needs {', '.join(missing)}; "
+                                  "see docs/multi-workspace.md.")
         if settings.app_token is None and settings.signing_secret is None:
             raise ConfigError(
                 "Slack needs SLACK_APP_TOKEN (Socket Mode, e.g. SLACK_APP_TOKEN=xapp-...) "
                 "or SLACK_SIGNING_SECRET (HTTP mode, from the app's Basic Information page)."
             )
         self.settings = settings
-        self.bot_token = settings.bot_token.get_secret_value()
+        self.bot_token = settings.bot_token.get_secret_value() if settings.bot_token else None
         self.client = client or build_client(settings)
         self.socket_mode = settings.app_token is not None
+        self.installations = self.tokens = None
+        oauth = {}
+        if settings.distributed:
+            from adapters.slack.installations import SlackInstallations, SlackOAuthStates
+            from adapters.slack.oauth import Tokens, oauth_settings
+
+            self.installations = SlackInstallations(client_id=settings.client_id,
+                                                    keys=settings.installation_key.get_secret_value())
+            self.states = SlackOAuthStates()
+            self.tokens = Tokens(settings=settings, installations=self.installations, client=self.client)
+            oauth["oauth_settings"] = oauth_settings(settings, installations=self.installations, states=self.states,
+                                                     client=self.client)
         self.app = AsyncApp(
             client=self.client,
             signing_secret=None if self.socket_mode else settings.signing_secret.get_secret_value(),
@@ -79,7 +103,10 @@ class SlackAdapter:
             # our listeners only hand work to a task, so bolt can answer as soon as they
             # return instead of polling for the ack every 10 ms
             process_before_response=True,
+            **oauth,
         )
+        self.app.event("app_uninstalled")(self._on_uninstalled)
+        self.app.event("tokens_revoked")(self._on_tokens_revoked)
         self.app.event("app_mention")(self._on_event)
         self.app.event("message")(self._on_event)
         self.app.command(_ANY_COMMAND)(self._on_command)
@@ -99,6 +126,8 @@ class SlackAdapter:
         self._people: dict[tuple[str, str], tuple[tuple[str | None, str | None, bool], float]] = {}
         self._tasks: set[asyncio.Task] = set()
         self._dispatch: Dispatch | None = None
+        self._identities: dict[str, Identity] = {}  # team -> the bot's ids there (many workspaces)
+        self._tenants = None  # the core's tenant lifecycle (`bind`)
         self._socket = None
         self._closed = asyncio.Event()
         self.handled = 0  # envelopes/requests handed over (acked), for tests and the benchmark
@@ -107,7 +136,14 @@ class SlackAdapter:
 
     @property
     def needs_http(self) -> bool:
-        return not self.socket_mode
+        return not self.socket_mode or self.installations is not None  # the install pages are web pages
+
+    def bind(self, services) -> None:
+        """The bot's storage and tenant lifecycle (before `start`)."""
+        self._tenants = getattr(services, "tenants", None)
+        if self.installations is not None:
+            self.installations.attach(services.db)
+            self.states.attach(services.db)
 
     @property
     def http_port(self) -> int:
@@ -115,12 +151,23 @@ class SlackAdapter:
         return self.settings.http_port
 
     def mount(self, web_app, path: str | None = None) -> None:
-        """HTTP mode: Slack's events, commands and interactivity on one POST path."""
-        web_app.router.add_post(path or self.settings.http_path, self._http)
+        """HTTP mode: Slack's events, commands and interactivity on one POST path; with
+        OAuth distribution also the install and redirect pages."""
+        if not self.socket_mode:
+            web_app.router.add_post(path or self.settings.http_path, self._http)
+        flow = self.app.oauth_flow
+        if flow is not None:
+            web_app.router.add_get(flow.install_path, self._oauth)
+            web_app.router.add_get(flow.redirect_uri_path, self._oauth)
 
     async def start(self, dispatch: Dispatch, *, commands: CommandSet = CommandSet()) -> None:
         """Connect; `commands` are declared in the app's manifest (deploy/), not here."""
         self._dispatch = dispatch
+        if self.installations is not None:
+            await self._connect()
+            log.info("Slack serving the workspaces installed through OAuth (%s mode), installs at %s",
+                     "socket" if self.socket_mode else "HTTP", self.app.oauth_flow.install_path)
+            return
         try:
             auth = await self.client.auth_test()
         except SlackApiError as exc:
@@ -129,13 +176,16 @@ class SlackAdapter:
                 "Token (xoxb-...) from its OAuth & Permissions page."
             ) from None
         self.me = Identity(user_id=auth["user_id"], bot_id=auth.get("bot_id"), team_id=auth["team_id"])
+        await self._connect()
+        log.info("Slack connected as %s in %s (%s mode)", self.me.user_id, self.me.team_id,
+                 "socket" if self.socket_mode else "HTTP")
+
+    async def _connect(self) -> None:
         if self.socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             self._socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
             await self._socket.connect_async()
-        log.info("Slack connected as %s in %s (%s mode)", self.me.user_id, self.me.team_id,
-                 "socket" if self.socket_mode else "HTTP")
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -169,17 +219,45 @@ class SlackAdapter:
     def conversation(self, *, tenant: str, channel: str, thread: str | None = None) -> SlackConversation:
         return SlackConversation(self, team=tenant, channel=channel, thread=thread)
 
+    # --- one workspace or many ----------------------------------------------------------
+
+    def client_for(self, team: str):
+        """The Web API client acting as the bot of `team` (its own token when there are many)."""
+        if self.tokens is None:
+            return self.client
+        from adapters.slack.oauth import TeamClient
+
+        return TeamClient(self.client, self.tokens, team)
+
+    async def token_for(self, team: str) -> str:
+        return self.bot_token if self.tokens is None else await self.tokens.token(team)
+
+    def identity(self, team: str) -> Identity:
+        """Who the bot is in `team` (auth.test with one token; Bolt's authorization with many)."""
+        return self.me or self._identities.get(team) or Identity(user_id="", bot_id=None, team_id=team)
+
+    def _seen(self, context) -> Identity:
+        """Many workspaces: the bot's ids and token in the workspace Bolt authorized the event for."""
+        if self.me is not None:
+            return self.me
+        team = context.team_id or ""
+        me = Identity(user_id=context.bot_user_id or "", bot_id=context.bot_id, team_id=team)
+        self._identities[team] = me
+        self.tokens.seen(team, context.bot_token, context.enterprise_id)
+        return me
+
     # --- events in ------------------------------------------------------------------
 
-    async def _on_event(self, body: dict) -> None:
-        msg = from_event(body, self.me, in_bot_thread=self.in_bot_thread)
+    async def _on_event(self, body: dict, context) -> None:
+        msg = from_event(body, self._seen(context), in_bot_thread=self.in_bot_thread)
         if msg is not None:
             conv = SlackConversation(self, team=msg.tenant, channel=msg.channel, thread=msg.thread, user=msg.user)
             self._submit(msg, conv)
         self.handled += 1
 
-    async def _on_command(self, ack, body: dict) -> None:
+    async def _on_command(self, ack, body: dict, context) -> None:
         await ack()  # within Slack's 3 s, before any work
+        self._seen(context)
         msg = from_command(body)
         conv = SlackConversation(self, team=msg.tenant, channel=msg.channel, user=msg.user,
                                  response_url=body.get("response_url"))
@@ -190,8 +268,9 @@ class SlackAdapter:
         await ack()
         self.handled += 1
 
-    async def _on_summarize_shortcut(self, ack, body: dict) -> None:
+    async def _on_summarize_shortcut(self, ack, body: dict, context) -> None:
         await ack()  # within Slack's 3 s; the summary follows in the thread
+        self._seen(context)
         msg = from_message_shortcut(body)
         if msg is not None:
             conv = SlackConversation(self, team=msg.tenant, channel=msg.channel, thread=msg.thread, user=msg.user,
@@ -206,7 +285,7 @@ class SlackAdapter:
         if found is not None and time.monotonic() - found[1] < self.settings.role_cache_seconds:
             return found[0]
         try:
-            info = (await self.client.users_info(user=user))["user"]
+            info = (await self.client_for(team).users_info(user=user))["user"]
             profile = info.get("profile") or {}
             name = profile.get("display_name") or profile.get("real_name") or info.get("name")
             admin = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
@@ -247,6 +326,44 @@ class SlackAdapter:
         result = self._dispatch(msg, conv)
         if inspect.isawaitable(result):
             await result
+
+    # --- uninstalls ------------------------------------------------------------------
+
+    async def _on_uninstalled(self, body: dict) -> None:
+        """app_uninstalled: the workspace's tokens are dead; forget them now, and let the
+        core schedule the deletion of its data."""
+        await self._removed(body, "app_uninstalled")
+        self.handled += 1
+
+    async def _on_tokens_revoked(self, body: dict) -> None:
+        """tokens_revoked: when the bot's own token is among them, as an uninstall."""
+        tokens = (body.get("event") or {}).get("tokens") or {}
+        if tokens.get("bot"):
+            await self._removed(body, "tokens_revoked")
+        elif self.installations is not None and tokens.get("oauth"):
+            for user in tokens["oauth"]:
+                await self.installations.async_delete_installation(
+                    enterprise_id=body.get("enterprise_id"), team_id=body.get("team_id"), user_id=user)
+        self.handled += 1
+
+    async def _removed(self, body: dict, reason: str) -> None:
+        team = body.get("team_id") or ""
+        if self.installations is not None:
+            self.tokens.forget(team)
+            await self.installations.async_delete_all(enterprise_id=body.get("enterprise_id"), team_id=team)
+        log.warning("Slack workspace %s removed the bot (%s): its tokens are no longer used", team, reason)
+        if self._tenants is not None:
+            await self._tenants.removed(platform="slack", tenant=team, reason=reason)
+
+    async def _oauth(self, request):
+        """GET /slack/install and /slack/oauth_redirect: Bolt's OAuth flow."""
+        flow = self.app.oauth_flow
+        bolt_request = await to_bolt_request(request)
+        if request.path == flow.install_path:
+            bolt_response = await flow.handle_installation(bolt_request)
+        else:
+            bolt_response = await flow.handle_callback(bolt_request)
+        return await to_aiohttp_response(bolt_response)
 
     async def _http(self, request):
         bolt_request = await to_bolt_request(request)

@@ -128,6 +128,9 @@ class App:
     async def attach(self, adapter) -> None:
         """Start an adapter on this bot: events to the router, the declared commands for
         its command UI, and its channels for posts nobody asked for (digests)."""
+        bind = getattr(adapter, "bind", None)  # an adapter that keeps state in the bot's storage
+        if bind is not None:
+            bind(self.services)
         await adapter.start(self.router.submit, commands=self.router.declared)
         self.services.channels.register(adapter.name, adapter.conversation)
 
