@@ -144,6 +144,9 @@ class SlackAdapter:
         if self.installations is not None:
             self.installations.attach(services.db)
             self.states.attach(services.db)
+            if self._tenants is not None:  # installed again within the grace period: its data stays
+                tenants = self._tenants
+                self.installations.on_saved = lambda team: tenants.restored(platform="slack", tenant=team)
 
     @property
     def http_port(self) -> int:

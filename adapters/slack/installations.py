@@ -46,6 +46,7 @@ def cipher(keys: str) -> MultiFernet:
 
 class _Stored:
     db = None
+    on_saved = None  # async (team id) -> None, after an installation is saved
 
     def attach(self, db) -> None:
         self.db = db
@@ -83,6 +84,8 @@ class SlackInstallations(_Stored, AsyncInstallationStore):
                 "AND team_id IS NOT DISTINCT FROM :t AND user_id IS NOT DISTINCT FROM :u AND id < :id"),
                 dict(row, id=new))
         log.info("Slack installation saved for team %s (enterprise %s)", installation.team_id, installation.enterprise_id)
+        if self.on_saved is not None and installation.team_id:
+            await self.on_saved(installation.team_id)
 
     async def async_save_bot(self, bot: Bot) -> None:
         """A rotated bot token: the workspace's installation with the new bot fields."""

@@ -96,6 +96,12 @@ class Settings(Section):
         "`platform:user` (every workspace) or `platform:tenant:user` ids, e.g. `slack:U012AB3CD,discord:80351110224678912`",
     )
 
+    tenant_grace_days: float = env(
+        "AIBOT_TENANT_GRACE_DAYS", 30.0, ge=0,
+        description="days a workspace's data is kept after it uninstalls the bot (Slack) or removes it (Discord), "
+        "in case it comes back; 0 deletes at once",
+    )
+
     # --- LLM ------------------------------------------------------------------------
     openai_api_key: SecretStr | None = env(
         "OPENAI_API_KEY", None, description="key for the OpenAI-compatible endpoint (not needed for local servers)"

@@ -17,6 +17,7 @@ from bot.core.commands import command
 from bot.core.feature import Feature
 from bot.core.messages import Incoming
 from bot.core.roles import require_admin
+from bot.core.tenants import TenantData
 from patterns.batch import times
 from patterns.batch.digest import DigestReply, Digests
 from patterns.batch.scheduler import RUN_COMMAND, DigestScheduler
@@ -34,6 +35,10 @@ class Batch(Feature):
         self.digests = Digests(services=self.services, settings=self.settings)
         self.worker = BatchWorker(services=self.services, settings=self.settings)
         self.scheduler: DigestScheduler | None = None
+        if self.services.tenants is not None:  # a tenant's schedules go with its export / deletion
+            store = self.digests.store
+            self.services.tenants.register("digest_schedules", TenantData(export=store.export_tenant,
+                                                                          delete=store.delete_tenant))
 
     @command("digest", description="The daily digest of this channel", usage=times.USAGE)
     async def digest(self, ctx, msg: Incoming, action: Literal["on", "off", "now", "status"] = "status",

@@ -20,6 +20,7 @@ from bot.core.errors import UserError
 from bot.core.feature import Feature
 from bot.core.messages import Incoming
 from bot.core.roles import refusal
+from bot.core.tenants import TenantData
 from patterns.rag.answer import GroundedAnswers, passages_reply, short
 from patterns.rag.settings import RagSettings
 from patterns.rag.store import KnowledgeStore
@@ -41,6 +42,10 @@ class Rag(Feature):
         self.store = KnowledgeStore(db=self.services.db, embedder=build_embedder(host.settings, llm.client),
                                     settings=self.settings)
         self.services.kb = self.store
+        if self.services.tenants is not None:  # a tenant's documents go with its export / deletion
+            self.services.tenants.register("documents", TenantData(
+                export=lambda platform, tenant: self.store.export_tenant(tenant),
+                delete=lambda platform, tenant: self.store.delete_tenant(tenant)))
         self.answers = GroundedAnswers(llm=llm, store=self.store, settings=self.settings, core=host.settings)
 
     # --- mentions and files ---------------------------------------------------------

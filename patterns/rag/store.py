@@ -349,6 +349,27 @@ class KnowledgeStore:
                 )
             ).scalar()
 
+    async def export_tenant(self, tenant: str) -> list[dict]:
+        """Every document of `tenant` with its text (its passages in order), JSON-ready."""
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(text(
+                """
+                SELECT d.id, d.name, d.channel, d.added_by, d.owner, d.kind, d.pages, d.size_bytes, d.version,
+                       d.created_at, d.updated_at,
+                       coalesce((SELECT string_agg(c.text, E'\n\n' ORDER BY c.ord) FROM kb_chunks c WHERE c.document_id = d.id), '')
+                FROM kb_documents d WHERE d.tenant = :tenant ORDER BY d.id
+                """), dict(tenant=tenant))).all()
+        keys = ("id", "name", "channel", "added_by", "owner", "kind", "pages", "size_bytes", "version",
+                "created_at", "updated_at", "text")
+        return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in zip(keys, r)} for r in rows]
+
+    async def delete_tenant(self, tenant: str) -> dict[str, int]:
+        """Delete every document of `tenant` and its passages; how many of each."""
+        async with self.db.engine.begin() as conn:
+            passages = (await conn.execute(text("DELETE FROM kb_chunks WHERE tenant = :t"), dict(t=tenant))).rowcount
+            docs = (await conn.execute(text("DELETE FROM kb_documents WHERE tenant = :t"), dict(t=tenant))).rowcount
+        return {"documents": docs, "passages": passages}
+
     async def reembed(self, *, everything: bool = False, batch: int = 256, progress=None) -> int:
         """Recompute the vectors made by another model (or all, with `everything`); returns
         how many chunks were updated. Each batch commits on its own."""

@@ -3,15 +3,19 @@ chat by its admins and recorded in an audit log.
 
 - `/aibot settings show|set KEY VALUE|reset KEY`: the whole workspace;
   `/aibot channel ...`: this channel's own (persona, language, models, auto-routing);
-  `/aibot audit`: who changed what, when. All admin-only (`bot.core.roles`).
+  `/aibot audit`: who changed what, when; `/aibot export` and `/aibot delete-data`: the
+  workspace's data on request. All admin-only (`bot.core.roles`).
 - The store is the core's `services.prefs`: chat reads its system prompt, language and
   model from it, the routers their auto-routing switch, `/digest on` its default time;
   a change counts from the next message (nothing is cached).
+- Removed tenants' data is deleted when their grace period is over (`lifecycle`), and
+  `aibot tenant export|delete|status` does it from the command line (`cli`).
 - The channel allow-list / deny-list is enforced here, by the first answerer: a mention
   in a channel the bot may not answer in gets one sentence saying so.
 """
 from __future__ import annotations
 
+import json
 from datetime import timezone
 from typing import Literal
 
@@ -19,10 +23,14 @@ from bot.core.commands import Group, answerer, command
 from bot.core.errors import UserError
 from bot.core.feature import Feature
 from bot.core.messages import Incoming, Reply
+from bot.core.tenants import TenantData
 from patterns.workspace.keys import KEYS, key as find_key
+from patterns.workspace import store as settings_data
+from patterns.workspace.lifecycle import Sweeper
 from patterns.workspace.store import WORKSPACE, Change, SettingsStore
 
 SHOWN = 120  # characters of a long value (a persona) shown in lists
+EXPORT_IN_CHAT = 3_000  # longest export posted in the chat itself
 
 
 class Workspace(Feature):
@@ -33,6 +41,29 @@ class Workspace(Feature):
         super().__init__(host)
         self.store = SettingsStore(self.services.db)
         self.services.prefs = self.store
+        self.tenants = self.services.tenants
+        self.sweeper: Sweeper | None = None
+        if self.tenants is not None:  # a tenant's settings go with its export / deletion
+            db = self.services.db
+            self.tenants.register("settings", TenantData(
+                export=lambda p, t: settings_data.export_tenant(db, p, t),
+                delete=lambda p, t: settings_data.delete_tenant(db, p, t)))
+
+    async def start(self) -> None:
+        if self.tenants is not None:
+            self.sweeper = Sweeper(tenants=self.tenants)
+            self.sweeper.start()
+
+    async def stop(self) -> None:
+        if self.sweeper is not None:
+            await self.sweeper.stop()
+            self.sweeper = None
+
+    @classmethod
+    def add_cli(cls, cli) -> None:
+        from patterns.workspace import cli as commands
+
+        commands.add(cli)
 
     # --- where the bot answers ------------------------------------------------------
 
@@ -73,6 +104,34 @@ class Workspace(Feature):
         if not changes:
             return "No settings have been changed in this workspace yet."
         return "Latest settings changes (newest first):\n" + "\n".join(describe(c) for c in changes)
+
+    @command("aibot export", description="This workspace's documents, settings, schedules and usage as JSON (admins)",
+             ephemeral=True, admin_only=True)
+    async def export(self, ctx, msg: Incoming) -> str:
+        data = await self._tenants().export(msg.platform, msg.tenant)
+        blob = json.dumps(data, indent=1, ensure_ascii=False, default=str)
+        summary = ", ".join(f"{len(v) if isinstance(v, list) else sum(map(len, v.values()))} {k}"
+                            for k, v in data.items() if isinstance(v, (list, dict)))
+        if len(blob) <= EXPORT_IN_CHAT:
+            return f"This workspace's data ({summary}):\n```\n{blob}\n```"
+        return (f"This workspace holds {summary}: {len(blob):,} characters of JSON, too long for a chat message. "
+                f"The bot's operator can hand it over with `aibot tenant export {msg.platform}:{msg.tenant}`.")
+
+    @command("aibot delete-data", description="Delete all of this workspace's data now (admins)", ephemeral=True,
+             admin_only=True, usage="/aibot delete-data [WORKSPACE-ID to confirm]")
+    async def delete_data(self, ctx, msg: Incoming, confirm: str = "") -> str:
+        """confirm: this workspace's id, to confirm"""
+        if confirm.strip() != msg.tenant:
+            return (f"This deletes every document, setting, audit entry, digest schedule and usage record of this "
+                    f"workspace, for good. To go ahead: `/aibot delete-data {msg.tenant}`.")
+        counts = await self._tenants().delete(msg.platform, msg.tenant,
+                                              reason=f"/aibot delete-data by {msg.user_name or msg.user} ({msg.user})")
+        return "Deleted: " + (", ".join(f"{n} {what}" for what, n in counts.items()) or "nothing") + "."
+
+    def _tenants(self):
+        if self.tenants is None:
+            raise UserError("Data export and deletion are not available in this build.")
+        return self.tenants
 
     async def _settings(self, msg: Incoming, channel: str, action: str, name: str, value: str) -> str:
         scope = "this channel" if channel else "this workspace"

@@ -81,6 +81,29 @@ class SettingsStore:
         return [Change(*r) for r in rows]
 
 
+async def _rows(db, sql: str, platform: str, tenant: str) -> list[dict]:
+    async with db.session() as s:
+        rows = (await s.execute(text(sql), dict(p=platform, t=tenant))).mappings().all()
+    return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
+
+
+async def export_tenant(db, platform: str, tenant: str) -> dict:
+    return {
+        "values": await _rows(db, "SELECT channel, key, value, updated_by, updated_at FROM workspace_settings "
+                                  "WHERE platform = :p AND tenant = :t ORDER BY channel, key", platform, tenant),
+        "audit": await _rows(db, "SELECT at, actor, actor_name, channel, key, old_value, new_value FROM settings_audit "
+                                 "WHERE platform = :p AND tenant = :t ORDER BY id", platform, tenant),
+    }
+
+
+async def delete_tenant(db, platform: str, tenant: str) -> dict[str, int]:
+    where = dict(p=platform, t=tenant)
+    async with db.session.begin() as s:
+        values = (await s.execute(text("DELETE FROM workspace_settings WHERE platform = :p AND tenant = :t"), where)).rowcount
+        audit = (await s.execute(text("DELETE FROM settings_audit WHERE platform = :p AND tenant = :t"), where)).rowcount
+    return {"settings": values, "settings audit entries": audit}
+
+
 def apply(values: dict[str, str], workspace: dict[str, str], msg: Incoming) -> Preferences:
     """Preferences from stored values (a channel's over its workspace's)."""
     allow = [c for c in workspace.get("channels_allow", "").split(",") if c]

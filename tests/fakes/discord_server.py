@@ -278,6 +278,11 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", i, guild_id=i.get("guild_id"))
         return i
 
+    async def remove_bot(self) -> None:
+        """The bot is kicked from the guild: GUILD_DELETE without `unavailable` (Discord's
+        sign that the bot was removed, not an outage)."""
+        await self.dispatch("GUILD_DELETE", {"id": self.GUILD_ID}, guild_id=self.GUILD_ID)
+
     async def dispatch(self, event: str, data: dict, *, guild_id: str | None = None) -> None:
         await self.wait_ready()
         for s in self.sessions:
