@@ -78,8 +78,10 @@ class Ledger:
         except Exception:
             log.exception("could not write the usage ledger row for pattern %s", rec.call.pattern)
 
-    async def stats(self, *, since: datetime | None = None) -> list[PatternStats]:
-        """Per pattern: requests, errors, cache hits, avg/p95 latency, avg TTFT, tokens, cost."""
+    async def stats(self, *, since: datetime | None = None, platform: str | None = None,
+                    tenant: str | None = None) -> list[PatternStats]:
+        """Per pattern: requests, errors, cache hits, avg/p95 latency, avg TTFT, tokens, cost;
+        of one workspace when `tenant` is given (on `platform`)."""
         q = select(
             Usage.pattern,
             func.count(),
@@ -94,6 +96,10 @@ class Ledger:
         ).group_by(Usage.pattern).order_by(Usage.pattern)
         if since is not None:
             q = q.where(Usage.created_at >= since)
+        if tenant is not None:
+            q = q.where(Usage.workspace == tenant)
+            if platform is not None:
+                q = q.where(Usage.platform == platform)
         async with self.db.session() as s:
             rows = (await s.execute(q)).all()
         return [
