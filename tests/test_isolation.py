@@ -148,3 +148,23 @@ async def test_the_cli_answers_for_the_named_workspace_only(bot, fake_llm, env):
         world.check(t, [out.stdout], [])
     assert world.marker[t] in found.stdout and world.marker[t] in exported.stdout
     assert sum(s["requests"] for s in json.loads(stats.stdout)) == 1  # its one mention
+
+
+async def test_metrics_name_no_tenant(bot, fake_llm):
+    import aiohttp
+
+    from bot.core.http import HttpServer
+
+    world = World(bot, fake_llm, 11)
+    await world.setup()
+    server = HttpServer(bot.app.services, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{server.bound_port}/metrics") as resp:
+                body = await resp.text()
+    finally:
+        await server.stop()
+    assert "aibot_requests_total" in body
+    for (platform, tenant), marker in world.marker.items():
+        assert tenant not in body and marker not in body

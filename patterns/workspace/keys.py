@@ -99,8 +99,8 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("chat_model", "model for answers", _model, True, "gpt-4o"),
     Key("fast_model", "model for summaries and digests", _model, True, "gpt-4o-mini"),
     Key("auto_route", "mentions may go to the agent or the knowledge base on their own (on/off)", _switch, True, "off"),
-    Key("channels_allow", "answer mentions only in these channels", _channels, False, "#general #support"),
-    Key("channels_deny", "never answer mentions in these channels", _channels, False, "#random"),
+    Key("channels_allow", "answer mentions only in these channels", _channels, False, "C0123ABCD C0456EFGH"),
+    Key("channels_deny", "never answer mentions in these channels", _channels, False, "C0789IJKL"),
     Key("digest_time", "time of `/digest on` without a time", _time, False, "09:00"),
     Key("digest_tz", "time zone of `/digest on` without one", _zone, False, "Europe/Berlin"),
     Key("monthly_budget_usd", "model spend allowed per month, in US dollars", _budget, False, "50"),
@@ -115,3 +115,12 @@ def key(name: str, *, channel: bool) -> Key:
     if channel and not found.channel:
         raise UserError(f"`{found.name}` is set for the whole workspace: use `/aibot settings set {found.name} ...`.")
     return found
+
+
+def table() -> str:
+    """The settings keys as a Markdown table (docs/commands.md, kept current by cog)."""
+    rows = ["| key | what it sets | where | example |", "|---|---|---|---|"]
+    for k in KEYS.values():
+        where = "workspace or channel" if k.channel else "workspace"
+        rows.append(f"| `{k.name}` | {k.description} | {where} | `{k.example}` |")
+    return "\n".join(rows)
