@@ -3,6 +3,8 @@ they take effect at the next message, are recorded in the audit log, and only ad
 may change or read them."""
 from __future__ import annotations
 
+import json
+
 from tests.discord_env import discord_bot, fake, settle  # noqa: F401 (fixtures)
 from tests.slack_support import *  # noqa: F401,F403
 
@@ -142,3 +144,26 @@ async def test_discord_aibot_group_needs_manage_server_by_default(app, fake, dis
     group = discord_bot.tree.get_command("aibot")
     assert group.default_permissions.manage_guild
     assert {c.name for c in group.commands} >= {"settings", "channel", "audit"}
+
+
+def home_opened(user: str) -> dict:
+    """app_home_opened, as Slack documents it."""
+    return {"token": "x", "team_id": "T0FAKETEAM", "api_app_id": "A1", "type": "event_callback",
+            "event_id": f"EvHome{user}", "event_time": 1,
+            "event": {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home",
+                      "event_ts": "1515449522.000016"}}
+
+
+async def test_slack_home_tab_shows_settings_and_usage_to_admins_only(slack, fake_llm):
+    await slack.command("/aibot", f"settings set persona {PERSONA}")
+    fake_llm.enqueue("Ada here.")
+    await slack.event(load("app_mention", event_id="EvAsk"))
+    await slack.event(home_opened("U2147483697"))  # an admin
+    await slack.fake.wait_for(lambda: "U2147483697" in slack.fake.homes)
+    admin_view = json.dumps(slack.fake.homes["U2147483697"])
+    assert "You are Ada" in admin_view and "streaming: 1 requests" in admin_view
+    await slack.event(home_opened("U0ALICE"))  # a member
+    await slack.fake.wait_for(lambda: "U0ALICE" in slack.fake.homes)
+    member_view = json.dumps(slack.fake.homes["U0ALICE"])
+    assert "You are Ada" not in member_view and "requests" not in member_view
+    assert "shown to workspace admins" in member_view

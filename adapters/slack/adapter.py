@@ -19,6 +19,7 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
@@ -107,6 +108,7 @@ class SlackAdapter:
         )
         self.app.event("app_uninstalled")(self._on_uninstalled)
         self.app.event("tokens_revoked")(self._on_tokens_revoked)
+        self.app.event("app_home_opened")(self._on_home)
         self.app.event("app_mention")(self._on_event)
         self.app.event("message")(self._on_event)
         self.app.command(_ANY_COMMAND)(self._on_command)
@@ -128,6 +130,7 @@ class SlackAdapter:
         self._dispatch: Dispatch | None = None
         self._identities: dict[str, Identity] = {}  # team -> the bot's ids there (many workspaces)
         self._tenants = None  # the core's tenant lifecycle (`bind`)
+        self._services = None  # for the App Home tab: the workspace's settings and usage (`bind`)
         self._socket = None
         self._closed = asyncio.Event()
         self.handled = 0  # envelopes/requests handed over (acked), for tests and the benchmark
@@ -141,6 +144,7 @@ class SlackAdapter:
     def bind(self, services) -> None:
         """The bot's storage and tenant lifecycle (before `start`)."""
         self._tenants = getattr(services, "tenants", None)
+        self._services = services
         if self.installations is not None:
             self.installations.attach(services.db)
             self.states.attach(services.db)
@@ -329,6 +333,39 @@ class SlackAdapter:
         result = self._dispatch(msg, conv)
         if inspect.isawaitable(result):
             await result
+
+    # --- App Home -------------------------------------------------------------------
+
+    async def _on_home(self, body: dict, context) -> None:
+        """Someone opened the bot's Home tab: publish it for them (settings; usage for admins)."""
+        self._seen(context)
+        event = body.get("event") or {}
+        team, user = body.get("team_id") or context.team_id or "", event.get("user") or ""
+        if event.get("tab") == "home" and user and self._services is not None:
+            self._track_home(team, user)
+        self.handled += 1
+
+    def _track_home(self, team: str, user: str) -> None:
+        task = asyncio.ensure_future(self._publish_home(team, user))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish_home(self, team: str, user: str) -> None:
+        from adapters.slack.home import home_view
+
+        try:
+            services = self._services
+            _, _, admin = await self.person(user, team)
+            prefs = await services.prefs.for_message(Incoming(platform="slack", tenant=team, channel="", user=user,
+                                                              text="", is_admin=admin))
+            usage = None
+            if admin:
+                since = datetime.now(timezone.utc) - timedelta(days=30)
+                usage = await services.ledger.stats(since=since, platform="slack", tenant=team)
+            view = home_view(bot_name=services.settings.bot_name, prefs=prefs, admin=admin, usage=usage)
+            await self.client_for(team).views_publish(user_id=user, view=view)
+        except Exception:
+            log.exception("could not publish the Home tab in %s", team)
 
     # --- uninstalls ------------------------------------------------------------------
 

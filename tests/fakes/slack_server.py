@@ -127,6 +127,7 @@ class FakeSlack:
         self.client_id, self.client_secret = "1111.2222", "fake-client-secret"
         self.workspaces: dict[str, Workspace] = {BOT_TOKEN: Workspace(TEAM, "Fake Team", BOT_USER, BOT_ID, BOT_TOKEN)}
         self.codes: dict[str, Workspace] = {}
+        self.homes: dict[str, dict] = {}  # user -> the Home tab published for them
         self.rotation = False  # token rotation on: tokens expire after `token_lifetime` s
         self.token_lifetime = 43_200
 
@@ -493,6 +494,18 @@ class FakeSlack:
 
     def m_assistant_threads_setStatus(self, args):
         return {}
+
+    def m_views_publish(self, args):
+        """views.publish: a Home tab for one user (Block Kit, at most 100 blocks)."""
+        view = args.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not args.get("user_id") or not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        if len(view.get("blocks") or []) > 100:
+            return {"ok": False, "error": "invalid_blocks"}
+        self.homes[args["user_id"]] = view
+        return {"view": {"id": f"V{uuid.uuid4().hex[:8].upper()}", "type": "home", **view}}
 
     def _page(self, items: list[Message], args) -> dict:
         limit = min(int(args.get("limit") or 100), self.page_size)
