@@ -131,6 +131,7 @@ class SlackAdapter:
         self._identities: dict[str, Identity] = {}  # team -> the bot's ids there (many workspaces)
         self._tenants = None  # the core's tenant lifecycle (`bind`)
         self._services = None  # for the App Home tab: the workspace's settings and usage (`bind`)
+        self._gone: set[str] = set()  # teams that removed the bot since this process started
         self._socket = None
         self._closed = asyncio.Event()
         self.handled = 0  # envelopes/requests handed over (acked), for tests and the benchmark
@@ -330,6 +331,9 @@ class SlackAdapter:
         if msg.user and not (msg.from_self or msg.from_bot):
             name, tz, admin = await self.person(msg.user, msg.tenant)
             msg = replace(msg, user_name=msg.user_name or name, timezone=msg.timezone or tz, is_admin=admin)
+        if msg.tenant in self._gone and self._tenants is not None:  # installed again: keep its data
+            self._gone.discard(msg.tenant)
+            await self._tenants.restored(platform="slack", tenant=msg.tenant)
         result = self._dispatch(msg, conv)
         if inspect.isawaitable(result):
             await result
@@ -392,6 +396,7 @@ class SlackAdapter:
             self.tokens.forget(team)
             await self.installations.async_delete_all(enterprise_id=body.get("enterprise_id"), team_id=team)
         log.warning("Slack workspace %s removed the bot (%s): its tokens are no longer used", team, reason)
+        self._gone.add(team)
         if self._tenants is not None:
             await self._tenants.removed(platform="slack", tenant=team, reason=reason)
 
