@@ -163,3 +163,14 @@ async def test_discord_removal_from_a_guild_schedules_its_deletion(app, fake, fa
         assert (await counts(app, FakeDiscord.GUILD_ID, "discord"))["documents"] == 1
     finally:
         await adapter.stop()
+
+
+async def test_a_slack_workspace_that_comes_back_keeps_its_data(slack, fake_llm):
+    app = slack.app
+    await slack.event({"token": "x", "team_id": "T0FAKETEAM", "api_app_id": "A1", "type": "event_callback",
+                       "event_id": "EvBye", "event_time": 1, "event": {"type": "app_uninstalled"}})
+    assert (await app.services.tenants.status("slack", "T0FAKETEAM"))["status"] == "removed"
+    fake_llm.enqueue("Welcome back.")
+    await slack.event(load("app_mention", event_id="EvBack"))  # installed again by hand
+    assert await app.services.tenants.status("slack", "T0FAKETEAM") is None
+    assert slack.fake.bot_messages()[-1].text == "Welcome back."
