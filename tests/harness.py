@@ -142,7 +142,9 @@ class Harness:
 
     def incoming(self, text: str, **overrides) -> Incoming:
         self._n += 1
-        fields: dict = dict(platform="test", tenant="T1", channel="C1", user="U1", user_name="alice", id=f"u{self._n}")
+        # the user administers the workspace unless a test says otherwise (`is_admin=False`)
+        fields: dict = dict(platform="test", tenant="T1", channel="C1", user="U1", user_name="alice", id=f"u{self._n}",
+                            is_admin=True)
         m = _COMMAND.match(text.strip())
         if m:
             fields.update(command=m.group(1).lower(), text=(m.group(2) or "").strip())

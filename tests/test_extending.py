@@ -59,7 +59,7 @@ async def test_a_new_pattern_and_platform_run_like_the_built_in_ones(settings, p
         assert await loop.say("@bot what is new?") == ["Plain chat answers the rest."]
 
         # admin-only is enforced by the router, from the declaration
-        assert await loop.say("/echo-reset") == ["Only workspace admins can use /echo-reset."]
+        assert await loop.say("/echo-reset") == ["Only workspace admins (or the bot's admins) can use /echo-reset."]
         assert await loop.say("/echo-reset", is_admin=True) == ["forgotten"]
 
         # its HTTP route is mounted, its background work started, its channels reachable

@@ -98,9 +98,34 @@ class DiscordAdapter:
         self._runner: asyncio.Task | None = None
         self._tasks: set[asyncio.Future] = set()
 
+        self._tenants = None  # the core's tenant lifecycle (`bind`)
+
         @self.client.event
         async def on_message(message: discord.Message) -> None:
             await self._on_message(message)
+
+        @self.client.event
+        async def on_guild_remove(guild: discord.Guild) -> None:
+            await self._guild_removed(guild)
+
+        @self.client.event
+        async def on_guild_join(guild: discord.Guild) -> None:
+            if self._tenants is not None:  # back within the grace period: its data stays
+                await self._tenants.restored(platform="discord", tenant=str(guild.id))
+
+    def bind(self, services) -> None:
+        """The core's tenant lifecycle (before `start`)."""
+        self._tenants = getattr(services, "tenants", None)
+
+    async def _guild_removed(self, guild: discord.Guild) -> None:
+        """Kicked, banned or left (GUILD_DELETE without `unavailable`): the guild's data goes
+        after the grace period."""
+        log.warning("removed from Discord guild %s", guild.id)
+        if self._tenants is not None:
+            try:
+                await self._tenants.removed(platform="discord", tenant=str(guild.id), reason="guild_removed")
+            except Exception:
+                log.exception("could not record the removal from guild %s", guild.id)
 
     @property
     def bot_id(self) -> int:

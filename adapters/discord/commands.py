@@ -28,8 +28,12 @@ def build_tree(client: discord.Client, commands: CommandSet, handle: Handle) -> 
         if isinstance(entry, CommandSpec):
             tree.add_command(_command(entry, handle))
             continue
-        group = app_commands.Group(name=entry.name, description=_short(entry.description))
-        for spec in commands.subcommands(entry.name):
+        subs = commands.subcommands(entry.name)
+        # Discord takes default permissions on top-level commands only: a group whose
+        # subcommands are all admin-only is Manage Server by default as a whole
+        admin = discord.Permissions(manage_guild=True) if subs and all(s.admin_only for s in subs) else None
+        group = app_commands.Group(name=entry.name, description=_short(entry.description), default_permissions=admin)
+        for spec in subs:
             group.add_command(_command(spec, handle, name=spec.word))
         tree.add_command(group)
     return tree

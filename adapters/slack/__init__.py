@@ -13,7 +13,7 @@ class Slack(Platform):
 
     @classmethod
     def configured(cls, section: SlackSettings) -> bool:
-        return section.bot_token is not None
+        return section.bot_token is not None or section.client_id is not None
 
     @classmethod
     def create(cls, section: SlackSettings, settings):

@@ -2,6 +2,10 @@
 HTTP mode (Events API, slash commands and interactivity on one path of the bot's HTTP
 server, signatures checked with SLACK_SIGNING_SECRET).
 
+One workspace with SLACK_BOT_TOKEN, or many through Bolt's OAuth flow (SLACK_CLIENT_ID
+..., `adapters.slack.oauth`): then every call for a workspace uses that workspace's own
+token, and an uninstall or token revocation stops its use at once.
+
 Every event is acknowledged at once (bolt acks events itself; slash commands are acked
 first thing in their listener) and handed to the core with `dispatch`, never awaited
 inline. No AI logic here: events in, replies out.
@@ -12,8 +16,10 @@ import asyncio
 import inspect
 import logging
 import re
+import time
 from collections import OrderedDict
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import aiohttp
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -44,10 +50,11 @@ _ANYTHING = re.compile(r".*")
 
 def build_client(settings: SlackSettings, *, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
     """The Web API client: SLACK_API_URL honoured; 429s retried after Retry-After; every
-    call on `session` (kept-alive connections) when one is given."""
+    call on `session` (kept-alive connections) when one is given. Without SLACK_BOT_TOKEN
+    (many workspaces) it has no token of its own: each call names one."""
     kwargs = {"base_url": settings.api_url} if settings.api_url else {}
     return AsyncWebClient(
-        token=settings.bot_token.get_secret_value(),
+        token=settings.bot_token.get_secret_value() if settings.bot_token else None,
         session=session,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
@@ -62,19 +69,38 @@ class SlackAdapter:
     name = "slack"
 
     def __init__(self, *, settings: SlackSettings, client: AsyncWebClient | None = None) -> None:
-        if settings.bot_token is None:
-            raise ConfigError("Slack needs SLACK_BOT_TOKEN, e.g. SLACK_BOT_TOKEN=xoxb-...")
+        if settings.bot_token is None and not settings.distributed:
+            raise ConfigError("Slack needs SLACK_BOT_TOKEN for one workspace (e.g. SLACK_BOT_TOKEN=xoxb-...), or "
+                              "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to be installed in many through OAuth.")
+        if settings.distributed:
+            missing = [v for v, f in (("SLACK_CLIENT_SECRET", "client_secret"), ("SLACK_INSTALLATION_KEY", "installation_key"),
+                                      ("SLACK_SIGNING_SECRET", "signing_secret")) if getattr(settings, f) is None]
+            if missing:
+                raise ConfigError(f"Slack OAuth distribution (SLACK_CLIENT_ID) also needs {', '.join(missing)}; "
+                                  "see docs/multi-workspace.md.")
         if settings.app_token is None and settings.signing_secret is None:
             raise ConfigError(
                 "Slack needs SLACK_APP_TOKEN (Socket Mode, e.g. SLACK_APP_TOKEN=xapp-...) "
                 "or SLACK_SIGNING_SECRET (HTTP mode, from the app's Basic Information page)."
             )
         self.settings = settings
-        self.bot_token = settings.bot_token.get_secret_value()
+        self.bot_token = settings.bot_token.get_secret_value() if settings.bot_token else None
         self.client = client or build_client(settings)
         self._owns_client = client is None
         self._session: aiohttp.ClientSession | None = None
         self.socket_mode = settings.app_token is not None
+        self.installations = self.tokens = None
+        oauth = {}
+        if settings.distributed:
+            from adapters.slack.installations import SlackInstallations, SlackOAuthStates
+            from adapters.slack.oauth import Tokens, oauth_settings
+
+            self.installations = SlackInstallations(client_id=settings.client_id,
+                                                    keys=settings.installation_key.get_secret_value())
+            self.states = SlackOAuthStates()
+            self.tokens = Tokens(settings=settings, installations=self.installations, client=self.client)
+            oauth["oauth_settings"] = oauth_settings(settings, installations=self.installations, states=self.states,
+                                                     client=self.client)
         self.app = AsyncApp(
             client=self.client,
             signing_secret=None if self.socket_mode else settings.signing_secret.get_secret_value(),
@@ -84,7 +110,11 @@ class SlackAdapter:
             # our listeners only hand work to a task, so bolt can answer as soon as they
             # return instead of polling for the ack every 10 ms
             process_before_response=True,
+            **oauth,
         )
+        self.app.event("app_uninstalled")(self._on_uninstalled)
+        self.app.event("tokens_revoked")(self._on_tokens_revoked)
+        self.app.event("app_home_opened")(self._on_home)
         self.app.event("app_mention")(self._on_event)
         self.app.event("message")(self._on_event)
         self.app.command(_ANY_COMMAND)(self._on_command)
@@ -99,9 +129,15 @@ class SlackAdapter:
         self.me: Identity | None = None
         self._workspaces: dict[str, Workspace] = {}
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._people: dict[str, tuple[str | None, str | None, bool]] = {}  # user -> (name, tz, admin): users.info
+        # (team, user) -> ((name, tz, admin), when read): users.info, re-read after SLACK_ROLE_CACHE_SECONDS
+        # so that a promotion or demotion counts within minutes
+        self._people: dict[tuple[str, str], tuple[tuple[str | None, str | None, bool], float]] = {}
         self._tasks: set[asyncio.Task] = set()
         self._dispatch: Dispatch | None = None
+        self._identities: dict[str, Identity] = {}  # team -> the bot's ids there (many workspaces)
+        self._tenants = None  # the core's tenant lifecycle (`bind`)
+        self._services = None  # for the App Home tab: the workspace's settings and usage (`bind`)
+        self._gone: set[str] = set()  # teams that removed the bot since this process started
         self._socket = None
         self._closed = asyncio.Event()
         self.handled = 0  # envelopes/requests handed over (acked), for tests and the benchmark
@@ -110,7 +146,18 @@ class SlackAdapter:
 
     @property
     def needs_http(self) -> bool:
-        return not self.socket_mode
+        return not self.socket_mode or self.installations is not None  # the install pages are web pages
+
+    def bind(self, services) -> None:
+        """The bot's storage and tenant lifecycle (before `start`)."""
+        self._tenants = getattr(services, "tenants", None)
+        self._services = services
+        if self.installations is not None:
+            self.installations.attach(services.db)
+            self.states.attach(services.db)
+            if self._tenants is not None:  # installed again within the grace period: its data stays
+                tenants = self._tenants
+                self.installations.on_saved = lambda team: tenants.restored(platform="slack", tenant=team)
 
     @property
     def http_port(self) -> int:
@@ -118,8 +165,14 @@ class SlackAdapter:
         return self.settings.http_port
 
     def mount(self, web_app, path: str | None = None) -> None:
-        """HTTP mode: Slack's events, commands and interactivity on one POST path."""
-        web_app.router.add_post(path or self.settings.http_path, self._http)
+        """HTTP mode: Slack's events, commands and interactivity on one POST path; with
+        OAuth distribution also the install and redirect pages."""
+        if not self.socket_mode:
+            web_app.router.add_post(path or self.settings.http_path, self._http)
+        flow = self.app.oauth_flow
+        if flow is not None:
+            web_app.router.add_get(flow.install_path, self._oauth)
+            web_app.router.add_get(flow.redirect_uri_path, self._oauth)
 
     async def start(self, dispatch: Dispatch, *, commands: CommandSet = CommandSet()) -> None:
         """Connect; `commands` are declared in the app's manifest (deploy/), not here."""
@@ -130,6 +183,11 @@ class SlackAdapter:
             # the client bolt already holds, as its `session=` would have been
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=SESSION_CONNECTIONS))
             self.client.session = self._session
+        if self.installations is not None:
+            await self._connect()
+            log.info("Slack serving the workspaces installed through OAuth (%s mode), installs at %s",
+                     "socket" if self.socket_mode else "HTTP", self.app.oauth_flow.install_path)
+            return
         try:
             auth = await self.client.auth_test()
         except SlackApiError as exc:
@@ -139,13 +197,16 @@ class SlackAdapter:
                 "Token (xoxb-...) from its OAuth & Permissions page."
             ) from None
         self.me = Identity(user_id=auth["user_id"], bot_id=auth.get("bot_id"), team_id=auth["team_id"])
+        await self._connect()
+        log.info("Slack connected as %s in %s (%s mode)", self.me.user_id, self.me.team_id,
+                 "socket" if self.socket_mode else "HTTP")
+
+    async def _connect(self) -> None:
         if self.socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             self._socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
             await self._socket.connect_async()
-        log.info("Slack connected as %s in %s (%s mode)", self.me.user_id, self.me.team_id,
-                 "socket" if self.socket_mode else "HTTP")
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -186,17 +247,45 @@ class SlackAdapter:
     def conversation(self, *, tenant: str, channel: str, thread: str | None = None) -> SlackConversation:
         return SlackConversation(self, team=tenant, channel=channel, thread=thread)
 
+    # --- one workspace or many ----------------------------------------------------------
+
+    def client_for(self, team: str):
+        """The Web API client acting as the bot of `team` (its own token when there are many)."""
+        if self.tokens is None:
+            return self.client
+        from adapters.slack.oauth import TeamClient
+
+        return TeamClient(self.client, self.tokens, team)
+
+    async def token_for(self, team: str) -> str:
+        return self.bot_token if self.tokens is None else await self.tokens.token(team)
+
+    def identity(self, team: str) -> Identity:
+        """Who the bot is in `team` (auth.test with one token; Bolt's authorization with many)."""
+        return self.me or self._identities.get(team) or Identity(user_id="", bot_id=None, team_id=team)
+
+    def _seen(self, context) -> Identity:
+        """Many workspaces: the bot's ids and token in the workspace Bolt authorized the event for."""
+        if self.me is not None:
+            return self.me
+        team = context.team_id or ""
+        me = Identity(user_id=context.bot_user_id or "", bot_id=context.bot_id, team_id=team)
+        self._identities[team] = me
+        self.tokens.seen(team, context.bot_token, context.enterprise_id)
+        return me
+
     # --- events in ------------------------------------------------------------------
 
-    async def _on_event(self, body: dict) -> None:
-        msg = from_event(body, self.me, in_bot_thread=self.in_bot_thread)
+    async def _on_event(self, body: dict, context) -> None:
+        msg = from_event(body, self._seen(context), in_bot_thread=self.in_bot_thread)
         if msg is not None:
             conv = SlackConversation(self, team=msg.tenant, channel=msg.channel, thread=msg.thread, user=msg.user)
             self._submit(msg, conv)
         self.handled += 1
 
-    async def _on_command(self, ack, body: dict) -> None:
+    async def _on_command(self, ack, body: dict, context) -> None:
         await ack()  # within Slack's 3 s, before any work
+        self._seen(context)
         msg = from_command(body)
         conv = SlackConversation(self, team=msg.tenant, channel=msg.channel, user=msg.user,
                                  response_url=body.get("response_url"))
@@ -207,8 +296,9 @@ class SlackAdapter:
         await ack()
         self.handled += 1
 
-    async def _on_summarize_shortcut(self, ack, body: dict) -> None:
+    async def _on_summarize_shortcut(self, ack, body: dict, context) -> None:
         await ack()  # within Slack's 3 s; the summary follows in the thread
+        self._seen(context)
         msg = from_message_shortcut(body)
         if msg is not None:
             conv = SlackConversation(self, team=msg.tenant, channel=msg.channel, thread=msg.thread, user=msg.user,
@@ -216,23 +306,26 @@ class SlackAdapter:
             self._submit(msg, conv)
         self.handled += 1
 
-    async def person(self, user: str) -> tuple[str | None, str | None, bool]:
+    async def person(self, user: str, team: str = "") -> tuple[str | None, str | None, bool]:
         """A person's display name, IANA time zone (None where Slack won't say) and whether
-        they are a workspace admin or owner (users.info, cached)."""
-        if user not in self._people:
-            try:
-                info = (await self.client.users_info(user=user))["user"]
-                profile = info.get("profile") or {}
-                name = profile.get("display_name") or profile.get("real_name") or info.get("name")
-                admin = bool(info.get("is_admin") or info.get("is_owner"))
-                self._people[user] = (name, info.get("tz") or None, admin)
-            except SlackApiError:
-                self._people[user] = (None, None, False)
-        return self._people[user]
+        they are a workspace admin or owner (users.info `is_admin`/`is_owner`, cached briefly)."""
+        found = self._people.get((team, user))
+        if found is not None and time.monotonic() - found[1] < self.settings.role_cache_seconds:
+            return found[0]
+        try:
+            info = (await self.client_for(team).users_info(user=user))["user"]
+            profile = info.get("profile") or {}
+            name = profile.get("display_name") or profile.get("real_name") or info.get("name")
+            admin = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+            person = (name, info.get("tz") or None, admin)
+        except SlackApiError:
+            person = (None, None, False)  # unknown: never an admin
+        self._people[(team, user)] = (person, time.monotonic())
+        return person
 
-    async def user_name(self, user: str) -> str | None:
+    async def user_name(self, user: str, team: str = "") -> str | None:
         """A person's display name (users.info, cached); None if Slack won't say."""
-        return (await self.person(user))[0]
+        return (await self.person(user, team))[0]
 
     def _submit(self, msg: Incoming, conv: SlackConversation) -> None:
         ws = self.workspace(msg.tenant)
@@ -252,14 +345,90 @@ class SlackAdapter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _deliver(self, msg: Incoming, conv: SlackConversation) -> None:
-        # after the ack: who is asking, by name, so that prompts and summaries read well
-        # and in which time zone (e.g. `/digest on 09:00` means 09:00 where they are)
-        if (msg.user_name is None or msg.timezone is None) and msg.user and not (msg.from_self or msg.from_bot):
-            name, tz, admin = await self.person(msg.user)
+        # after the ack: who is asking, by name, so that prompts and summaries read well,
+        # in which time zone (e.g. `/digest on 09:00` means 09:00 where they are), and
+        # whether they are a workspace admin or owner (admin-only commands)
+        if msg.user and not (msg.from_self or msg.from_bot):
+            name, tz, admin = await self.person(msg.user, msg.tenant)
             msg = replace(msg, user_name=msg.user_name or name, timezone=msg.timezone or tz, is_admin=admin)
+        if msg.tenant in self._gone and self._tenants is not None:  # installed again: keep its data
+            self._gone.discard(msg.tenant)
+            await self._tenants.restored(platform="slack", tenant=msg.tenant)
         result = self._dispatch(msg, conv)
         if inspect.isawaitable(result):
             await result
+
+    # --- App Home -------------------------------------------------------------------
+
+    async def _on_home(self, body: dict, context) -> None:
+        """Someone opened the bot's Home tab: publish it for them (settings; usage for admins)."""
+        self._seen(context)
+        event = body.get("event") or {}
+        team, user = body.get("team_id") or context.team_id or "", event.get("user") or ""
+        if event.get("tab") == "home" and user and self._services is not None:
+            self._track_home(team, user)
+        self.handled += 1
+
+    def _track_home(self, team: str, user: str) -> None:
+        task = asyncio.ensure_future(self._publish_home(team, user))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish_home(self, team: str, user: str) -> None:
+        from adapters.slack.home import home_view
+
+        try:
+            services = self._services
+            _, _, admin = await self.person(user, team)
+            prefs = await services.prefs.for_message(Incoming(platform="slack", tenant=team, channel="", user=user,
+                                                              text="", is_admin=admin))
+            usage = None
+            if admin:
+                since = datetime.now(timezone.utc) - timedelta(days=30)
+                usage = await services.ledger.stats(since=since, platform="slack", tenant=team)
+            view = home_view(bot_name=services.settings.bot_name, prefs=prefs, admin=admin, usage=usage)
+            await self.client_for(team).views_publish(user_id=user, view=view)
+        except Exception:
+            log.exception("could not publish the Home tab in %s", team)
+
+    # --- uninstalls ------------------------------------------------------------------
+
+    async def _on_uninstalled(self, body: dict) -> None:
+        """app_uninstalled: the workspace's tokens are dead; forget them now, and let the
+        core schedule the deletion of its data."""
+        await self._removed(body, "app_uninstalled")
+        self.handled += 1
+
+    async def _on_tokens_revoked(self, body: dict) -> None:
+        """tokens_revoked: when the bot's own token is among them, as an uninstall."""
+        tokens = (body.get("event") or {}).get("tokens") or {}
+        if tokens.get("bot"):
+            await self._removed(body, "tokens_revoked")
+        elif self.installations is not None and tokens.get("oauth"):
+            for user in tokens["oauth"]:
+                await self.installations.async_delete_installation(
+                    enterprise_id=body.get("enterprise_id"), team_id=body.get("team_id"), user_id=user)
+        self.handled += 1
+
+    async def _removed(self, body: dict, reason: str) -> None:
+        team = body.get("team_id") or ""
+        if self.installations is not None:
+            self.tokens.forget(team)
+            await self.installations.async_delete_all(enterprise_id=body.get("enterprise_id"), team_id=team)
+        log.warning("Slack workspace %s removed the bot (%s): its tokens are no longer used", team, reason)
+        self._gone.add(team)
+        if self._tenants is not None:
+            await self._tenants.removed(platform="slack", tenant=team, reason=reason)
+
+    async def _oauth(self, request):
+        """GET /slack/install and /slack/oauth_redirect: Bolt's OAuth flow."""
+        flow = self.app.oauth_flow
+        bolt_request = await to_bolt_request(request)
+        if request.path == flow.install_path:
+            bolt_response = await flow.handle_installation(bolt_request)
+        else:
+            bolt_response = await flow.handle_callback(bolt_request)
+        return await to_aiohttp_response(bolt_response)
 
     async def _http(self, request):
         bolt_request = await to_bolt_request(request)

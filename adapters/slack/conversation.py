@@ -50,7 +50,7 @@ class SlackConversation:
         response_url: str | None = None,
     ) -> None:
         self.adapter = adapter
-        self.client = adapter.client
+        self.client = adapter.client_for(team)  # the workspace's own token when there are many
         self.team = team
         self.channel = channel
         self.thread = thread
@@ -136,7 +136,7 @@ class SlackConversation:
             raw = []
         names = {}
         for uid in {m.get("user") for m in raw if m.get("user") and not m.get("bot_id")}:
-            names[uid] = await self.adapter.user_name(uid)
+            names[uid] = await self.adapter.user_name(uid, self.team)
         items = [self._item(m, names) for m in raw]
         if since is not None:
             items = [it for it in items if it.ts >= since]
@@ -173,7 +173,7 @@ class SlackConversation:
         return list(reversed(out[:limit]))
 
     def _item(self, m: dict, names: dict[str, str | None]) -> HistoryItem:
-        me = self.adapter.me
+        me = self.adapter.identity(self.team)
         is_self = m.get("user") == me.user_id or (me.bot_id is not None and m.get("bot_id") == me.bot_id)
         ts = m.get("ts", "0")
         return HistoryItem(
@@ -201,7 +201,7 @@ class SlackConversation:
         if size > limit:
             raise UserError(f"{name} is too large ({_mb(size)}); the limit is {_mb(limit)}.")
         url = info.get("url_private_download") or info["url_private"]
-        headers = {"Authorization": f"Bearer {self.adapter.bot_token}"}
+        headers = {"Authorization": f"Bearer {await self.adapter.token_for(self.team)}"}
         async with aiohttp.ClientSession() as session:
             async with session.get(url, headers=headers) as resp:
                 if resp.status != 200:

@@ -12,7 +12,9 @@ class SlackSettings(Section):
     title: ClassVar[str] = "Slack"
 
     bot_token: SecretStr | None = env(
-        "SLACK_BOT_TOKEN", None, description="the app's Bot User OAuth Token (`xoxb-...`); set: the bot runs on Slack"
+        "SLACK_BOT_TOKEN", None,
+        description="the app's Bot User OAuth Token (`xoxb-...`): the bot runs in that one workspace "
+        "(unset with `SLACK_CLIENT_ID`: many workspaces, installed through the OAuth flow)",
     )
     app_token: SecretStr | None = env(
         "SLACK_APP_TOKEN", None, description="an app-level token (`xapp-...`): Socket Mode, no public URL needed"
@@ -44,3 +46,43 @@ class SlackSettings(Section):
         "SLACK_MAX_RETRIES", 3, ge=0, le=10,
         description="retries of a Slack Web API call answered 429, each after its `Retry-After`",
     )
+    role_cache_seconds: float = env(
+        "SLACK_ROLE_CACHE_SECONDS", 300.0, ge=0,
+        description="how long a person's name and admin/owner role from `users.info` are remembered",
+    )
+
+    # --- distribution: many workspaces through Bolt's OAuth flow (when SLACK_BOT_TOKEN is unset)
+    client_id: str | None = env(
+        "SLACK_CLIENT_ID", None,
+        description="OAuth distribution: the app's Client ID (Basic Information); with `SLACK_CLIENT_SECRET`, "
+        "`SLACK_SIGNING_SECRET` and `SLACK_INSTALLATION_KEY` workspaces install the bot at `/slack/install`",
+    )
+    client_secret: SecretStr | None = env("SLACK_CLIENT_SECRET", None, description="OAuth distribution: the app's Client Secret")
+    installation_key: SecretStr | None = env(
+        "SLACK_INSTALLATION_KEY", None,
+        description="OAuth distribution: Fernet key that encrypts the installations' tokens in the database; "
+        "comma-separated keys rotate it (the first encrypts, all decrypt)",
+    )
+    scopes: str = env(
+        "SLACK_SCOPES",
+        "app_mentions:read,assistant:write,channels:history,groups:history,im:history,mpim:history,chat:write,"
+        "commands,files:read,users:read",
+        description="OAuth distribution: the bot scopes asked for at install (those of deploy/slack-manifest.yaml)",
+    )
+    redirect_uri: str | None = env(
+        "SLACK_REDIRECT_URI", None,
+        description="OAuth distribution: the public URL of `/slack/oauth_redirect` (as listed under the app's Redirect URLs)",
+    )
+    authorize_url: str = env(
+        "SLACK_AUTHORIZE_URL", "https://slack.com/oauth/v2/authorize",
+        description="OAuth distribution: where installers are sent to approve the app (GovSlack: `https://slack-gov.com/oauth/v2/authorize`)",
+    )
+    token_rotation_minutes: int = env(
+        "SLACK_TOKEN_ROTATION_MINUTES", 120, ge=1,
+        description="OAuth distribution with token rotation on: refresh a bot token this long before it expires",
+    )
+
+    @property
+    def distributed(self) -> bool:
+        """Many workspaces through the OAuth flow (no single SLACK_BOT_TOKEN)."""
+        return self.bot_token is None and self.client_id is not None

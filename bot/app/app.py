@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
+from functools import partial
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import TypeVar
@@ -20,6 +22,7 @@ from bot.core.llm import LLM, build_client
 from bot.core.router import Router
 from bot.core.services import Services
 from bot.core.settings import Settings
+from bot.core.tenants import TenantData, Tenants, delete_usage, usage_rows
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,8 @@ class App:
             llm = LLM(client=client, settings=settings, ledger=ledger, cache=cache)
             services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db),
                                 load=load)
+            services.tenants = Tenants(db, grace=timedelta(days=settings.tenant_grace_days))
+            services.tenants.register("usage", TenantData(export=partial(usage_rows, db), delete=partial(delete_usage, db)))
             app = cls(settings=settings, services=services,
                       platforms=composition.platforms() if platforms is None else platforms)
             app._owns_db = owns_db
@@ -133,6 +138,9 @@ class App:
     async def attach(self, adapter) -> None:
         """Start an adapter on this bot: events to the router, the declared commands for
         its command UI, and its channels for posts nobody asked for (digests)."""
+        bind = getattr(adapter, "bind", None)  # an adapter that keeps state in the bot's storage
+        if bind is not None:
+            bind(self.services)
         await adapter.start(self.router.submit, commands=self.router.declared)
         self.services.channels.register(adapter.name, adapter.conversation)
 

@@ -15,7 +15,9 @@ from bot.core.usage import UsageStats
 
 # The order in which they are asked to answer a mention or DM: the cheapest pattern that
 # fits first, each deciding without a model call; plain streamed chat last, it takes the rest.
-PATTERNS = ("summarize", "batch", "agent", "rag", "chat")
+# `workspace` (per-workspace settings) comes first: it turns away mentions in channels the
+# workspace excluded before any pattern answers them.
+PATTERNS = ("workspace", "summarize", "batch", "agent", "rag", "chat")
 
 # Every platform whose settings are there runs; the fallback (the console) when none is.
 PLATFORMS = ("slack", "discord", "console")

@@ -28,8 +28,12 @@ class Cached:
     completion_tokens: int
 
 
-def cache_key(model: str, messages: list[dict], options: dict) -> str:
-    blob = json.dumps({"m": model, "msgs": messages, "o": options}, sort_keys=True, ensure_ascii=False, default=str)
+def cache_key(model: str, messages: list[dict], options: dict, *, scope: str = "") -> str:
+    """`scope` (the tenant) keeps one workspace's answers from ever being served to another."""
+    body = {"m": model, "msgs": messages, "o": options}
+    if scope:
+        body["s"] = scope
+    blob = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

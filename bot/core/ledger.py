@@ -159,9 +159,11 @@ class Ledger:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
 
-    async def stats(self, *, since: datetime | None = None) -> list[PatternStats]:
-        """Per pattern: requests, errors, cache hits, avg/p95 latency, avg TTFT, tokens, cost
-        (rows still queued are written first, for up to a few seconds)."""
+    async def stats(self, *, since: datetime | None = None, platform: str | None = None,
+                    tenant: str | None = None) -> list[PatternStats]:
+        """Per pattern: requests, errors, cache hits, avg/p95 latency, avg TTFT, tokens, cost;
+        of one workspace when `tenant` is given (on `platform`). Rows still queued are
+        written first, for up to a few seconds."""
         await self.flush(timeout=5.0)
         q = select(
             Usage.pattern,
@@ -177,6 +179,10 @@ class Ledger:
         ).group_by(Usage.pattern).order_by(Usage.pattern)
         if since is not None:
             q = q.where(Usage.created_at >= since)
+        if tenant is not None:
+            q = q.where(Usage.workspace == tenant)
+            if platform is not None:
+                q = q.where(Usage.platform == platform)
         async with self.db.session() as s:
             rows = (await s.execute(q)).all()
         return [

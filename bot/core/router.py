@@ -27,6 +27,7 @@ from bot.core.errors import LLMError, UserError, user_message_for
 from bot.core.load import QUEUED
 from bot.core.messages import CallInfo, Incoming, Reply
 from bot.core.render import render_stream
+from bot.core.roles import BotAdmins, refusal
 from bot.core.surface import Conversation
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ class Router:
         self.ingest: Handler | None = None
         self._locks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._tasks: set[asyncio.Task] = set()
+        self.admins = BotAdmins(services.settings.admins)
         self.add(HELP, self._help)
 
     # --- registration ---------------------------------------------------------------
@@ -191,6 +193,7 @@ class Router:
                 return Handled(IGNORE)
             if route.action == OBSERVE:
                 return Handled(OBSERVE)
+            msg = self.admins.mark(msg)  # the bot's own admins (AIBOT_ADMINS) count as workspace admins
             ctx = Context(self.services, conv, msg, self)
             # one answer at a time per conversation (thread, reply chain, DM), any number
             # of conversations at once up to the in-flight limit; past it, wait (backpressure)
@@ -226,7 +229,7 @@ class Router:
                 return self._unknown_command(msg), True
             spec, options, handler = found
             if spec.admin_only and not msg.is_admin:
-                raise UserError(f"Only workspace admins can use /{spec.name}.")
+                raise UserError(refusal(msg.platform, f"use /{spec.name}"))
             return await handler(ctx, msg, **options), spec.ephemeral
         if action == INGEST:
             if self.ingest is None:

@@ -11,6 +11,8 @@ from bot.core.ledger import Ledger
 from bot.core.knowledge import KnowledgeBase
 from bot.core.llm import LLM
 from bot.core.load import Load
+from bot.core.preferences import Defaults, PreferenceLookup
+from bot.core.tenants import Tenants
 
 
 @dataclass
@@ -24,3 +26,5 @@ class Services:
     channels: Channels = field(default_factory=Channels)
     kb: KnowledgeBase | None = None  # set by the RAG pattern
     load: Load | None = None  # in-flight limit and overload counters (None: unbounded)
+    tenants: Tenants | None = None  # a tenant's data: export, deletion, lifecycle (bot.app builds it)
+    prefs: PreferenceLookup = field(default_factory=Defaults)  # set by the settings feature (patterns.workspace)

@@ -90,6 +90,18 @@ class Settings(Section):
         "AIBOT_LOG_LEVEL", "WARNING", description="`DEBUG`, `INFO`, `WARNING`, `ERROR` (logs go to stderr, never secrets)"
     )
 
+    admins: str | None = env(
+        "AIBOT_ADMINS", None,
+        description="the bot's own admins, who may do everything workspace admins may: comma-separated "
+        "`platform:user` (every workspace) or `platform:tenant:user` ids, e.g. `slack:U012AB3CD,discord:80351110224678912`",
+    )
+
+    tenant_grace_days: float = env(
+        "AIBOT_TENANT_GRACE_DAYS", 30.0, ge=0,
+        description="days a workspace's data is kept after it uninstalls the bot (Slack) or removes it (Discord), "
+        "in case it comes back; 0 deletes at once",
+    )
+
     # --- LLM ------------------------------------------------------------------------
     openai_api_key: SecretStr | None = env(
         "OPENAI_API_KEY", None, description="key for the OpenAI-compatible endpoint (not needed for local servers)"

@@ -16,22 +16,25 @@ class UsageStats(Feature):
     name = "usage"
 
     @command("ai-stats", description="Model usage per pattern: requests, latency, tokens, cost",
-             usage="/ai-stats [24h]", ephemeral=True)
+             usage="/ai-stats [24h]", ephemeral=True, admin_only=True)
     async def ai_stats(self, ctx, msg: Incoming, window: str = "") -> str:
         """window: only the last window, e.g. 24h or 7d"""
         since = parse_window(window) if window else None
         if window and since is None:
             return "Give a window like `24h` or `7d`, or nothing for all time."
-        stats = await self.services.ledger.stats(since=utcnow() - since if since else None)
+        # this workspace's own usage only: never another workspace's counts or costs
+        stats = await self.services.ledger.stats(since=utcnow() - since if since else None,
+                                                 platform=msg.platform, tenant=msg.tenant)
         if not stats:
             return "No model calls recorded yet."
-        title = f"Model usage, last {window}" if since else "Model usage"
+        title = f"Model usage of this workspace, last {window}" if since else "Model usage of this workspace"
         return f"{title}:\n```\n{format_stats(stats)}\n```"
 
     @classmethod
     def add_cli(cls, cli) -> None:
         p = cli.add("stats", help="requests, latency, tokens and cost per pattern")
         p.add_argument("--since", help="only the last window, e.g. 24h, 7d")
+        p.add_argument("--tenant", metavar="PLATFORM:TENANT", help="one workspace only, e.g. slack:T012AB3CD")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(run=stats_command)
 
@@ -44,8 +47,14 @@ async def stats_command(args, rt) -> int:
             print("aibot: --since takes a window like 30m, 24h or 7d", file=sys.stderr)
             return 2
         since = utcnow() - window
+    platform = tenant = None
+    if args.tenant:
+        platform, sep, tenant = args.tenant.partition(":")
+        if not (sep and platform and tenant):
+            print("aibot: --tenant takes PLATFORM:TENANT, e.g. slack:T012AB3CD", file=sys.stderr)
+            return 2
     async with rt.open() as bot:
-        stats = await bot.services.ledger.stats(since=since)
+        stats = await bot.services.ledger.stats(since=since, platform=platform, tenant=tenant)
     if args.json:
         print(json.dumps([s.as_json() for s in stats], indent=2))
     elif not stats:

@@ -65,6 +65,8 @@ class Agent(Feature):
         """Mentions that ask for figures from data and work on them (AGENT_AUTO_ROUTE)."""
         if not (self.settings.auto_route and self.services.llm.configured and needs_tools(msg.text)):
             return None
+        if not (await self.services.prefs.for_message(msg)).auto_route:  # the workspace turned it off
+            return None
         return self.run(ctx, msg, msg.text.strip())
 
     @classmethod

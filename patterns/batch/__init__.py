@@ -16,6 +16,8 @@ from typing import Literal
 from bot.core.commands import command
 from bot.core.feature import Feature
 from bot.core.messages import Incoming
+from bot.core.roles import require_admin
+from bot.core.tenants import TenantData
 from patterns.batch import times
 from patterns.batch.digest import DigestReply, Digests
 from patterns.batch.scheduler import RUN_COMMAND, DigestScheduler
@@ -33,12 +35,21 @@ class Batch(Feature):
         self.digests = Digests(services=self.services, settings=self.settings)
         self.worker = BatchWorker(services=self.services, settings=self.settings)
         self.scheduler: DigestScheduler | None = None
+        if self.services.tenants is not None:  # a tenant's schedules go with its export / deletion
+            store = self.digests.store
+            self.services.tenants.register("digest_schedules", TenantData(export=store.export_tenant,
+                                                                          delete=store.delete_tenant))
 
     @command("digest", description="The daily digest of this channel", usage=times.USAGE)
     async def digest(self, ctx, msg: Incoming, action: Literal["on", "off", "now", "status"] = "status",
                      time: str = ""):
         """action: turn it on or off, post one now, or show its status
         time: on: the time of day, e.g. 09:00 (then a time zone and `weekdays`, both optional)"""
+        if action in ("on", "off"):  # a schedule posts for the whole channel: admins decide
+            require_admin(msg, "turn a channel's daily digest on or off")
+        if action == "on" and not time.strip():  # the workspace's default time and zone, if it chose them
+            prefs = await self.services.prefs.for_message(msg)
+            time = " ".join(t for t in (prefs.digest_time, prefs.digest_tz) if t)
         return await self.digests.command(ctx, msg, action, time)
 
     @command(RUN_COMMAND, description="A scheduled digest (internal)", hidden=True)

@@ -65,9 +65,10 @@ class Digests:
             if self.settings.digest_quiet == "skip":
                 return DigestReply("")
             return DigestReply(f"No activity in this channel since {start} ({tz}).")
+        prefs = await self.services.prefs.for_message(ctx.msg)  # the workspace's fast model, if it chose one
         summary = await summarize(
             self.services.llm, transcript(items, core.bot_name), call=ctx.call(PATTERN),
-            budget_tokens=core.context_tokens, model=core.fast_model, instruction=DIGEST_PROMPT,
+            budget_tokens=core.context_tokens, model=prefs.fast_model or core.fast_model, instruction=DIGEST_PROMPT,
         )
         n = len(items)
         lines = [f"**Daily digest** ({n:,} message{'s' if n != 1 else ''} since {start}, {tz})", summary]

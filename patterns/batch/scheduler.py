@@ -182,6 +182,9 @@ class DigestScheduler:
             return None
         if sched.platform not in self.services.channels.platforms:
             return None  # that platform is not running here (yet): try again next tick, within the grace
+        tenants = self.services.tenants
+        if tenants is not None and await tenants.is_removed(sched.platform, sched.tenant):
+            return None  # the workspace removed the bot: nothing is posted there any more
         since = sched.last_until or times.previous(spec, occ)
         run_id = await self.store.claim(
             sched, period=period, since=since, until=occ, owner=self.owner, take_over=self.leader.is_leader

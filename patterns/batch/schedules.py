@@ -119,6 +119,24 @@ class DigestStore:
                 dict(sched.key, period=period, until=until, advance=status in ("posted", "quiet")),
             )
 
+    async def export_tenant(self, platform: str, tenant: str) -> list[dict]:
+        """A tenant's schedules, JSON-ready."""
+        async with self.db.session() as s:
+            rows = (await s.execute(text(
+                "SELECT channel, at_time, tz, weekdays, active_since, last_period, created_by FROM digest_schedules "
+                "WHERE platform = :platform AND tenant = :tenant ORDER BY channel"),
+                dict(platform=platform, tenant=tenant))).mappings().all()
+        return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
+
+    async def delete_tenant(self, platform: str, tenant: str) -> dict[str, int]:
+        where = dict(platform=platform, tenant=tenant)
+        async with self.db.session.begin() as s:
+            runs = (await s.execute(text("DELETE FROM digest_runs WHERE platform = :platform AND tenant = :tenant"),
+                                    where)).rowcount
+            schedules = (await s.execute(text(
+                "DELETE FROM digest_schedules WHERE platform = :platform AND tenant = :tenant"), where)).rowcount
+        return {"digest schedules": schedules, "digest runs": runs}
+
     async def runs(self, *, platform: str, tenant: str, channel: str) -> list[dict]:
         async with self.db.session() as s:
             rows = (await s.execute(

@@ -9,6 +9,7 @@ from bot.core.context import context_messages
 from bot.core.feature import Feature
 from bot.core.llm import ChatOptions
 from bot.core.messages import Incoming
+from bot.core.preferences import Preferences
 
 PATTERN = "streaming"
 
@@ -43,11 +44,20 @@ class Chat(Feature):
     @answerer
     async def answer(self, ctx, msg: Incoming):
         settings = self.host.settings
-        system = SYSTEM.format(bot=settings.bot_name, platform=msg.platform)
-        messages = await build_messages(ctx, msg, system)
+        prefs = await self.services.prefs.for_message(msg)  # the workspace's persona, language, model
+        messages = await build_messages(ctx, msg, system_prompt(settings.bot_name, msg.platform, prefs))
         return self.services.llm.stream(
-            messages, call=ctx.call(PATTERN), options=ChatOptions(max_tokens=settings.answer_max_tokens)
+            messages, call=ctx.call(PATTERN),
+            options=ChatOptions(max_tokens=settings.answer_max_tokens, model=prefs.chat_model),
         )
+
+
+def system_prompt(bot: str, platform: str, prefs: Preferences) -> str:
+    """The workspace's persona (else the built-in one), and its answer language if it chose one."""
+    system = prefs.persona or SYSTEM.format(bot=bot, platform=platform)
+    if prefs.language:
+        system += f"\nAlways answer in {prefs.language}, whatever the language of the question."
+    return system
 
 
 FEATURE = Chat

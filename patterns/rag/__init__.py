@@ -19,6 +19,8 @@ from bot.core.embeddings import build_embedder
 from bot.core.errors import UserError
 from bot.core.feature import Feature
 from bot.core.messages import Incoming
+from bot.core.roles import refusal
+from bot.core.tenants import TenantData
 from patterns.rag.answer import GroundedAnswers, passages_reply, short
 from patterns.rag.settings import RagSettings
 from patterns.rag.store import KnowledgeStore
@@ -40,6 +42,10 @@ class Rag(Feature):
         self.store = KnowledgeStore(db=self.services.db, embedder=build_embedder(host.settings, llm.client),
                                     settings=self.settings)
         self.services.kb = self.store
+        if self.services.tenants is not None:  # a tenant's documents go with its export / deletion
+            self.services.tenants.register("documents", TenantData(
+                export=lambda platform, tenant: self.store.export_tenant(tenant),
+                delete=lambda platform, tenant: self.store.delete_tenant(tenant)))
         self.answers = GroundedAnswers(llm=llm, store=self.store, settings=self.settings, core=host.settings)
 
     # --- mentions and files ---------------------------------------------------------
@@ -49,6 +55,8 @@ class Rag(Feature):
         """A mention whose question has a strong hit in the knowledge base; else not ours."""
         question = msg.text.strip()
         if not question or msg.attachments or not await self.store.has_documents(msg.tenant):
+            return None
+        if not (await self.services.prefs.for_message(msg)).auto_route:  # the workspace turned it off
             return None
         try:
             passages = await self.answers.strong(tenant=msg.tenant, question=question, channel=msg.channel)
@@ -72,7 +80,8 @@ class Rag(Feature):
                     raise UserError(f"{att.name} is too large ({att.size / 1048576:.1f} MB; "
                                     f"the limit is {limit / 1048576:.1f} MB).")
                 data = await ctx.conv.download(att)
-                result = await self.store.ingest(tenant=msg.tenant, name=att.name, data=data, added_by=who)
+                result = await self.store.ingest(tenant=msg.tenant, name=att.name, data=data, added_by=who,
+                                                 owner=msg.user)
                 lines.append(result.message)
             except UserError as exc:
                 lines.append(exc.user_message)
@@ -98,7 +107,7 @@ class Rag(Feature):
         if not text:
             raise UserError("Attach files to `/kb add`, or paste the text after it: `/kb add <text>`.")
         result = await self.store.ingest(tenant=msg.tenant, name=paste_name(text), data=text.encode("utf-8"),
-                                         added_by=msg.user_name or msg.user)
+                                         added_by=msg.user_name or msg.user, owner=msg.user)
         return result.message
 
     # list and search answer only the asker; add and remove are shown to the channel,
@@ -117,6 +126,7 @@ class Rag(Feature):
             return "Nothing found: the knowledge base is empty."
         return passages_reply(found, header=f"Best passages for “{short(query)}”:")
 
+    # members remove what they added; admins remove anything
     @command("kb remove", description="Remove a document from the knowledge base", aliases=("rm", "delete"),
              missing="Say which document to remove by its number from /kb list, e.g. `/kb remove 3`.")
     async def kb_remove(self, ctx, msg: Incoming, document: str) -> str:
@@ -124,7 +134,12 @@ class Rag(Feature):
         number = document.lstrip("#")
         if not number.isdigit():
             raise UserError("Say which document to remove by its number from /kb list, e.g. `/kb remove 3`.")
-        name = await self.store.remove(tenant=msg.tenant, document_id=int(number))
+        doc = int(number)
+        if not msg.is_admin:
+            owner = await self.store.owner_of(tenant=msg.tenant, document_id=doc)
+            if owner is not None and owner != msg.user:
+                raise UserError(refusal(msg.platform, "remove documents other people added"))
+        name = await self.store.remove(tenant=msg.tenant, document_id=doc, owner=None if msg.is_admin else msg.user)
         if name is None:
             return f"There is no document #{number} in this workspace's knowledge base (see /kb list)."
         return f"Removed {name} (#{number}) from the knowledge base."

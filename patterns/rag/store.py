@@ -77,6 +77,7 @@ class DocumentInfo:
     created_at: datetime
     updated_at: datetime
     version: int
+    owner: str = ""  # the platform user id of who added it ("" from the command line)
 
 
 def vector_literal(v: list[float]) -> str:
@@ -108,10 +109,11 @@ class KnowledgeStore:
     # ------------------------------------------------------------------ ingestion
 
     async def ingest(
-        self, *, tenant: str, name: str, data: bytes, added_by: str = "", channel: str | None = None
+        self, *, tenant: str, name: str, data: bytes, added_by: str = "", channel: str | None = None,
+        owner: str = "",
     ) -> IngestResult:
-        """Add (or replace) one document. Raises UserError with one sentence on bad input;
-        then nothing is stored."""
+        """Add (or replace) one document; `owner` is the adder's user id (they may remove it).
+        Raises UserError with one sentence on bad input; then nothing is stored."""
         name = _clean_name(name)
         if kind_of(name) is None or len(data) > self.settings.max_file_bytes or not data.strip():
             extract(name, data, self.limits)  # raises the right sentence without parsing anything
@@ -130,17 +132,18 @@ class KnowledgeStore:
                 await conn.execute(
                     text(
                         """
-                        INSERT INTO kb_documents (tenant, channel, name, content_hash, size_bytes, kind, pages, added_by)
-                        VALUES (:tenant, :channel, :name, :hash, :size, :kind, :pages, :added_by)
+                        INSERT INTO kb_documents (tenant, channel, name, content_hash, size_bytes, kind, pages, added_by, owner)
+                        VALUES (:tenant, :channel, :name, :hash, :size, :kind, :pages, :added_by, :owner)
                         ON CONFLICT (tenant, (coalesce(channel, '')), name) DO UPDATE
                            SET content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,
                                kind = EXCLUDED.kind, pages = EXCLUDED.pages, added_by = EXCLUDED.added_by,
+                               owner = EXCLUDED.owner,
                                updated_at = now(), version = kb_documents.version + 1
                         RETURNING id, version
                         """
                     ),
                     dict(tenant=tenant, channel=channel, name=name, hash=digest, size=len(data),
-                         kind=extracted.kind, pages=extracted.pages, added_by=added_by[:200]),
+                         kind=extracted.kind, pages=extracted.pages, added_by=added_by[:200], owner=owner[:200]),
                 )
             ).one()
             doc_id, version = row
@@ -329,7 +332,7 @@ class KnowledgeStore:
                     text(
                         f"""
                         SELECT d.id, d.name, d.channel, (SELECT count(*) FROM kb_chunks c WHERE c.document_id = d.id),
-                               d.size_bytes, d.added_by, d.created_at, d.updated_at, d.version
+                               d.size_bytes, d.added_by, d.created_at, d.updated_at, d.version, d.owner
                         FROM kb_documents d WHERE d.tenant = :tenant AND {scope} ORDER BY d.name, d.id
                         """
                     ),
@@ -338,17 +341,48 @@ class KnowledgeStore:
             ).all()
         return [DocumentInfo(*r) for r in rows]
 
-    async def remove(self, *, tenant: str, document_id: int) -> str | None:
-        """Delete a document of `tenant` and its chunks; its name, or None if there is none."""
+    async def owner_of(self, *, tenant: str, document_id: int) -> str | None:
+        """Who added a document of `tenant` ("" if added from the command line); None if there is none."""
+        async with self.db.engine.connect() as conn:
+            return (
+                await conn.execute(text("SELECT owner FROM kb_documents WHERE id = :id AND tenant = :tenant"),
+                                   dict(id=document_id, tenant=tenant))
+            ).scalar()
+
+    async def remove(self, *, tenant: str, document_id: int, owner: str | None = None) -> str | None:
+        """Delete a document of `tenant` (only if `owner` added it, when given) and its
+        chunks; its name, or None if there is none."""
+        mine = "" if owner is None else " AND owner = :owner"
         async with self.db.engine.begin() as conn:
             name = (
                 await conn.execute(
-                    text("DELETE FROM kb_documents WHERE id = :id AND tenant = :tenant RETURNING name"),
-                    dict(id=document_id, tenant=tenant),
+                    text(f"DELETE FROM kb_documents WHERE id = :id AND tenant = :tenant{mine} RETURNING name"),
+                    dict(id=document_id, tenant=tenant, owner=owner),
                 )
             ).scalar()
         self._presence.pop(tenant, None)
         return name
+
+    async def export_tenant(self, tenant: str) -> list[dict]:
+        """Every document of `tenant` with its text (its passages in order), JSON-ready."""
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(text(
+                """
+                SELECT d.id, d.name, d.channel, d.added_by, d.owner, d.kind, d.pages, d.size_bytes, d.version,
+                       d.created_at, d.updated_at,
+                       coalesce((SELECT string_agg(c.text, E'\n\n' ORDER BY c.ord) FROM kb_chunks c WHERE c.document_id = d.id), '')
+                FROM kb_documents d WHERE d.tenant = :tenant ORDER BY d.id
+                """), dict(tenant=tenant))).all()
+        keys = ("id", "name", "channel", "added_by", "owner", "kind", "pages", "size_bytes", "version",
+                "created_at", "updated_at", "text")
+        return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in zip(keys, r)} for r in rows]
+
+    async def delete_tenant(self, tenant: str) -> dict[str, int]:
+        """Delete every document of `tenant` and its passages; how many of each."""
+        async with self.db.engine.begin() as conn:
+            passages = (await conn.execute(text("DELETE FROM kb_chunks WHERE tenant = :t"), dict(t=tenant))).rowcount
+            docs = (await conn.execute(text("DELETE FROM kb_documents WHERE tenant = :t"), dict(t=tenant))).rowcount
+        return {"documents": docs, "passages": passages}
 
     async def reembed(self, *, everything: bool = False, batch: int = 256, progress=None) -> int:
         """Recompute the vectors made by another model (or all, with `everything`); returns

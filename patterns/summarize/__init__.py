@@ -36,9 +36,10 @@ async def summarize_conversation(ctx, msg: Incoming, window: timedelta | None) -
         span = f" in the last {describe(window)}" if window else ""
         return f"There's nothing to summarize{span}: no messages found."
     body = transcript(items, settings.bot_name)
+    prefs = await services.prefs.for_message(msg)
     summary = await summarize(
         services.llm, body, call=ctx.call(PATTERN), budget_tokens=settings.context_tokens,
-        model=settings.fast_model, instruction=CHAT_PROMPT,
+        model=prefs.fast_model or settings.fast_model, instruction=CHAT_PROMPT,
     )
     where = "this thread" if scope == "thread" else "this channel"
     span = f", last {describe(window)}" if window else ""
@@ -68,9 +69,10 @@ class Summarize(Feature):
         if not what or window is not None:
             return await summarize_conversation(ctx, msg, window)
         settings = self.host.settings
+        prefs = await self.services.prefs.for_message(msg)
         return await summarize(
             self.services.llm, what, call=ctx.call(PATTERN), budget_tokens=settings.context_tokens,
-            model=settings.fast_model,
+            model=prefs.fast_model or settings.fast_model,
         )
 
     @classmethod

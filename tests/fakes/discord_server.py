@@ -89,6 +89,12 @@ class FakeDiscord:
     USER_ID = "1100000000000000030"
     OTHER_BOT_ID = "1100000000000000031"
     DM_CHANNEL_ID = "1100000000000000040"
+    MEMBER_ID = "1100000000000000032"  # a member without Manage Server
+    OWNER_ID = "1100000000000000033"  # the guild's owner
+    MOD_ROLE_ID = "1100000000000000050"  # a role with Manage Server
+    # @everyone: view, send, history, embeds, files, reactions, threads, app commands; no Manage Server
+    EVERYONE = (1 << 6) | (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31) | (1 << 35) | (1 << 38)
+    MANAGE_GUILD = 1 << 5
 
     def __init__(self, *, heartbeat_interval_ms: int = 41_250) -> None:
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -104,6 +110,7 @@ class FakeDiscord:
         self.sessions: list[_Session] = []
         self._edits: dict[str, deque] = defaultdict(deque)
         self.interaction_channels: dict[str, str] = {}  # interaction token -> channel id
+        self.admins: set[str] = {self.USER_ID}  # members given the Manage Server role (the default user is one)
         self._originals: dict[str, str] = {}  # interaction token -> original response message id
         self._threads: list[dict] = []
         self._seq = 0
@@ -180,7 +187,10 @@ class FakeDiscord:
     def guilds(self) -> list[dict]:
         g = fixture("guild_create")
         g["id"] = g["roles"][0]["id"] = self.GUILD_ID
-        g["owner_id"] = self.USER_ID
+        g["roles"][0]["permissions"] = str(self.EVERYONE)
+        g["roles"].append({**g["roles"][0], "id": self.MOD_ROLE_ID, "name": "Moderator", "position": 1,
+                           "permissions": str(self.MANAGE_GUILD)})
+        g["owner_id"] = self.OWNER_ID
         g["channels"] = [self.channel(self.CHANNEL_ID, "general"), self.channel(self.OTHER_CHANNEL_ID, "random")]
         g["members"] = [{"user": self.user(self.BOT_ID), "roles": [], "joined_at": g["joined_at"], "deaf": False, "mute": False, "flags": 0}]
         g["threads"] = list(self._threads)
@@ -206,6 +216,7 @@ class FakeDiscord:
             del m["guild_id"], m["member"]
         else:
             m["guild_id"] = self.GUILD_ID
+            m["member"] = {**m["member"], "roles": self.roles_of(m["author"]["id"])}
         if f"<@{self.BOT_ID}>" in content and not mentions:
             m["mentions"] = [self.user(self.BOT_ID)]
         if reply_to is not None:
@@ -231,8 +242,17 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", m, guild_id=m.get("guild_id"))
         return m
 
+    def roles_of(self, uid: str) -> list[str]:
+        return [self.MOD_ROLE_ID] if uid in self.admins else []
+
+    def permissions_of(self, uid: str) -> int:
+        """A member's guild permissions: the owner has all, else @everyone plus their roles'."""
+        if uid == self.OWNER_ID:
+            return (1 << 41) - 1
+        return self.EVERYONE | (self.MANAGE_GUILD if uid in self.admins else 0)
+
     async def send_command(self, name: str, options: list[dict] | None = None, *, channel: str | None = None,
-                           resolved: dict | None = None, dm: bool = False) -> dict:
+                           resolved: dict | None = None, dm: bool = False, user: str | None = None) -> dict:
         """A user runs a slash command; the bot receives INTERACTION_CREATE."""
         i = fixture("interaction_create")
         i.update(id=self.snowflake(), application_id=self.APP_ID, token=f"itoken-{self._seq}")
@@ -243,16 +263,25 @@ class FakeDiscord:
         i["channel_id"] = i["channel"]["id"] = cid
         if dm:
             del i["guild_id"], i["member"]
-            i["user"] = self.user()
+            i["user"] = self.user(user) if user else self.user()
             i["channel"] = {"id": cid, "type": 1, "recipients": [self.user()]}
             i["context"] = 1
         else:
             i["guild_id"] = i["channel"]["guild_id"] = self.GUILD_ID
-            i["member"]["user"] = self.user()
+            i["member"]["user"] = self.user(user) if user else self.user()
+            uid = i["member"]["user"]["id"]
+            # an interaction's member carries their permissions in the channel, as Discord sends them
+            i["member"]["roles"] = self.roles_of(uid)
+            i["member"]["permissions"] = str(self.permissions_of(uid))
         i["authorizing_integration_owners"] = {"0": self.GUILD_ID}
         self.interaction_channels[i["token"]] = cid
         await self.dispatch("INTERACTION_CREATE", i, guild_id=i.get("guild_id"))
         return i
+
+    async def remove_bot(self) -> None:
+        """The bot is kicked from the guild: GUILD_DELETE without `unavailable` (Discord's
+        sign that the bot was removed, not an outage)."""
+        await self.dispatch("GUILD_DELETE", {"id": self.GUILD_ID}, guild_id=self.GUILD_ID)
 
     async def dispatch(self, event: str, data: dict, *, guild_id: str | None = None) -> None:
         await self.wait_ready()

@@ -18,6 +18,7 @@ Slack's tiers (`per_minute={"chat.update": 50}`: a token bucket per method).
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import math
@@ -44,6 +45,21 @@ class Call:
     at: float
     status: int = 200
     ok: bool = True
+    token: str = ""  # the token the call was made with
+    team: str | None = None  # the workspace that token belongs to
+
+
+@dataclass
+class Workspace:
+    """A workspace the app is installed in, and its bot there (one bot token each)."""
+
+    team: str
+    name: str
+    bot_user: str
+    bot_id: str
+    token: str
+    refresh_token: str | None = None
+    expires_at: float | None = None  # token rotation on: when `token` stops working
 
 
 @dataclass
@@ -89,6 +105,10 @@ class FakeSlack:
         self.users: dict[str, str] = {"U2147483697": "Steve", "U061F7AUR": "Alice", "U0ALICE": "Alice",
                                       "U0BOB": "Bob", BOT_USER: "aibot"}
         self.timezones: dict[str, str] = {}  # user -> IANA zone, users.info `tz` (set by tests)
+        # workspace roles as users.info reports them (`is_admin`, `is_owner`); the slash
+        # command fixture's user (Steve) administers the workspace, the others are members
+        self.admins: set[str] = {"U2147483697"}
+        self.owners: set[str] = set()
         self.file_bytes: dict[str, bytes] = {}
         self.downloads: list[dict] = []
         self.page_size = page_size  # small pages so that cursor paging is exercised
@@ -102,6 +122,14 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.rate_limited = 0  # 429s answered
+        # OAuth distribution: the app's credentials, installed workspaces by bot token, and
+        # the codes Slack hands the redirect after an installer approves (oauth.v2.access)
+        self.client_id, self.client_secret = "1111.2222", "fake-client-secret"
+        self.workspaces: dict[str, Workspace] = {BOT_TOKEN: Workspace(TEAM, "Fake Team", BOT_USER, BOT_ID, BOT_TOKEN)}
+        self.codes: dict[str, Workspace] = {}
+        self.homes: dict[str, dict] = {}  # user -> the Home tab published for them
+        self.rotation = False  # token rotation on: tokens expire after `token_lifetime` s
+        self.token_lifetime = 43_200
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -176,6 +204,23 @@ class FakeSlack:
                 self.messages[key] = Message(ev["channel"], ev["ts"], ev.get("text", ""), user=ev.get("user", ""),
                                              bot_id=ev.get("bot_id"), thread_ts=ev.get("thread_ts"),
                                              versions=[ev.get("text", "")])
+
+    def approve(self, team: str, name: str = "") -> str:
+        """An installer approves the app for `team` on Slack's consent page: the code Slack
+        appends to the redirect URL (with the `state` it was given)."""
+        n = len(self.workspaces) + len(self.codes) + 1
+        ws = Workspace(team, name or f"Team {team}", f"U0BOT{n:04d}", f"B0BOT{n:04d}", f"xoxb-{team}-{uuid.uuid4().hex[:12]}")
+        code = f"code-{uuid.uuid4().hex[:16]}"
+        self.codes[code] = ws
+        return code
+
+    def revoke(self, team: str) -> None:
+        """The workspace uninstalled the app: its tokens stop working."""
+        for token in [t for t, ws in self.workspaces.items() if ws.team == team]:
+            del self.workspaces[token]
+
+    def token_of(self, team: str) -> str:
+        return next(t for t, ws in self.workspaces.items() if ws.team == team)
 
     def response_url(self) -> str:
         return f"{self.origin}/respond/{uuid.uuid4().hex[:12]}"
@@ -263,9 +308,23 @@ class FakeSlack:
         auth = request.headers.get("Authorization", "")
         call = Call(method, args, time.monotonic())
         self.calls.append(call)
+        if method == "oauth.v2.access":  # the app's credentials, not a token (Basic auth or form fields)
+            result = self.m_oauth_v2_access(args, auth)
+            call.ok = result.get("ok", False)
+            return web.json_response(result)
         token = auth.removeprefix("Bearer ").strip() or args.get("token", "")
-        expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
-        if token != expected:
+        call.token = token
+        if method == "apps.connections.open":
+            valid = token == APP_TOKEN
+        else:
+            ws = self.workspaces.get(token)
+            valid = ws is not None
+            if ws is not None:
+                call.team = ws.team
+                if ws.expires_at is not None and time.time() >= ws.expires_at:
+                    call.ok = False
+                    return web.json_response({"ok": False, "error": "token_expired"})
+        if not valid:
             call.ok = False
             return web.json_response({"ok": False, "error": "invalid_auth"})
         scripted = self._scripted(method)
@@ -322,8 +381,39 @@ class FakeSlack:
         return self.messages.get((args.get("channel", ""), args.get("ts", "")))
 
     def m_auth_test(self, args):
-        return {"url": "https://fake.slack.com/", "team": "Fake Team", "user": "aibot", "team_id": TEAM,
-                "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
+        ws = self.workspaces[self.calls[-1].token]
+        return {"url": f"https://{ws.team.lower()}.slack.com/", "team": ws.name, "user": "aibot", "team_id": ws.team,
+                "user_id": ws.bot_user, "bot_id": ws.bot_id, "is_enterprise_install": False}
+
+    def m_oauth_v2_access(self, args: dict, auth: str) -> dict:
+        """Slack's oauth.v2.access: a code from the redirect (grant_type absent or
+        authorization_code) or, with token rotation, a refresh token (grant_type=refresh_token)."""
+        client_id, client_secret = args.get("client_id"), args.get("client_secret")
+        if auth.startswith("Basic "):
+            client_id, _, client_secret = base64.b64decode(auth[6:]).decode().partition(":")
+        if (client_id, client_secret) != (self.client_id, self.client_secret):
+            return {"ok": False, "error": "invalid_client_id" if client_id != self.client_id else "bad_client_secret"}
+        if args.get("grant_type") == "refresh_token":
+            old = next((ws for ws in self.workspaces.values() if ws.refresh_token == args.get("refresh_token")), None)
+            if old is None:
+                return {"ok": False, "error": "invalid_refresh_token"}
+            del self.workspaces[old.token]
+            ws = Workspace(old.team, old.name, old.bot_user, old.bot_id, f"xoxe.xoxb-{old.team}-{uuid.uuid4().hex[:12]}")
+        else:
+            ws = self.codes.pop(args.get("code", ""), None)
+            if ws is None:
+                return {"ok": False, "error": "invalid_code"}
+        if self.rotation:
+            ws.refresh_token = f"xoxe-1-{uuid.uuid4().hex}"
+            ws.expires_at = time.time() + self.token_lifetime
+        self.workspaces[ws.token] = ws
+        out = {"ok": True, "app_id": "A0FAKEAPP", "authed_user": {"id": "U2147483697"},
+               "scope": "app_mentions:read,chat:write,commands", "token_type": "bot", "access_token": ws.token,
+               "bot_user_id": ws.bot_user, "team": {"id": ws.team, "name": ws.name}, "enterprise": None,
+               "is_enterprise_install": False}
+        if ws.refresh_token:
+            out.update(refresh_token=ws.refresh_token, expires_in=self.token_lifetime)
+        return out
 
     def m_apps_connections_open(self, args):
         return {"url": f"ws://127.0.0.1:{self.port}/socket?ticket={uuid.uuid4().hex}"}
@@ -405,6 +495,18 @@ class FakeSlack:
     def m_assistant_threads_setStatus(self, args):
         return {}
 
+    def m_views_publish(self, args):
+        """views.publish: a Home tab for one user (Block Kit, at most 100 blocks)."""
+        view = args.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not args.get("user_id") or not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        if len(view.get("blocks") or []) > 100:
+            return {"ok": False, "error": "invalid_blocks"}
+        self.homes[args["user_id"]] = view
+        return {"view": {"id": f"V{uuid.uuid4().hex[:8].upper()}", "type": "home", **view}}
+
     def _page(self, items: list[Message], args) -> dict:
         limit = min(int(args.get("limit") or 100), self.page_size)
         start = int(args.get("cursor") or 0)
@@ -434,8 +536,12 @@ class FakeSlack:
         if uid not in self.users:
             return {"ok": False, "error": "user_not_found"}
         name = self.users[uid]
+        owner = uid in self.owners
         return {"user": {"id": uid, "team_id": TEAM, "name": name.lower(), "real_name": f"{name} Example",
                          "profile": {"display_name": name, "real_name": f"{name} Example"},
+                         # Slack: owners are admins too; is_primary_owner only for the one primary owner
+                         "is_admin": uid in self.admins or owner, "is_owner": owner, "is_primary_owner": False,
+                         "is_bot": uid == BOT_USER, "deleted": False,
                          **({"tz": self.timezones[uid]} if uid in self.timezones else {})}}
 
     def m_files_info(self, args):
@@ -447,8 +553,9 @@ class FakeSlack:
     async def _download(self, request: web.Request) -> web.Response:
         fid = request.match_info["file_id"]
         auth = request.headers.get("Authorization", "")
-        self.downloads.append({"file": fid, "authorization_ok": auth == f"Bearer {BOT_TOKEN}"})
-        if auth != f"Bearer {BOT_TOKEN}":
+        ok = auth.removeprefix("Bearer ") in self.workspaces
+        self.downloads.append({"file": fid, "authorization_ok": ok})
+        if not ok:
             # Slack answers an unauthenticated file request with its HTML login page
             return web.Response(text="<html>sign in</html>", content_type="text/html")
         if fid not in self.file_bytes:

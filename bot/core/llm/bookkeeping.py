@@ -54,7 +54,8 @@ class CallBook:
         self.started = time.perf_counter()
         self.key: str | None = None
         if use_cache and cache is not None and not options.tools:
-            self.key = cache_key(self.model, messages, options.model_dump(exclude_none=True))
+            self.key = cache_key(self.model, messages, options.model_dump(exclude_none=True),
+                                 scope=f"{call.platform}:{call.tenant}" if call.tenant else "")
 
     async def cached(self) -> Cached | None:
         return None if self.key is None else await self.cache.get(self.key)
