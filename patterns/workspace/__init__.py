@@ -47,7 +47,12 @@ class Workspace(Feature):
             db = self.services.db
             self.tenants.register("settings", TenantData(
                 export=lambda p, t: settings_data.export_tenant(db, p, t),
-                delete=lambda p, t: settings_data.delete_tenant(db, p, t)))
+                delete=self._delete_settings))
+
+    async def _delete_settings(self, platform: str, tenant: str) -> dict[str, int]:
+        deleted = await settings_data.delete_tenant(self.services.db, platform, tenant)
+        self.store.forget(platform, tenant)
+        return deleted
 
     async def start(self) -> None:
         if self.tenants is not None:

@@ -2,6 +2,8 @@
 in the same transaction (tables from migration 0010)."""
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +13,8 @@ from bot.core.messages import Incoming
 from bot.core.preferences import Preferences
 
 WORKSPACE = ""  # the channel column of a workspace-wide setting
+FRESH_SECONDS = 30.0  # another process's change is seen within this; this process's at once
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,20 +31,42 @@ class Change:
 class SettingsStore:
     """Implements `bot.core.preferences.PreferenceLookup`, plus changing and auditing."""
 
-    def __init__(self, db) -> None:
+    def __init__(self, db, *, fresh_seconds: float = FRESH_SECONDS) -> None:
         self.db = db
+        self.fresh_seconds = fresh_seconds
+        # (platform, tenant, channel) -> (read at, values): every message reads its
+        # workspace's settings, so they are kept briefly instead of a query per message
+        self._known: dict[tuple[str, str, str | None], tuple[float, dict[str, dict[str, str]]]] = {}
+
+    def forget(self, platform: str, tenant: str) -> None:
+        """Drop what this process knows of a workspace's settings (after a change)."""
+        for key in [k for k in self._known if k[:2] == (platform, tenant)]:
+            del self._known[key]
 
     async def values(self, *, platform: str, tenant: str, channel: str | None = None) -> dict[str, dict[str, str]]:
-        """{"": workspace values, channel: that channel's own} (only what is set)."""
+        """{"": workspace values, channel: that channel's own} (only what is set). While
+        the database is unreachable the last values read are used (defaults if none)."""
+        key = (platform, tenant, channel)
+        known = self._known.get(key)
+        if known is not None and time.monotonic() - known[0] < self.fresh_seconds:
+            return known[1]
         scopes = [WORKSPACE] if channel is None else [WORKSPACE, channel]
-        async with self.db.session() as s:
-            rows = (await s.execute(
-                text("SELECT channel, key, value FROM workspace_settings "
-                     "WHERE platform = :p AND tenant = :t AND channel = ANY(:scopes)"),
-                dict(p=platform, t=tenant, scopes=scopes))).all()
+        try:
+            async with self.db.session() as s:
+                rows = (await s.execute(
+                    text("SELECT channel, key, value FROM workspace_settings "
+                         "WHERE platform = :p AND tenant = :t AND channel = ANY(:scopes)"),
+                    dict(p=platform, t=tenant, scopes=scopes))).all()
+        except Exception as exc:  # an outage must not stop answers: answer with what is known
+            log.warning("workspace settings unreadable (%s); using %s", type(exc).__name__,
+                        "the last values read" if known else "the defaults")
+            return known[1] if known else {scope: {} for scope in scopes}
         out: dict[str, dict[str, str]] = {scope: {} for scope in scopes}
         for r in rows:
             out[r.channel][r.key] = r.value
+        if len(self._known) > 10_000:
+            self._known.clear()
+        self._known[key] = (time.monotonic(), out)
         return out
 
     async def for_message(self, msg: Incoming) -> Preferences:
@@ -69,6 +95,7 @@ class SettingsStore:
                     "INSERT INTO settings_audit (platform, tenant, channel, key, old_value, new_value, actor, actor_name) "
                     "VALUES (:p, :t, :c, :k, :old, :new, :u, :n)"),
                     dict(where, old=old, new=value, u=actor[:200], n=actor_name[:200]))
+        self.forget(platform, tenant)
         return old
 
     async def audit(self, *, platform: str, tenant: str, limit: int = 20) -> list[Change]:
