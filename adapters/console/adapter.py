@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import IO, Literal
 
 from bot.core.commands import CommandSet
-from bot.core.errors import UserError
+from bot.core.errors import LLMError, UserError
 from bot.core.messages import Attachment, HistoryItem, Incoming, utcnow
 from bot.core.surface import Dispatch, Limits
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 8 * 1024 * 1024  # beyond this a line is refused without being held in memory
 _COMMAND = re.compile(r"^/([A-Za-z][\w-]*)(?:\s+(.*))?$", re.DOTALL)
 _EOF = object()
+EXIT_ANSWER_FAILED = 3
 
 
 class _Oversized:
@@ -60,6 +61,12 @@ class ConsoleAdapter:
         self._task: asyncio.Task | None = None
         self._seq = 0
         self.tty = bool(getattr(self._input, "isatty", lambda: False)())
+        self.failed_answers = 0  # answers replaced by an apology: the model (or the bot) failed
+
+    def exit_status(self) -> int:
+        """`aibot run`'s exit code for this session: 3 when input was piped and an answer
+        failed, so a script can tell; 0 otherwise (a person at a terminal saw it)."""
+        return EXIT_ANSWER_FAILED if self.failed_answers and not self.tty else 0
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -127,7 +134,9 @@ class ConsoleAdapter:
                 continue
             if msg.command is None:
                 self.history.append(HistoryItem(user=self.user, text=text, ts=msg.ts, id=msg.id))
-            await dispatch(msg, conv)
+            handled = await dispatch(msg, conv)
+            if _failed(getattr(handled, "error", None)):
+                self.failed_answers += 1
 
     # --- normalization --------------------------------------------------------------
 
@@ -216,6 +225,11 @@ class ConsoleStream:
         if self._parts:
             self.adapter.write("\n")
             self.adapter.remember("".join(self._parts))
+
+
+def _failed(error: BaseException | None) -> bool:
+    """An answer the model (or the bot) failed to give; not the user's own mistake."""
+    return error is not None and not (isinstance(error, UserError) and not isinstance(error, LLMError))
 
 
 def _login() -> str:

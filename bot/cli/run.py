@@ -23,8 +23,10 @@ async def run(args, rt) -> int:
     if not rt.settings.llm_configured:
         print(f"aibot: note: {LLM_SETUP_HINT}", file=sys.stderr)
     async with rt.open() as app:
-        await app.serve(app.adapters(console_only=args.console_only))
-    return 0
+        adapters = app.adapters(console_only=args.console_only)
+        await app.serve(adapters)
+    # an adapter may report how its session went (the console: 3 when a piped answer failed)
+    return max((getattr(a, "exit_status", lambda: 0)() for a in adapters), default=0)
 
 
 async def upgrade(args, rt) -> int:

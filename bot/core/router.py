@@ -193,8 +193,8 @@ class Router:
             async with lock:
                 self._check_size(msg)
                 result, ephemeral = await self._handle(route.action, ctx, msg)
-                await self._deliver(result, conv, ephemeral=ephemeral)
-            return Handled(route.action, result)
+                failed = await self._deliver(result, conv, ephemeral=ephemeral)
+            return Handled(route.action, result, error=failed)
         except Exception as exc:
             if _is_expected(exc):
                 log.info("%s message in %s: %s", msg.platform, msg.channel, type(exc).__name__)
@@ -246,7 +246,9 @@ class Router:
                 "Send it as a file instead, or a shorter excerpt."
             )
 
-    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> None:
+    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> BaseException | None:
+        """Send the result; a streamed answer that failed (already noted in the
+        conversation) returns its error."""
         if result is None:
             return
         if isinstance(result, Reply):
@@ -261,7 +263,7 @@ class Router:
             rendered = await render_stream(result, conv)
             if rendered.error is not None and not _is_expected(rendered.error):
                 log.error("a streamed answer failed midway", exc_info=rendered.error)
-            return
+            return rendered.error
         raise TypeError(f"handler returned {type(result).__name__}")
 
     # --- built-in handlers ----------------------------------------------------------

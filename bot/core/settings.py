@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.core.errors import ConfigError
 
 ENV_FILE = ".env"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 S = TypeVar("S", bound="Section")
 
 
@@ -74,7 +75,8 @@ def problems(cls: type[Section], exc: ValidationError) -> list[str]:
     for err in exc.errors():
         field = str(err["loc"][0]) if err.get("loc") else "?"
         name = cls.variable(field) if field in cls.model_fields else field
-        out.append(f"{name}: {err['msg']}")
+        msg = err["msg"].removeprefix("Value error, ")  # our validators' own sentences, as written
+        out.append(f"{name}: {msg}")
     return out
 
 
@@ -87,7 +89,8 @@ class Settings(Section):
     bot_name: str = env("AIBOT_BOT_NAME", "aibot", description="the name the bot answers to on the console and in prompts")
     data_dir: Path = env("AIBOT_DATA_DIR", Path(".aibot"), description="where the embedded PostgreSQL keeps its data")
     log_level: str = env(
-        "AIBOT_LOG_LEVEL", "WARNING", description="`DEBUG`, `INFO`, `WARNING`, `ERROR` (logs go to stderr, never secrets)"
+        "AIBOT_LOG_LEVEL", "WARNING",
+        description="`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL` (any case; logs go to stderr, never secrets)",
     )
 
     # --- LLM ------------------------------------------------------------------------
@@ -158,6 +161,14 @@ class Settings(Section):
         "AIBOT_EMBEDDING_DIMENSIONS", None, ge=1, le=2000,
         description="`openai` only: ask for shorter vectors (text-embedding-3-*); at most 2000 (HNSW limit)",
     )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return level
 
     _sections: dict[type, Section] = PrivateAttr(default_factory=dict)
     _env_file: Any = PrivateAttr(default=ENV_FILE)
