@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from bot.app.runtime import announce_storage
 from bot.core.db import Database, redact
 from bot.core.settings import LLM_SETUP_HINT
 
@@ -31,6 +32,7 @@ async def run(args, rt) -> int:
 
 async def upgrade(args, rt) -> int:
     db = await Database.open(rt.settings)
+    announce_storage(rt.settings, db)
     try:
         revision = await db.upgrade()
     finally:

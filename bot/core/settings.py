@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.core import datadir
 from bot.core.errors import ConfigError
 
 ENV_FILE = ".env"
@@ -87,7 +88,12 @@ class Settings(Section):
 
     # --- identity -------------------------------------------------------------------
     bot_name: str = env("AIBOT_BOT_NAME", "aibot", description="the name the bot answers to on the console and in prompts")
-    data_dir: Path = env("AIBOT_DATA_DIR", Path(".aibot"), description="where the embedded PostgreSQL keeps its data")
+    data_dir: Path | None = env(
+        "AIBOT_DATA_DIR", None,
+        description="where the embedded PostgreSQL and the console's history live; unset: the user's data "
+        "directory (`~/.local/share/aibot` on Linux, `~/Library/Application Support/aibot` on macOS), or "
+        "`./.aibot` if one with a database exists (older releases; see Operations)",
+    )
     log_level: str = env(
         "AIBOT_LOG_LEVEL", "WARNING",
         description="`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL` (any case; logs go to stderr, never secrets)",
@@ -172,11 +178,19 @@ class Settings(Section):
 
     _sections: dict[type, Section] = PrivateAttr(default_factory=dict)
     _env_file: Any = PrivateAttr(default=ENV_FILE)
+    _data_dir_note: str | None = PrivateAttr(default=None)
 
     def __init__(self, **values: Any) -> None:
         env_file = values.get("_env_file", ENV_FILE)
         super().__init__(**values)
         self._env_file = env_file
+        if self.data_dir is None:
+            self.data_dir, self._data_dir_note = datadir.default()
+
+    @property
+    def data_dir_note(self) -> str | None:
+        """Set when the data directory is a legacy `./.aibot`: how to move it."""
+        return self._data_dir_note
 
     @property
     def llm_configured(self) -> bool:
@@ -199,6 +213,7 @@ class Settings(Section):
         copied = super().model_copy(update=update, deep=deep)
         copied._sections = dict(self._sections)
         copied._env_file = self._env_file
+        copied._data_dir_note = self._data_dir_note
         return copied
 
 
