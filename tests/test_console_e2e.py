@@ -88,7 +88,8 @@ def test_bad_input_gets_one_clear_message_each_and_the_session_continues(env, fa
     assert lines == [
         "aibot: That line isn't valid UTF-8 text, so I ignored it.",
         "aibot: That message is too long for me (2,000,000 characters; the limit is 100,000). "
-        "Send it as a file instead, or a shorter excerpt.",
+        "To summarize a long text, save it to a file and run `aibot summarize FILE` in a shell "
+        "(text, .pdf, .docx or .html); to ask questions about it, add it with `/kb add PATH`.",
         "aibot: I don't know the command /nosuchcommand. Type /help to see what I can do.",
         "aibot: Ask me something after the mention, e.g. `@aibot what changed in the release plan?` (or /help).",
         "aibot: Fake answer about: tester: are you still there?",

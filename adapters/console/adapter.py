@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Literal
 
+from adapters.console import files
 from adapters.console.lines import EOF, Lines, Oversized, PipedLines, PromptLines
 from adapters.console.screen import PlainScreen, RichScreen, Screen
 from bot.core.commands import CommandSet
@@ -112,7 +113,7 @@ class ConsoleAdapter:
             if isinstance(item, Oversized):
                 await conv.post(
                     f"That message is too long for me ({item.size:,} bytes); I ignored it. "
-                    "Send long texts with `aibot summarize FILE` instead."
+                    + ConsoleConversation.long_text_hint
                 )
                 continue
             try:
@@ -120,7 +121,11 @@ class ConsoleAdapter:
             except UnicodeDecodeError:
                 await conv.post("That line isn't valid UTF-8 text, so I ignored it.")
                 continue
-            msg = self.parse(text)
+            try:
+                msg = self.parse(text)
+            except files.Missing as exc:
+                await conv.post(f"There is no file {exc.path} (paths are relative to {Path.cwd()}).")
+                continue
             if msg is None:
                 continue
             if msg.command is None:
@@ -132,7 +137,8 @@ class ConsoleAdapter:
     # --- normalization --------------------------------------------------------------
 
     def parse(self, line: str) -> Incoming | None:
-        """One input line as an `Incoming`, or None for a blank line."""
+        """One input line as an `Incoming`, or None for a blank line; `/kb add PATH...`
+        carries the named files as attachments (`files.Missing` for a path that isn't one)."""
         if not line.strip():
             return None
         self._seq += 1
@@ -140,7 +146,12 @@ class ConsoleAdapter:
                       id=f"c{self._seq}", ts=utcnow(), raw=line, is_admin=True)  # the operator
         m = _COMMAND.match(line.strip())
         if m:
-            return Incoming(text=(m.group(2) or "").strip(), command=m.group(1).lower(), **common)
+            command, text = m.group(1).lower(), (m.group(2) or "").strip()
+            if command == "kb" and text.split(maxsplit=1)[0:1] == ["add"]:
+                found = files.attachments(text[3:].strip())  # the operator's own files
+                if found:
+                    return Incoming(text="add", command=command, attachments=found, **common)
+            return Incoming(text=text, command=command, **common)
         stripped, n = self._mention.subn(" ", line)
         if n:
             return Incoming(text=" ".join(stripped.split()), mentioned=True, **common)
@@ -160,6 +171,10 @@ class ConsoleConversation:
     """Replies for one console line."""
 
     limits = Limits(max_chars=1_000_000, update_interval=0.02, max_updates=100_000)
+    long_text_hint = (  # the router's advice for a message over AIBOT_MAX_MESSAGE_CHARS
+        "To summarize a long text, save it to a file and run `aibot summarize FILE` in a shell "
+        "(text, .pdf, .docx or .html); to ask questions about it, add it with `/kb add PATH`."
+    )
 
     def __init__(self, adapter: ConsoleAdapter) -> None:
         self.adapter = adapter
@@ -191,7 +206,11 @@ class ConsoleConversation:
         return items[-limit:]
 
     async def download(self, attachment: Attachment) -> bytes:
-        raise UserError("The console cannot receive files; use `aibot kb add PATH` instead.")
+        """A local file named on the console (`/kb add PATH`)."""
+        try:
+            return await asyncio.to_thread(files.read, attachment)
+        except OSError as exc:
+            raise UserError(f"Cannot read {attachment.ref}: {exc.strerror or exc}.") from None
 
 
 class ConsoleStream:

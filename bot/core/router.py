@@ -191,7 +191,7 @@ class Router:
             ctx = Context(self.services, conv, msg, self)
             lock = self._locks.setdefault(msg.thread_key, asyncio.Lock())
             async with lock:
-                self._check_size(msg)
+                self._check_size(msg, conv)
                 result, ephemeral = await self._handle(route.action, ctx, msg)
                 failed = await self._deliver(result, conv, ephemeral=ephemeral)
             return Handled(route.action, result, error=failed)
@@ -238,12 +238,13 @@ class Router:
             return spec, parse(spec, rest, msg.attachments), self.commands[spec.name].handler
         return None
 
-    def _check_size(self, msg: Incoming) -> None:
+    def _check_size(self, msg: Incoming, conv: Conversation) -> None:
         limit = self.services.settings.max_message_chars
         if len(msg.text) > limit:
+            # a platform where files cannot be sent (the console) says what works there instead
+            hint = getattr(conv, "long_text_hint", None) or "Send it as a file instead, or a shorter excerpt."
             raise UserError(
-                f"That message is too long for me ({len(msg.text):,} characters; the limit is {limit:,}). "
-                "Send it as a file instead, or a shorter excerpt."
+                f"That message is too long for me ({len(msg.text):,} characters; the limit is {limit:,}). {hint}"
             )
 
     async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> BaseException | None:

@@ -7,6 +7,7 @@ from bot.core.cache import Cache
 from bot.core.channels import Channels
 from bot.core.settings import Settings
 from bot.core.dedupe import Dedupe
+from bot.core.documents import DocumentReader
 from bot.core.ledger import Ledger
 from bot.core.knowledge import KnowledgeBase
 from bot.core.llm import LLM
@@ -22,3 +23,4 @@ class Services:
     dedupe: Dedupe
     channels: Channels = field(default_factory=Channels)
     kb: KnowledgeBase | None = None  # set by the RAG pattern
+    documents: DocumentReader | None = None  # set by the RAG pattern: text of PDF, Word, HTML files
