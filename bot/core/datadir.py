@@ -5,7 +5,7 @@ working directory.
 `AIBOT_DATA_DIR` decides when set. Otherwise the platform's user data directory
 (platformdirs: `~/.local/share/aibot` on Linux or `$XDG_DATA_HOME/aibot`,
 `~/Library/Application Support/aibot` on macOS, `%LOCALAPPDATA%\\aibot` on Windows),
-except that a `./.aibot` holding a database (where releases before 0.2 kept it) is
+except that a `./.aibot` holding a database (where older releases kept it) is
 still used, with a note saying how to move it.
 """
 from __future__ import annotations
