@@ -21,6 +21,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 TEMPLATE = "aibot_template"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_user_dirs(tmp_path_factory):
+    """The per-user data directory (platformdirs honours XDG_DATA_HOME) points into the
+    session's temporary folder, for this process and every `aibot` it starts: a test
+    never touches the real one, even when it leaves AIBOT_DATA_DIR unset."""
+    saved = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = saved
+
+
 class PgCluster:
     """The session's embedded server; hands out throwaway databases cloned from a
     migrated template (a clone takes milliseconds, migrations run once)."""

@@ -13,7 +13,8 @@ class Console(Platform):
     def create(cls, section, settings):
         from adapters.console.adapter import ConsoleAdapter
 
-        return ConsoleAdapter(bot_name=settings.bot_name)
+        # the prompt's history lives with the bot's other data (the data directory)
+        return ConsoleAdapter(bot_name=settings.bot_name, history_file=settings.data_dir / "console_history")
 
 
 PLATFORM = Console

@@ -6,6 +6,10 @@ history (so `/summarize` alone summarizes the conversation so far). Answers stre
 stdout through the core's renderer (the terminal is an append-only native stream).
 Lines are handled one after another, and at EOF the adapter finishes its replies and
 closes, so `printf '@aibot hi\\n' | aibot run` prints the answer and exits 0.
+
+At a terminal (stdin and stdout both TTYs) lines come from a prompt with editing and
+history (`adapters.console.lines`); replies are Markdown rendered for the terminal when
+stdout is one, plain text otherwise (`adapters.console.screen`).
 """
 from __future__ import annotations
 
@@ -14,26 +18,24 @@ import getpass
 import logging
 import re
 import sys
-import threading
 from collections import deque
 from datetime import datetime
+from pathlib import Path
 from typing import IO, Literal
 
+from adapters.console import files
+from adapters.console.lines import EOF, Lines, Oversized, PipedLines, PromptLines
+from adapters.console.screen import PlainScreen, RichScreen, Screen
 from bot.core.commands import CommandSet
-from bot.core.errors import UserError
+from bot.core.errors import LLMError, UserError
 from bot.core.messages import Attachment, HistoryItem, Incoming, utcnow
 from bot.core.surface import Dispatch, Limits
 
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 8 * 1024 * 1024  # beyond this a line is refused without being held in memory
+EXIT_ANSWER_FAILED = 3
 _COMMAND = re.compile(r"^/([A-Za-z][\w-]*)(?:\s+(.*))?$", re.DOTALL)
-_EOF = object()
-
-
-class _Oversized:
-    def __init__(self, size: int) -> None:
-        self.size = size
 
 
 class ConsoleAdapter:
@@ -48,30 +50,51 @@ class ConsoleAdapter:
         user: str | None = None,
         history_size: int = 1_000,
         max_line_bytes: int = MAX_LINE_BYTES,
+        history_file: Path | None = None,
+        interactive: bool | None = None,
+        rich: bool | None = None,
     ) -> None:
+        """`interactive` (a prompt with editing; default: stdin and stdout are TTYs) and
+        `rich` (Markdown rendering; default: stdout is a TTY) are detected unless given;
+        `history_file` keeps the prompt's history across sessions."""
         self.bot_name = bot_name
         self._input = input if input is not None else sys.stdin.buffer
         self._output = output if output is not None else sys.stdout
         self.user = user or _login()
         self.history: deque[HistoryItem] = deque(maxlen=history_size)
         self._max_line = max_line_bytes
+        self._history_file = history_file
         self._mention = re.compile(rf"(?<![\w@])@{re.escape(bot_name)}\b[,:]?", re.IGNORECASE)
-        self._queue: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self._seq = 0
-        self.tty = bool(getattr(self._input, "isatty", lambda: False)())
+        self.tty = _isatty(self._input)
+        out_tty = _isatty(self._output)
+        self.interactive = self.tty and out_tty if interactive is None else interactive
+        use_rich = out_tty if rich is None else rich
+        self.screen: Screen = (RichScreen if use_rich else PlainScreen)(self._output, name=bot_name)
+        self.failed_answers = 0  # answers replaced by an apology: the model (or the bot) failed
+
+    def exit_status(self) -> int:
+        """`aibot run`'s exit code for this session: 3 when input was piped and an answer
+        failed, so a script can tell; 0 otherwise (a person at a terminal saw it)."""
+        return EXIT_ANSWER_FAILED if self.failed_answers and not self.tty else 0
 
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self, dispatch: Dispatch, *, commands: CommandSet = CommandSet()) -> None:
         """Read lines; the router reads `/command` lines by the declarations itself."""
-        loop = asyncio.get_running_loop()
-        threading.Thread(target=self._read_lines, args=(loop,), name="console-stdin", daemon=True).start()
+        lines = self._lines()
+        lines.start()
         if self.tty:
-            self.write(
-                f"{self.bot_name} console: mention @{self.bot_name} to ask, /help for commands, Ctrl-D to quit.\n"
+            self.screen.notice(
+                f"{self.bot_name} console: mention @{self.bot_name} to ask, /help for commands, Ctrl-D to quit."
             )
-        self._task = asyncio.create_task(self._serve(dispatch))
+        self._task = asyncio.create_task(self._serve(dispatch, lines))
+
+    def _lines(self) -> Lines:
+        if self.interactive:
+            return PromptLines(prompt=f"{self.user}> ", history_file=self._history_file, max_line_bytes=self._max_line)
+        return PipedLines(self._input, max_line_bytes=self._max_line)
 
     async def wait_closed(self) -> None:
         if self._task is not None:
@@ -81,40 +104,16 @@ class ConsoleAdapter:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
-    def _read_lines(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Blocking reads in a daemon thread (works for a TTY, a pipe or a file)."""
-        put = lambda item: loop.call_soon_threadsafe(self._queue.put_nowait, item)  # noqa: E731
-        try:
-            while True:
-                line = self._input.readline(self._max_line + 1)
-                if not line:
-                    break
-                if len(line) > self._max_line and not line.endswith(b"\n"):
-                    size = len(line)
-                    while line and not line.endswith(b"\n"):  # drop the rest of the line
-                        line = self._input.readline(1 << 20)
-                        size += len(line)
-                    put(_Oversized(size))
-                    continue
-                put(line)
-        except Exception:
-            log.exception("reading stdin failed")
-        finally:
-            try:
-                put(_EOF)
-            except RuntimeError:  # the loop is already closed
-                pass
-
-    async def _serve(self, dispatch: Dispatch) -> None:
+    async def _serve(self, dispatch: Dispatch, lines: Lines) -> None:
         while True:
-            item = await self._queue.get()
-            if item is _EOF:
+            item = await lines.next()
+            if item is EOF:
                 return
             conv = ConsoleConversation(self)
-            if isinstance(item, _Oversized):
+            if isinstance(item, Oversized):
                 await conv.post(
                     f"That message is too long for me ({item.size:,} bytes); I ignored it. "
-                    "Send long texts with `aibot summarize FILE` instead."
+                    + ConsoleConversation.long_text_hint
                 )
                 continue
             try:
@@ -122,17 +121,24 @@ class ConsoleAdapter:
             except UnicodeDecodeError:
                 await conv.post("That line isn't valid UTF-8 text, so I ignored it.")
                 continue
-            msg = self.parse(text)
+            try:
+                msg = self.parse(text)
+            except files.Missing as exc:
+                await conv.post(f"There is no file {exc.path} (paths are relative to {Path.cwd()}).")
+                continue
             if msg is None:
                 continue
             if msg.command is None:
                 self.history.append(HistoryItem(user=self.user, text=text, ts=msg.ts, id=msg.id))
-            await dispatch(msg, conv)
+            handled = await dispatch(msg, conv)
+            if _failed(getattr(handled, "error", None)):
+                self.failed_answers += 1
 
     # --- normalization --------------------------------------------------------------
 
     def parse(self, line: str) -> Incoming | None:
-        """One input line as an `Incoming`, or None for a blank line."""
+        """One input line as an `Incoming`, or None for a blank line; `/kb add PATH...`
+        carries the named files as attachments (`files.Missing` for a path that isn't one)."""
         if not line.strip():
             return None
         self._seq += 1
@@ -140,7 +146,12 @@ class ConsoleAdapter:
                       id=f"c{self._seq}", ts=utcnow(), raw=line, is_admin=True)  # the operator
         m = _COMMAND.match(line.strip())
         if m:
-            return Incoming(text=(m.group(2) or "").strip(), command=m.group(1).lower(), **common)
+            command, text = m.group(1).lower(), (m.group(2) or "").strip()
+            if command == "kb" and text.split(maxsplit=1)[0:1] == ["add"]:
+                found = files.attachments(text[3:].strip())  # the operator's own files
+                if found:
+                    return Incoming(text="add", command=command, attachments=found, **common)
+            return Incoming(text=text, command=command, **common)
         stripped, n = self._mention.subn(" ", line)
         if n:
             return Incoming(text=" ".join(stripped.split()), mentioned=True, **common)
@@ -152,10 +163,6 @@ class ConsoleAdapter:
         """The console is one channel: every conversation writes to it."""
         return ConsoleConversation(self)
 
-    def write(self, text: str) -> None:
-        self._output.write(text)
-        self._output.flush()
-
     def remember(self, text: str) -> None:
         self.history.append(HistoryItem(user=self.bot_name, text=text, ts=utcnow(), is_bot=True))
 
@@ -164,13 +171,17 @@ class ConsoleConversation:
     """Replies for one console line."""
 
     limits = Limits(max_chars=1_000_000, update_interval=0.02, max_updates=100_000)
+    long_text_hint = (  # the router's advice for a message over AIBOT_MAX_MESSAGE_CHARS
+        "To summarize a long text, save it to a file and run `aibot summarize FILE` in a shell "
+        "(text, .pdf, .docx or .html); to ask questions about it, add it with `/kb add PATH`."
+    )
 
     def __init__(self, adapter: ConsoleAdapter) -> None:
         self.adapter = adapter
         self._posted: dict[str, str] = {}
 
     async def post(self, text: str, *, ephemeral: bool = False) -> str:
-        self.adapter.write(f"{self.adapter.bot_name}: {text}\n")
+        self.adapter.screen.message(text)
         self.adapter.remember(text)
         mid = f"r{len(self._posted) + 1}"
         self._posted[mid] = text
@@ -180,9 +191,9 @@ class ConsoleConversation:
         before = self._posted.get(message_id, "")
         if text.startswith(before):
             if text != before:
-                self.adapter.write(f"{self.adapter.bot_name}: …{text[len(before):]}\n")
+                self.adapter.screen.continued(text[len(before):])
         else:
-            self.adapter.write(f"{self.adapter.bot_name} (edited): {text}\n")
+            self.adapter.screen.replaced(text)
         self._posted[message_id] = text
 
     async def open_stream(self, text: str = "") -> "ConsoleStream":
@@ -198,27 +209,42 @@ class ConsoleConversation:
         return items[-limit:]
 
     async def download(self, attachment: Attachment) -> bytes:
-        raise UserError("The console cannot receive files; use `aibot kb add PATH` instead.")
+        """A local file named on the console (`/kb add PATH`)."""
+        try:
+            return await asyncio.to_thread(files.read, attachment)
+        except OSError as exc:
+            raise UserError(f"Cannot read {attachment.ref}: {exc.strerror or exc}.") from None
 
 
 class ConsoleStream:
-    """The terminal as an append-only stream: text is printed as it arrives."""
+    """The terminal as an append-only stream: text is shown as it arrives."""
 
     def __init__(self, adapter: ConsoleAdapter) -> None:
         self.adapter = adapter
         self.message_id = "stream"
         self._parts: list[str] = []
+        self._view = adapter.screen.stream()
 
     async def append(self, delta: str) -> None:
-        if not self._parts:
-            self.adapter.write(f"{self.adapter.bot_name}: ")
         self._parts.append(delta)
-        self.adapter.write(delta)
+        self._view.append(delta)
 
     async def stop(self) -> None:
+        self._view.close()
         if self._parts:
-            self.adapter.write("\n")
             self.adapter.remember("".join(self._parts))
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
+def _failed(error: BaseException | None) -> bool:
+    """An answer the model (or the bot) failed to give; not the user's own mistake."""
+    return error is not None and not (isinstance(error, UserError) and not isinstance(error, LLMError))
 
 
 def _login() -> str:

@@ -12,6 +12,7 @@ import logging
 import re
 from contextlib import suppress
 
+import aiohttp
 import discord
 import discord.gateway
 import discord.http
@@ -27,7 +28,7 @@ from adapters.discord.conversation import (
     strip_mention,
 )
 from bot.core.commands import CommandSet
-from bot.core.errors import ConfigError
+from bot.core.errors import ConfigError, unreachable
 from bot.core.messages import Attachment, Incoming
 from bot.core.surface import Dispatch
 
@@ -140,16 +141,19 @@ class DiscordAdapter:
             self.tree = build_tree(self.client, commands, self._on_command)
         try:
             await self.client.login(self._token)
+            if self._custom_api and self.client.shard_count is not None:
+                await use_gateway_of(self.client)
+            if self.sync_commands:
+                await self.tree.sync()
         except discord.LoginFailure:
             await self.client.close()
             raise ConfigError(
                 "Discord rejected DISCORD_BOT_TOKEN. Copy the bot token from the Developer Portal "
                 "(Bot > Reset Token), e.g. DISCORD_BOT_TOKEN=MTEx..."
             ) from None
-        if self._custom_api and self.client.shard_count is not None:
-            await use_gateway_of(self.client)
-        if self.sync_commands:
-            await self.tree.sync()
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            await self.client.close()
+            raise unreachable("Discord API", discord.http.Route.BASE, "DISCORD_API_URL", exc) from None
         self._runner = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
         self._runner.add_done_callback(_log_end)
         ready = asyncio.create_task(self.client.wait_until_ready())

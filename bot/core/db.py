@@ -45,18 +45,21 @@ class Database:
         self.url = url
         self._owns_engine = owns_engine
         self._embedded = embedded
+        self.created: Path | None = None  # the embedded server's new data directory, when this run made it
         self.session = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
 
     @classmethod
     async def open(cls, settings: Settings, *, connect_timeout: float = 10.0) -> "Database":
         """Connect (starting the embedded server if no DATABASE_URL); raise ConfigError
         with a fix if the database cannot be reached."""
-        embedded = None
+        embedded, created = None, None
         if settings.database_url:
             url = normalize_url(settings.database_url)
             source = "DATABASE_URL"
         else:
-            embedded, url = await asyncio.to_thread(pgembed.start, Path(settings.data_dir) / "pg")
+            pgdata = Path(settings.data_dir) / "pg"
+            created = None if pgembed.exists(pgdata) else pgdata.expanduser().resolve()
+            embedded, url = await asyncio.to_thread(pgembed.start, pgdata)
             source = "the embedded server"
         try:
             if make_url(url).get_backend_name() != "postgresql":
@@ -68,6 +71,7 @@ class Database:
                 f"DATABASE_URL is not a usable PostgreSQL URL ({redact(url)}): {exc}. Example: {_URL_EXAMPLE}"
             ) from None
         db = cls(engine=engine, url=url, owns_engine=True, embedded=embedded)
+        db.created = created
         try:
             async with asyncio.timeout(connect_timeout):
                 async with engine.connect() as conn:

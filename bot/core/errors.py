@@ -58,3 +58,14 @@ def user_message_for(exc: BaseException) -> str:
     if isinstance(exc, (UserError, LLMError)):
         return exc.user_message
     return "Sorry, something went wrong on my side while handling that. It has been logged."
+
+
+def unreachable(service: str, url: str, variable: str, exc: BaseException) -> ConfigError:
+    """A remote API that cannot be reached at start-up, as one line naming the setting
+    that points at it (the network error's own words, without a traceback)."""
+    os_error = getattr(exc, "os_error", None) or exc
+    reason = getattr(os_error, "strerror", None) or str(exc) or type(exc).__name__
+    return ConfigError(
+        f"Cannot reach the {service} at {url} ({reason}). Check the network connection, "
+        f"or {variable} if it is set (it points the bot at another address)."
+    )

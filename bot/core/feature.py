@@ -111,6 +111,13 @@ class Platform:
         return False
 
     @classmethod
+    def incomplete(cls, section: Any) -> str | None:
+        """When some of its settings are set but not enough to run (`configured` is
+        False): what else to set, as one sentence naming the variables. The bot then
+        refuses to start instead of quietly falling back to the console."""
+        return None
+
+    @classmethod
     def create(cls, section: Any, settings: Settings) -> "Adapter":
         """Build the adapter (import the SDK here, not at module level)."""
         raise NotImplementedError

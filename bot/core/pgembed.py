@@ -15,6 +15,11 @@ log = logging.getLogger(__name__)
 DATABASE = "aibot"
 
 
+def exists(pgdata: Path) -> bool:
+    """Whether `pgdata` already holds a database cluster."""
+    return (pgdata.expanduser() / "PG_VERSION").is_file()
+
+
 def start(pgdata: Path, *, database: str = DATABASE) -> tuple[object, str]:
     """Start (or join) the server for `pgdata`; return (handle, SQLAlchemy asyncpg URL)."""
     with warnings.catch_warnings():

@@ -202,12 +202,12 @@ class Router:
                 notice = _QueuedNotice(conv)
                 try:
                     async with self._slot(notify=notice.show):
-                        self._check_size(msg)
+                        self._check_size(msg, conv)
                         result, ephemeral = await self._handle(route.action, ctx, msg)
-                        await self._deliver(result, conv, ephemeral=ephemeral)
+                        failed = await self._deliver(result, conv, ephemeral=ephemeral)
                 finally:
                     await notice.clear()
-            return Handled(route.action, result)
+            return Handled(route.action, result, error=failed)
         except Exception as exc:
             if _is_expected(exc):
                 log.info("%s message in %s: %s", msg.platform, msg.channel, type(exc).__name__)
@@ -255,15 +255,18 @@ class Router:
             return spec, parse(spec, rest, msg.attachments), self.commands[spec.name].handler
         return None
 
-    def _check_size(self, msg: Incoming) -> None:
+    def _check_size(self, msg: Incoming, conv: Conversation) -> None:
         limit = self.services.settings.max_message_chars
         if len(msg.text) > limit:
+            # a platform where files cannot be sent (the console) says what works there instead
+            hint = getattr(conv, "long_text_hint", None) or "Send it as a file instead, or a shorter excerpt."
             raise UserError(
-                f"That message is too long for me ({len(msg.text):,} characters; the limit is {limit:,}). "
-                "Send it as a file instead, or a shorter excerpt."
+                f"That message is too long for me ({len(msg.text):,} characters; the limit is {limit:,}). {hint}"
             )
 
-    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> None:
+    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> BaseException | None:
+        """Send the result; a streamed answer that failed (already noted in the
+        conversation) returns its error."""
         if result is None:
             return
         if isinstance(result, Reply):
@@ -278,7 +281,7 @@ class Router:
             rendered = await render_stream(result, conv)
             if rendered.error is not None and not _is_expected(rendered.error):
                 log.error("a streamed answer failed midway", exc_info=rendered.error)
-            return
+            return rendered.error
         raise TypeError(f"handler returned {type(result).__name__}")
 
     # --- built-in handlers ----------------------------------------------------------

@@ -7,6 +7,7 @@ from bot.core.cache import Cache
 from bot.core.channels import Channels
 from bot.core.settings import Settings
 from bot.core.dedupe import Dedupe
+from bot.core.documents import DocumentReader
 from bot.core.ledger import Ledger
 from bot.core.knowledge import KnowledgeBase
 from bot.core.llm import LLM
@@ -28,3 +29,4 @@ class Services:
     load: Load | None = None  # in-flight limit and overload counters (None: unbounded)
     tenants: Tenants | None = None  # a tenant's data: export, deletion, lifecycle (bot.app builds it)
     prefs: PreferenceLookup = field(default_factory=Defaults)  # set by the settings feature (patterns.workspace)
+    documents: DocumentReader | None = None  # set by the RAG pattern: text of PDF, Word, HTML files

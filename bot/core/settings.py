@@ -16,9 +16,11 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.core import datadir
 from bot.core.errors import ConfigError
 
 ENV_FILE = ".env"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 S = TypeVar("S", bound="Section")
 
 
@@ -74,7 +76,8 @@ def problems(cls: type[Section], exc: ValidationError) -> list[str]:
     for err in exc.errors():
         field = str(err["loc"][0]) if err.get("loc") else "?"
         name = cls.variable(field) if field in cls.model_fields else field
-        out.append(f"{name}: {err['msg']}")
+        msg = err["msg"].removeprefix("Value error, ")  # our validators' own sentences, as written
+        out.append(f"{name}: {msg}")
     return out
 
 
@@ -85,9 +88,15 @@ class Settings(Section):
 
     # --- identity -------------------------------------------------------------------
     bot_name: str = env("AIBOT_BOT_NAME", "aibot", description="the name the bot answers to on the console and in prompts")
-    data_dir: Path = env("AIBOT_DATA_DIR", Path(".aibot"), description="where the embedded PostgreSQL keeps its data")
+    data_dir: Path | None = env(
+        "AIBOT_DATA_DIR", None,
+        description="where the embedded PostgreSQL and the console's history live; unset: the user's data "
+        "directory (`~/.local/share/aibot` on Linux, `~/Library/Application Support/aibot` on macOS), or "
+        "`./.aibot` if one with a database exists (older releases; see Operations)",
+    )
     log_level: str = env(
-        "AIBOT_LOG_LEVEL", "WARNING", description="`DEBUG`, `INFO`, `WARNING`, `ERROR` (logs go to stderr, never secrets)"
+        "AIBOT_LOG_LEVEL", "WARNING",
+        description="`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL` (any case; logs go to stderr, never secrets)",
     )
 
     admins: str | None = env(
@@ -200,13 +209,29 @@ class Settings(Section):
         description="`openai` only: ask for shorter vectors (text-embedding-3-*); at most 2000 (HNSW limit)",
     )
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return level
+
     _sections: dict[type, Section] = PrivateAttr(default_factory=dict)
     _env_file: Any = PrivateAttr(default=ENV_FILE)
+    _data_dir_note: str | None = PrivateAttr(default=None)
 
     def __init__(self, **values: Any) -> None:
         env_file = values.get("_env_file", ENV_FILE)
         super().__init__(**values)
         self._env_file = env_file
+        if self.data_dir is None:
+            self.data_dir, self._data_dir_note = datadir.default()
+
+    @property
+    def data_dir_note(self) -> str | None:
+        """Set when the data directory is a legacy `./.aibot`: how to move it."""
+        return self._data_dir_note
 
     @property
     def pool_size(self) -> int:
@@ -236,6 +261,7 @@ class Settings(Section):
         copied = super().model_copy(update=update, deep=deep)
         copied._sections = dict(self._sections)
         copied._env_file = self._env_file
+        copied._data_dir_note = self._data_dir_note
         return copied
 
 

@@ -98,6 +98,7 @@ class BatchWorker:
 
         settings = self.settings
         poll, last_provider_poll = settings.poll, float("-inf")
+        waiting_for_model = False  # said once, not at every poll, until a model is there
         while True:
             try:
                 await self.run_until_idle()
@@ -105,8 +106,12 @@ class BatchWorker:
                 if woken or time.monotonic() - last_provider_poll >= settings.provider_poll:
                     last_provider_poll = time.monotonic()
                     await poll_provider_jobs(self.services)  # sends new provider jobs, collects finished ones
+                waiting_for_model = False
             except LLMNotConfigured:
-                log.warning("batch jobs are waiting: no language model is configured")
+                (log.debug if waiting_for_model else log.warning)(
+                    "bulk jobs are waiting: no language model is configured (set OPENAI_API_KEY or "
+                    "OPENAI_BASE_URL and restart; the jobs run then)")
+                waiting_for_model = True
             except Exception:
                 log.exception("batch worker round failed; retrying")
             self._wake.clear()

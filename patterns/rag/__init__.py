@@ -23,6 +23,7 @@ from bot.core.roles import refusal
 from bot.core.tenants import TenantData
 from patterns.rag.answer import GroundedAnswers, passages_reply, short
 from patterns.rag.settings import RagSettings
+from patterns.rag.documents import Documents
 from patterns.rag.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Rag(Feature):
             self.services.tenants.register("documents", TenantData(
                 export=lambda platform, tenant: self.store.export_tenant(tenant),
                 delete=lambda platform, tenant: self.store.delete_tenant(tenant)))
+        self.services.documents = Documents(limits=lambda: self.store.limits)
         self.answers = GroundedAnswers(llm=llm, store=self.store, settings=self.settings, core=host.settings)
 
     # --- mentions and files ---------------------------------------------------------
@@ -159,16 +161,31 @@ def paste_name(text: str) -> str:
     return f"{first} ({hashlib.sha256(text.encode()).hexdigest()[:6]}).md"
 
 
-def format_list(docs) -> str:
+CHAT_ADD_HINT = "Add files with /kb add (or send them to me in a DM)."
+
+
+def format_list(docs, *, add_hint: str = CHAT_ADD_HINT) -> str:
+    """The documents, one line each; `add_hint` says how to add some where there are none
+    (a chat command in chat, the CLI's own command on the command line)."""
     if not docs:
-        return "The knowledge base is empty. Add files with /kb add (or send them to me in a DM)."
+        return f"The knowledge base is empty. {add_hint}"
     lines = [f"{len(docs)} document{'s' if len(docs) != 1 else ''} in the knowledge base:"]
     for d in docs:
-        size = f"{d.size_bytes / 1048576:.1f} MB" if d.size_bytes >= 1048576 else f"{max(1, round(d.size_bytes / 1024))} KB"
         when = d.updated_at.strftime("%Y-%m-%d %H:%M")
         ver = f", v{d.version}" if d.version > 1 else ""
-        lines.append(f"#{d.id} {d.name}: {d.chunks} passages, {size}, added by {d.added_by or '?'} on {when} UTC{ver}")
+        passages = f"{d.chunks} passage{'s' if d.chunks != 1 else ''}"
+        lines.append(f"#{d.id} {d.name}: {passages}, {size_text(d.size_bytes)}, added by {d.added_by or '?'} "
+                     f"on {when} UTC{ver}")
     return "\n".join(lines)
+
+
+def size_text(n: int) -> str:
+    """`70 B`, `12 KB`, `3.4 MB`: a small file is not rounded up to a kilobyte."""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1048576:
+        return f"{round(n / 1024)} KB"
+    return f"{n / 1048576:.1f} MB"
 
 
 FEATURE = Rag

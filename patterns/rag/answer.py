@@ -93,16 +93,17 @@ class GroundedAnswers:
         return passages
 
     async def answer(self, question: str, *, tenant: str, channel: str | None, call: CallInfo,
-                     passages: list[Passage] | None = None):
+                     passages: list[Passage] | None = None, add_hint: str = "Add documents with /kb add."):
         """A reply: `str` (nothing relevant, or no model configured) or an async iterator
-        of text (the streamed grounded answer followed by its citations)."""
+        of text (the streamed grounded answer followed by its citations). `add_hint` ends
+        the "nothing relevant" reply (the CLI names its own command)."""
         question = question.strip()
         if not question:
             raise UserError("Ask a question after /ask, e.g. `/ask how do I rotate the API keys?`")
         if passages is None:
             passages = await self.relevant(tenant=tenant, question=question, channel=channel)
         if not passages:
-            return f"{NOT_IN_KB}: I found nothing relevant to “{short(question)}”. Add documents with /kb add."
+            return f"{NOT_IN_KB}: I found nothing relevant to “{short(question)}”. {add_hint}"
         if not self.llm.configured:
             return passages_reply(passages, header="No language model is configured, so here are the best passages:")
         budget = self.core.context_tokens - self.core.answer_max_tokens - _PROMPT_OVERHEAD - tokens.count(question)

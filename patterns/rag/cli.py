@@ -17,6 +17,7 @@ from patterns.rag import PATTERN, Rag, format_list
 from patterns.rag.extract import SUPPORTED
 
 CONSOLE_TENANT = "console"
+ADD_COMMAND = "aibot kb add PATH"  # what the CLI's hints name (not the chat's /kb add)
 
 
 def add(cli) -> None:
@@ -146,7 +147,7 @@ async def list_docs(args, rt) -> int:
             for d in docs
         ], indent=2))
     else:
-        print(format_list(docs))
+        print(format_list(docs, add_hint=f"Add files with `{ADD_COMMAND}`."))
     return 0
 
 
@@ -213,6 +214,7 @@ async def ask(args, rt) -> int:
         reply = await bot.feature(Rag).answers.answer(
             question, tenant=args.tenant, channel=args.channel,
             call=CallInfo(PATTERN, platform="cli", tenant=args.tenant, channel=args.channel or ""),
+            add_hint=f"Add documents with `{ADD_COMMAND}`.",
         )
         if isinstance(reply, AsyncIterable):
             async for delta in reply:
