@@ -17,6 +17,7 @@ import discord.gateway
 import discord.http
 import yarl
 
+from adapters.discord import metering
 from adapters.discord.commands import build_tree
 from adapters.discord.conversation import (
     NO_PINGS,
@@ -87,7 +88,7 @@ class DiscordAdapter:
         # count (one for a small bot) unless DISCORD_SHARD_COUNT fixes the count.
         self.client: discord.Client = discord.AutoShardedClient(
             intents=intents, shard_count=shard_count or None, allowed_mentions=NO_PINGS,
-            guild_ready_timeout=guild_ready_timeout,
+            guild_ready_timeout=guild_ready_timeout, http_trace=metering.trace_config(),
         )
         self._custom_api = bool(api_url)
         self.tree = None  # built at start, from the bot's command declarations

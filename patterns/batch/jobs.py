@@ -158,6 +158,11 @@ class JobStore:
                 ]
         return out
 
+    async def pending_items(self) -> int:
+        """Items of every job not processed yet (ix_batch_items_pending answers it)."""
+        async with self.db.session() as s:
+            return int((await s.execute(text("SELECT count(*) FROM batch_items WHERE status = 'pending'"))).scalar())
+
     async def finish_if_complete(self, s, job_id: str) -> None:
         """Mark the job done when no item is pending (inside the caller's transaction)."""
         await s.execute(
