@@ -55,8 +55,8 @@ class AnswerWatch:
             METRICS.first_visible_seconds.labels(self.platform).observe(max(0.0, rendered.first_visible - self.started))
 
     def done(self, outcome: str) -> None:
-        """`ok`, `refused` (a clear message to the user) or `failed`; only messages that
-        reached a handler are counted."""
+        """`ok`, `cut` (streamed, failed midway), `refused` (a clear message to the user) or
+        `failed`; only messages that reached a handler are counted."""
         if not self._handled:
             return
         METRICS.answers.labels(self.platform, self.route, outcome).inc()

@@ -103,6 +103,7 @@ class Handled:
     action: str
     result: Any = None
     error: BaseException | None = None
+    cut: BaseException | None = None  # a streamed answer failed midway: delivered with a note saying so
 
 
 # ----------------------------------------------------------------------------- router
@@ -203,9 +204,11 @@ class Router:
                 async with watch.waiting(lock):
                     self._check_size(msg)
                     result, ephemeral = await self._handle(route.action, ctx, msg)
-                    watch.rendered(await self._deliver(result, conv, ephemeral=ephemeral))
-            watch.done("ok")
-            return Handled(route.action, result)
+                    rendered = await self._deliver(result, conv, ephemeral=ephemeral)
+                    watch.rendered(rendered)
+            cut = rendered.error if rendered is not None else None
+            watch.done("ok" if cut is None else "cut")
+            return Handled(route.action, result, cut=cut)
         except Exception as exc:
             if _is_expected(exc):
                 log.info("%s message in %s: %s", msg.platform, msg.channel, type(exc).__name__)

@@ -149,6 +149,17 @@ class Settings(Section):
         "unless a platform needs it",
     )
 
+    api_token: SecretStr | None = env(
+        "AIBOT_API_TOKEN", None,
+        description="bearer token of the HTTP API (`/api/...`) and the usage dashboard (`/dashboard`); "
+        "unset: both are off (they answer 503)",
+    )
+    api_workspace: str = env(
+        "AIBOT_API_WORKSPACE", "api",
+        description="the workspace HTTP API calls are recorded under and whose knowledge base `/api/ask` reads, "
+        "when a request names none",
+    )
+
     # --- embeddings (the knowledge base; later the semantic cache) ------------------
     embedding_provider: Literal["local", "openai"] = env(
         "AIBOT_EMBEDDING_PROVIDER", "local",

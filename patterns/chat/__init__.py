@@ -49,5 +49,10 @@ class Chat(Feature):
             messages, call=ctx.call(PATTERN), options=ChatOptions(max_tokens=settings.answer_max_tokens)
         )
 
+    def mount(self, http) -> None:
+        from patterns.chat.api import mount
+
+        mount(http, self.host)
+
 
 FEATURE = Chat

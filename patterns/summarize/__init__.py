@@ -73,6 +73,11 @@ class Summarize(Feature):
             model=settings.fast_model,
         )
 
+    def mount(self, http) -> None:
+        from patterns.summarize.api import mount
+
+        mount(http, self.host)
+
     @classmethod
     def add_cli(cls, cli) -> None:
         from patterns.summarize import cli as commands
