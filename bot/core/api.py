@@ -96,6 +96,10 @@ class Api:
 
     # --- auth -----------------------------------------------------------------------
 
+    def secrets(self) -> list[str]:
+        """The configured tokens' values (for a sign-in that derives from them)."""
+        return [t.get_secret_value() for t in self._tokens() if t is not None]
+
     def configured(self) -> bool:
         return any(t is not None for t in self._tokens())
 
