@@ -239,3 +239,63 @@ async def test_the_batch_api_still_opens_with_its_older_token(app, api, fake_llm
     app.feature(Batch).settings.token = SecretStr("batch-only")
     async with api.get("/api/batch", headers={"Authorization": "Bearer batch-only"}) as r:
         assert r.status == 200 and (await r.json()) == {"jobs": []}
+
+
+# --------------------------------------------------------------------------- the running bot
+
+
+@pytest.mark.slow
+def test_the_running_bot_serves_the_api_metrics_and_dashboard_with_json_logs(env, fake_llm):
+    """`aibot run` wires it all: every pattern's routes, /metrics, /dashboard, and JSON
+    logs whose request id ties an API request to its model call."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(env, AIBOT_HTTP_PORT=str(port), AIBOT_API_TOKEN=TOKEN, AIBOT_LOG_FORMAT="json", AIBOT_LOG_LEVEL="INFO")
+    bot = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+
+    def call(path: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, bytes]:
+        req = urllib.request.Request(base + path, data=None if body is None else json.dumps(body).encode(),
+                                     headers={**AUTH, "Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=20) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, body = call("/api/summarize", {"text": "The quarterly numbers are up by four percent."})
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline and bot.poll() is None, bot.stderr.read().decode()
+                time.sleep(0.2)
+        assert status == 200 and json.loads(body)["summary"].startswith("Summary:")
+        status, body = call("/api/chat/stream", {"message": "hello there"})
+        assert status == 200 and b"event: done" in body
+        status, body = call("/metrics")
+        assert status == 200 and b'aibot_model_calls_total{model="gpt-4o-mini",outcome="ok",pattern="api_wrapper"} 1.0' in body
+        status, body = call("/dashboard")
+        assert status == 200 and b'<table id="totals">' in body and b"api_wrapper" in body
+        assert call("/api/summarize", {"text": "x"}, {"Authorization": "Bearer nope"})[0] == 401
+    finally:
+        bot.stdin.close()  # console EOF: the bot finishes and exits
+        assert bot.wait(30) == 0
+    lines = [json.loads(ln) for ln in bot.stderr.read().decode().splitlines() if ln.startswith("{")]
+    calls = [ln for ln in lines if ln.get("event") == "model_call"]
+    assert {c["pattern"] for c in calls} == {"api_wrapper", "streaming"}
+    assert all(c["request_id"] and c["request_id"].startswith("api-") for c in calls)
+    assert len({c["request_id"] for c in calls}) == 2  # one per API request
+    [routed] = [ln for ln in lines if ln.get("event") == "message"]  # the chat request, through the router
+    assert routed["request_id"] == next(c["request_id"] for c in calls if c["pattern"] == "streaming")

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 
@@ -167,3 +168,27 @@ async def test_json_logs_tie_a_platform_event_to_its_model_calls(bot, fake_llm):
     assert events[0]["request_id"] != events[1]["request_id"] and events[0]["request_id"].startswith("test-")
     assert calls[0]["pattern"] == "streaming" and calls[0]["outcome"] == "ok" and "latency_ms" in calls[0]
     assert all(ln["level"] and ln["logger"] and ln["time"] for ln in lines)
+
+
+async def test_discord_rest_calls_and_429s_are_counted_by_route_without_ids(app, fake_llm):
+    from tests.discord_env import BOT, connect, settle
+    from tests.fakes.discord_server import FakeDiscord
+
+    route = "PATCH channels/:id/messages/:id"
+    before_429 = METRICS.platform_rate_limited.labels("discord", route)._value.get()
+    before_ok = METRICS.platform_calls.labels("discord", "POST channels/:id/messages", "2xx")._value.get()
+    async with FakeDiscord() as fake:
+        adapter = await connect(app, fake)
+        try:
+            from tests.fakes.openai_server import Script
+
+            fake_llm.enqueue(Script(text=" ".join(f"word{i}" for i in range(60)), tokens_per_second=40))
+            fake.fail_next("PATCH", r"^/channels/\d+/messages/\d+$", retry_after=0.3, times=1)
+            await fake.send_message(f"{BOT} count for me")
+            await settle(app, fake)
+        finally:
+            await adapter.stop()
+    assert METRICS.platform_rate_limited.labels("discord", route)._value.get() - before_429 == 1
+    assert METRICS.platform_calls.labels("discord", "POST channels/:id/messages", "2xx")._value.get() - before_ok >= 1
+    labels = {s.labels.get("method", "") for fam in METRICS.registry.collect() for s in fam.samples}
+    assert not [m for m in labels if re.search(r"\d{5,}", m)], labels  # no snowflake ids in a label

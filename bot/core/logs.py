@@ -29,9 +29,10 @@ def new_request_id(kind: str = "") -> str:
 
 
 @contextmanager
-def request_scope(kind: str = "", request_id: str | None = None) -> Iterator[str]:
-    """Run the block under a request id (a new one unless given)."""
-    rid = request_id or new_request_id(kind)
+def request_scope(kind: str = "", request_id: str | None = None, *, inherit: bool = False) -> Iterator[str]:
+    """Run the block under a request id: `request_id`, else (with `inherit`) the one
+    already in effect (an API request handing a message to the router), else a new one."""
+    rid = request_id or (REQUEST_ID.get() if inherit else None) or new_request_id(kind)
     token = REQUEST_ID.set(rid)
     try:
         yield rid

@@ -183,7 +183,7 @@ class Router:
     async def dispatch(self, msg: Incoming, conv: Conversation) -> Handled:
         """Route one message and deliver its reply. Never raises."""
         route = decide(msg)
-        with request_scope(msg.platform):  # log lines and model calls of this event share its request id
+        with request_scope(msg.platform, inherit=True):  # log lines and model calls of this event share its id
             return await self._dispatch(route, msg, conv)
 
     async def _dispatch(self, route: Route, msg: Incoming, conv: Conversation) -> Handled:
