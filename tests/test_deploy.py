@@ -121,3 +121,34 @@ def test_compose_runs_the_bot_on_pgvector_postgres_with_an_optional_ollama():
     for name, service in services.items():
         image = service.get("image", "")
         assert name == "bot" or (":" in image and not image.endswith(":latest")), f"unpinned image {image}"
+
+
+@pytest.mark.slow
+def test_the_files_the_image_copies_build_a_complete_package(tmp_path):
+    """What the build stage COPYs is enough to build aibot, and the package carries its
+    migrations, the dashboard's vendored chart library and the license (checked without
+    a container engine: the same `pip` build, on a copy of exactly those files)."""
+    text = (ROOT / "Dockerfile").read_text()
+    build = stages(text)[0]
+    src = tmp_path / "src"
+    src.mkdir()
+    for line in re.findall(r"^COPY (?!--from)(.+)$", build, re.M):
+        *sources, _dest = line.split()
+        for name in sources:
+            path = ROOT / name
+            if path.is_dir():
+                shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(path, src / name)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [wheel] = (tmp_path / "dist").glob("aibot-*.whl")
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    for wanted in ("bot/core/dashboard/static/uPlot.iife.min.js", "bot/core/dashboard/static/uPlot.LICENSE",
+                   "migrations/env.py", "migrations/script.py.mako", "patterns/chat/api.py"):
+        assert wanted in names, f"{wanted} is not in the package the image installs"
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert any(n.startswith("migrations/versions/0001") for n in names)
