@@ -151,7 +151,9 @@ async def test_the_charts_render_in_headless_chromium_from_the_ledger(app, serve
             driver.get(f"{server}/dashboard?window=24h")
             driver.find_element(By.ID, "token").send_keys(TOKEN)
             driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-            WebDriverWait(driver, 20).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-charts") == "4")
+            # the sign-in navigates: read the new page's state by script, never through a stale element
+            WebDriverWait(driver, 30).until(
+                lambda d: d.execute_script("return document.body && document.body.dataset.charts") == "4")
             figures = driver.find_elements(By.CSS_SELECTOR, "figure.chart[data-rendered=true]")
             legend = driver.find_element(By.CSS_SELECTOR, "#chart-requests .u-legend").text
             # pixels drawn on each chart's canvas (not transparent)

@@ -24,8 +24,9 @@ def trace_config() -> aiohttp.TraceConfig:
 
 
 def route(method: str, path: str) -> str:
-    """`POST /api/v10/channels/123/messages` -> `POST channels/:id/messages` (bounded)."""
+    """`POST /api/v10/channels/123/messages` -> `POST channels/:id/messages`; anything
+    outside the versioned REST API (attachment downloads from the CDN) is `GET cdn`."""
     parts = path.split("/")
-    if len(parts) > 3 and parts[1] == "api" and parts[2].startswith("v"):
-        path = "/".join(parts[3:])
-    return f"{method} {api_method(path)}"
+    if not (len(parts) > 3 and parts[1] == "api" and parts[2].startswith("v")):
+        return f"{method} cdn"
+    return f"{method} {api_method('/'.join(parts[3:]))}"

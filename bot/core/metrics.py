@@ -175,13 +175,16 @@ METRICS = Metrics()
 
 # --------------------------------------------------------------------------- helpers
 
-_ID = re.compile(r"^(\d+|[A-Za-z0-9_-]{24,}|[0-9a-f-]{32,})$")
+# a path segment kept as it is: a word (`channels`, `chat.postMessage`, `@original`,
+# `oauth2`); anything else (ids, tokens, file names with digits) becomes `:id`
+_WORD = re.compile(r"^[A-Za-z@_][A-Za-z_.@-]{0,39}\d?$")
 
 
 def api_method(path: str, *, prefix: str = "") -> str:
-    """A bounded label for an API path: the part after `prefix`, ids and tokens replaced
-    by `:id` (`/api/v10/channels/123/messages` -> `channels/:id/messages`)."""
+    """A bounded label for an API path: the part after `prefix`, every segment that is
+    not a plain word replaced by `:id` (`/api/v10/channels/123/messages` ->
+    `channels/:id/messages`)."""
     if prefix and prefix in path:
         path = path.split(prefix, 1)[1]
-    parts = [":id" if _ID.match(p) else p for p in path.strip("/").split("/") if p]
+    parts = [p if _WORD.match(p) else ":id" for p in path.strip("/").split("/") if p]
     return "/".join(parts[:6])[:100] or "/"
