@@ -299,3 +299,24 @@ def test_the_running_bot_serves_the_api_metrics_and_dashboard_with_json_logs(env
     assert len({c["request_id"] for c in calls}) == 2  # one per API request
     [routed] = [ln for ln in lines if ln.get("event") == "message"]  # the chat request, through the router
     assert routed["request_id"] == next(c["request_id"] for c in calls if c["pattern"] == "streaming")
+
+
+async def test_a_client_leaving_mid_stream_stops_the_model_call(app, api, token, fake_llm):
+    import asyncio
+
+    from tests.fakes.openai_server import Script
+
+    fake_llm.enqueue(Script(text=" ".join(f"w{i}" for i in range(400)), tokens_per_second=20))  # ~20 s
+    async with api.post("/api/chat/stream", json={"message": "talk for a long time"}, headers=AUTH) as r:
+        async for raw in r.content:
+            if raw.startswith(b"event: delta"):
+                break
+        r.close()  # the client goes away after the first text
+    for _ in range(100):  # the stream is stopped long before the model would have finished
+        rows = await usage_rows(app)
+        if rows:
+            break
+        await asyncio.sleep(0.1)
+    assert rows == [("streaming", "api", "api", "cancelled")]
+    async with api.post("/api/summarize", json={"text": "Still serving?"}, headers=AUTH) as r:
+        assert r.status == 200

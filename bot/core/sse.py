@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -30,8 +31,11 @@ log = logging.getLogger(__name__)
 class SseConversation:
     """`Conversation` + native stream over one `web.StreamResponse`."""
 
-    def __init__(self, response: web.StreamResponse, *, history: list[HistoryItem] | None = None) -> None:
+    def __init__(self, response: web.StreamResponse, *, history: list[HistoryItem] | None = None,
+                 on_gone: Callable[[], object] = lambda: None) -> None:
         self.response = response
+        self.on_gone = on_gone  # called once when the client has gone away (stop the work for it)
+        self.gone = False
         self.limits = Limits(max_chars=1_000_000, update_interval=0.05, max_updates=100_000)
         self._history = history or []
         self._ids = itertools.count(1)
@@ -39,8 +43,16 @@ class SseConversation:
         self.streamed = ""
 
     async def send(self, event: str, data: dict) -> None:
+        if self.gone:
+            raise ConnectionResetError("the client has gone away")
         payload = json.dumps(data, ensure_ascii=False)
-        await self.response.write(f"event: {event}\ndata: {payload}\n\n".encode())
+        try:
+            await self.response.write(f"event: {event}\ndata: {payload}\n\n".encode())
+        except (ConnectionError, RuntimeError):  # RuntimeError: aiohttp's "cannot write to closing transport"
+            self.gone = True
+            log.info("the API client went away; stopping its answer")
+            self.on_gone()
+            raise
 
     # --- Conversation ---------------------------------------------------------------
 

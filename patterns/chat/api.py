@@ -7,6 +7,7 @@ its replies stream back through `bot.core.sse.SseConversation`.
 """
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Literal
 
@@ -52,11 +53,18 @@ def mount(app: web.Application, host) -> None:
                                is_bot=t.role == "assistant", id=f"h{i}") for i, t in enumerate(body.history)]
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        conv = SseConversation(response, history=history)
         msg = Incoming(platform="api", tenant=body.workspace or settings.api_workspace,
                        channel="api-" + uuid.uuid4().hex[:12], user="api", user_name="user", text=body.message,
                        id="q", is_dm=True, mentioned=True)
-        handled = await host.router.dispatch(msg, conv)
+        conv = SseConversation(response, history=history)
+        answering = asyncio.ensure_future(host.router.dispatch(msg, conv))
+        conv.on_gone = answering.cancel  # a client that leaves stops the model call made for it
+        try:
+            handled = await answering
+        except asyncio.CancelledError:
+            if not conv.gone:
+                raise
+            return response  # the client left: the model call was stopped (the ledger says `cancelled`)
         failed = handled.error or handled.cut
         err = user_message_for(failed) if failed is not None else None
         await conv.send("done", {"text": conv.answer, "error": err})
