@@ -217,7 +217,7 @@ async def api(app):
 
 async def test_http_api_is_off_without_a_token(app, api):
     async with api.post("/api/batch", json={"items": []}) as r:
-        assert r.status == 503 and "set AIBOT_BATCH_TOKEN" in (await r.json())["error"]
+        assert r.status == 503 and "set AIBOT_API_TOKEN" in (await r.json())["error"]
 
 
 async def test_http_api_refuses_missing_or_wrong_tokens(app, api):

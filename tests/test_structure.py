@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-GENERATED = ["docs/configuration.md", "docs/commands.md", "deploy/slack-manifest.yaml"]
+GENERATED = [".env.example", "docs/configuration.md", "docs/commands.md", "deploy/slack-manifest.yaml"]
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess:

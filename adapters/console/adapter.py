@@ -131,7 +131,7 @@ class ConsoleAdapter:
             if msg.command is None:
                 self.history.append(HistoryItem(user=self.user, text=text, ts=msg.ts, id=msg.id))
             handled = await dispatch(msg, conv)
-            if _failed(getattr(handled, "error", None)):
+            if _failed(getattr(handled, "error", None) or getattr(handled, "cut", None)):
                 self.failed_answers += 1
 
     # --- normalization --------------------------------------------------------------

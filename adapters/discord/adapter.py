@@ -18,6 +18,7 @@ import discord.gateway
 import discord.http
 import yarl
 
+from adapters.discord import metering
 from adapters.discord.commands import build_tree
 from adapters.discord.conversation import (
     NO_PINGS,
@@ -90,7 +91,7 @@ class DiscordAdapter:
         # DISCORD_SHARD_IDS runs only some of them here (the rest in other processes).
         self.client: discord.Client = discord.AutoShardedClient(
             intents=intents, shard_count=shard_count or None, shard_ids=shard_ids, allowed_mentions=NO_PINGS,
-            guild_ready_timeout=guild_ready_timeout,
+            guild_ready_timeout=guild_ready_timeout, http_trace=metering.trace_config(),
         )
         self._custom_api = bool(api_url)
         self.tree = None  # built at start, from the bot's command declarations

@@ -34,6 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.conversation import SlackConversation
 from adapters.slack.normalize import SUMMARIZE_SHORTCUT, Identity, from_command, from_event, from_message_shortcut
+from adapters.slack.metering import CountingHandler
 from adapters.slack.pacing import Workspace
 from adapters.slack.settings import SlackSettings
 from bot.core.commands import CommandSet
@@ -57,6 +58,7 @@ def build_client(settings: SlackSettings, *, session: aiohttp.ClientSession | No
         token=settings.bot_token.get_secret_value() if settings.bot_token else None,
         session=session,
         retry_handlers=[
+            CountingHandler(),  # first: sees every response, for the metrics; never retries
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=settings.max_retries),
             AsyncServerErrorRetryHandler(max_retry_count=2),
@@ -199,6 +201,7 @@ class SlackAdapter:
                 "Token (xoxb-...) from its OAuth & Permissions page."
             ) from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            await self._close_session()
             raise unreachable("Slack Web API", self.client.base_url, "SLACK_API_URL", exc) from None
         self.me = Identity(user_id=auth["user_id"], bot_id=auth.get("bot_id"), team_id=auth["team_id"])
         await self._connect()
@@ -214,12 +217,14 @@ class SlackAdapter:
                 await self._socket.connect_async()
             except SlackApiError as exc:
                 self._socket = None
+                await self._close_session()
                 raise ConfigError(
                     f"Slack rejected SLACK_APP_TOKEN ({exc.response.get('error')}); use an app-level token "
                     "(xapp-...) with the connections:write scope, from the app's Basic Information page."
                 ) from None
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                 self._socket = None
+                await self._close_session()
                 raise unreachable("Slack Socket Mode service", self.client.base_url, "SLACK_API_URL", exc) from None
 
     async def wait_closed(self) -> None:

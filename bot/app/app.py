@@ -21,6 +21,7 @@ from bot.core.feature import Feature, Platform
 from bot.core.ledger import Ledger
 from bot.core.load import Load
 from bot.core.llm import LLM, build_client
+from bot.core.metrics import METRICS
 from bot.core.router import Router
 from bot.core.services import Services
 from bot.core.settings import Settings
@@ -66,13 +67,13 @@ class App:
             client = llm_client if llm_client is not None else build_client(settings)
             load = Load(limit=settings.max_in_flight, notice_after=settings.queued_notice_seconds)
             ledger = Ledger(db, load=load)
-            load.backlogs["ledger"] = lambda: ledger.backlog
             cache = Cache(db, ttl_seconds=settings.cache_ttl_seconds)
             llm = LLM(client=client, settings=settings, ledger=ledger, cache=cache)
             services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db),
                                 load=load)
             services.tenants = Tenants(db, grace=timedelta(days=settings.tenant_grace_days))
-            services.tenants.register("usage", TenantData(export=partial(usage_rows, db), delete=partial(delete_usage, db)))
+            services.tenants.register("usage", TenantData(
+                export=partial(usage_rows, db, ledger=ledger), delete=partial(delete_usage, db, ledger=ledger)))
             app = cls(settings=settings, services=services,
                       platforms=composition.platforms() if platforms is None else platforms)
             app._owns_db = owns_db
@@ -112,6 +113,7 @@ class App:
         await self.services.ledger.close()  # every usage row written before the database goes
         if self._owns_db:
             await self.services.db.close()
+        METRICS.process_exited()  # multi-process mode: this process's live gauges go
 
     async def __aenter__(self) -> "App":
         return self

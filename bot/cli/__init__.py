@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from bot import __version__
 from bot.app import Runtime, features, platforms
 from bot.cli import run as builtins
+from bot.core import logs
 from bot.core.errors import ConfigError, LLMError, UserError
 from bot.core.feature import Feature, Platform
 from bot.core.settings import Settings
@@ -63,12 +64,14 @@ class Harmless(logging.Filter):
         return not any(record.name.startswith(name) and text in record.getMessage() for name, text in self.DROPPED)
 
 
-def configure_logging(level: str) -> None:
-    """Logs go to stderr only (stdout is the console's chat and scripts' output)."""
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Logs go to stderr only (stdout is the console's chat and scripts' output);
+    AIBOT_LOG_FORMAT=json: one JSON object a line, with request ids."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logs.formatter(fmt))
+    handler.addFilter(logs.RequestIdFilter())
     handler.addFilter(Harmless())
-    logging.basicConfig(level=getattr(logging, level), handlers=[handler], force=True)
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.WARNING), handlers=[handler], force=True)
     for noisy in QUIET:
         logging.getLogger(noisy).setLevel(max(logging.WARNING if noisy != "pypdf" else logging.ERROR,
                                               logging.getLogger().level))
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None, *, units: tuple[Sequence[type[Feature]],
         units = units or (features(), platforms())
         args = build_parser(*units).parse_args(argv)
         settings = Settings.load()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         runtime = Runtime(settings, features=units[0], platforms=units[1])
         runtime.validate()
         return run_async(args.run(args, runtime)) or 0

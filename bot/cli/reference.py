@@ -5,7 +5,7 @@ declarations, the `aibot` subcommands from the CLI's parser.
 The docs and the manifest call these through `cog` blocks; `cog --check` (a test)
 fails when a declaration changed and its generated text was not regenerated:
 
-    .venv/bin/cog -r docs/configuration.md docs/commands.md deploy/slack-manifest.yaml
+    .venv/bin/cog -r .env.example docs/configuration.md docs/commands.md deploy/slack-manifest.yaml
 """
 from __future__ import annotations
 
@@ -123,3 +123,30 @@ def _subcommands(parser: argparse.ArgumentParser):
             else:
                 usage = " ".join(sub.format_usage().removeprefix("usage: ").replace(" [-h]", "").split())
                 yield usage, helps.get(name) or ""
+
+
+def env_example(features: Sequence[type[Feature]] | None = None,
+                platforms: Sequence[type[Platform]] | None = None) -> str:
+    """Every setting as a commented `.env` line with its default, grouped by section:
+    `.env.example` is generated from this (uncomment what you change)."""
+    out: list[str] = []
+    for section in sections(features, platforms):
+        out += ["", f"# ---- {section.title or section.__name__} " + "-" * max(3, 70 - len(section.title or section.__name__))]
+        for name, field in section.model_fields.items():
+            out.append("# " + _plain(field.description or ""))
+            out.append(f"# {section.variable(name)}={_env_default(field.default)}")
+    return "\n".join(out).lstrip("\n") + "\n"
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.replace("`", "").split())
+
+
+def _env_default(value: Any) -> str:
+    if value is None or isinstance(value, SecretStr):
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value.as_posix() if isinstance(value, Path) else str(value)

@@ -1,12 +1,14 @@
 """The bot's HTTP server (aiohttp): health and metrics here; Slack's HTTP mode and the
-batch API add their routes before it starts. Started only when AIBOT_HTTP_PORT is set
-(or an adapter needs it)."""
+patterns' HTTP API add their routes before it starts. Started only when AIBOT_HTTP_PORT
+is set (or an adapter needs it)."""
 from __future__ import annotations
 
 import logging
 
 from aiohttp import web
 from sqlalchemy import text
+
+from bot.core.metrics import CONTENT_TYPE, METRICS
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +21,13 @@ class HttpServer:
         self.reuse_port = reuse_port  # several workers on one port: the kernel spreads connections
         self.app = web.Application(client_max_size=25 * 1024 * 1024)
         self.app.router.add_get("/healthz", self.health)
+        self.app.router.add_get("/health", self.health)
         self.app.router.add_get("/metrics", self.metrics)
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
 
     async def start(self) -> None:
+        METRICS.on_scrape(self.refresh_pool)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_port=self.reuse_port or None)
@@ -33,6 +37,7 @@ class HttpServer:
         log.info("HTTP server on %s:%s", self.host, self.bound_port)
 
     async def stop(self) -> None:
+        METRICS.forget(self.refresh_pool)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -51,29 +56,18 @@ class HttpServer:
         )
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """Prometheus text format, per pattern, from the usage ledger."""
-        stats = await self.services.ledger.stats()
-        lines = [
-            "# TYPE aibot_requests_total counter",
-            "# TYPE aibot_errors_total counter",
-            "# TYPE aibot_cache_hits_total counter",
-            "# TYPE aibot_tokens_total counter",
-            "# TYPE aibot_cost_usd_total counter",
-            "# TYPE aibot_latency_ms gauge",
-        ]
-        for s in stats:
-            p = f'pattern="{s.pattern}"'
-            lines += [
-                f"aibot_requests_total{{{p}}} {s.requests}",
-                f"aibot_errors_total{{{p}}} {s.errors}",
-                f"aibot_cache_hits_total{{{p}}} {s.cache_hits}",
-                f'aibot_tokens_total{{{p},kind="prompt"}} {s.prompt_tokens}',
-                f'aibot_tokens_total{{{p},kind="completion"}} {s.completion_tokens}',
-                f"aibot_cost_usd_total{{{p}}} {float(s.cost_usd)}",
-                f'aibot_latency_ms{{{p},stat="avg"}} {s.avg_latency_ms:.3f}',
-                f'aibot_latency_ms{{{p},stat="p95"}} {s.p95_latency_ms:.3f}',
-            ]
-        load = getattr(self.services, "load", None)
-        if load is not None:  # overload: in flight, waiting, queued (bot.core.load)
-            lines += load.lines()
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        """Prometheus text format (`bot.core.metrics`): this process's counters, or every
+        worker's with PROMETHEUS_MULTIPROC_DIR; the pool gauge is read now."""
+        body = await METRICS.exposition()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    async def refresh_pool(self) -> None:
+        ledger = getattr(self.services, "ledger", None)
+        if ledger is not None:
+            METRICS.ledger_backlog.set(ledger.backlog)
+        pool = getattr(getattr(self.services.db, "engine", None), "pool", None)
+        if pool is None or not hasattr(pool, "checkedout"):
+            return
+        METRICS.db_pool.labels("in_use").set(pool.checkedout())
+        METRICS.db_pool.labels("idle").set(pool.checkedin())
+        METRICS.db_pool.labels("overflow").set(max(0, pool.overflow()))

@@ -3,8 +3,8 @@
 At most `limit` messages are worked on at once in a process; the next one waits for a
 slot (backpressure) and is answered when one frees, never refused. A message that has
 waited `notice_after` seconds gets a short visible "queued" status where the platform
-has one. How often that happens, and how long messages wait, is counted here and shown
-in `/metrics` (`lines()`) and in the log.
+has one. How often that happens, and how long messages wait, is counted here (for the
+log and the tests) and in the process's metrics (`bot.core.metrics`, shown on `/metrics`).
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+
+from bot.core.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +35,12 @@ class Load:
         self.waited_seconds = 0.0
         self.counters: Counter[str] = Counter()  # queued, queued_notices, ledger_waits, ledger_retries ...
         self._last_warning = 0.0
-        self.backlogs: dict[str, Callable[[], int]] = {}  # gauges read at render time (e.g. the ledger queue)
+        METRICS.in_flight_limit.set(limit)
 
-    def count(self, name: str, n: int = 1) -> None:
+    def count(self, name: str, n: float = 1) -> None:
+        """One of `queued`, `queued_notices`, `waited_seconds`, `ledger_waits`, `ledger_retries`."""
         self.counters[name] += n
+        METRICS.overload[name].inc(n)
 
     @asynccontextmanager
     async def slot(self, *, notify: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[None]:
@@ -56,6 +60,7 @@ class Load:
     async def _wait(self, notify: Callable[[], Awaitable[None]] | None) -> None:
         self.count("queued")
         self.waiting += 1
+        METRICS.waiting.inc()
         self.max_waiting = max(self.max_waiting, self.waiting)
         now = time.monotonic()
         if now - self._last_warning > 10:
@@ -80,24 +85,7 @@ class Load:
             raise
         finally:
             self.waiting -= 1
-            self.waited_seconds += time.monotonic() - now
-
-    def lines(self) -> list[str]:
-        """Prometheus text lines for `/metrics`."""
-        out = [
-            "# TYPE aibot_in_flight gauge",
-            f"aibot_in_flight {self.in_flight}",
-            "# TYPE aibot_in_flight_limit gauge",
-            f"aibot_in_flight_limit {self.limit}",
-            "# TYPE aibot_waiting gauge",
-            f"aibot_waiting {self.waiting}",
-            "# TYPE aibot_waiting_max gauge",
-            f"aibot_waiting_max {self.max_waiting}",
-            "# TYPE aibot_waited_seconds_total counter",
-            f"aibot_waited_seconds_total {self.waited_seconds:.3f}",
-        ]
-        for name in ("queued", "queued_notices", "ledger_waits", "ledger_retries"):
-            out += [f"# TYPE aibot_{name}_total counter", f"aibot_{name}_total {self.counters[name]}"]
-        for name, read in sorted(self.backlogs.items()):
-            out += [f"# TYPE aibot_{name}_backlog gauge", f"aibot_{name}_backlog {read()}"]
-        return out
+            METRICS.waiting.dec()
+            waited = time.monotonic() - now
+            self.waited_seconds += waited
+            self.count("waited_seconds", waited)

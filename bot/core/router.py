@@ -26,7 +26,9 @@ from bot.core.commands import CommandSet, CommandSpec, Group, declarations, decl
 from bot.core.errors import LLMError, UserError, user_message_for
 from bot.core.load import QUEUED
 from bot.core.messages import CallInfo, Incoming, Reply
-from bot.core.render import render_stream
+from bot.core.answer_watch import AnswerWatch
+from bot.core.logs import request_scope
+from bot.core.render import Rendered, render_stream
 from bot.core.roles import BotAdmins, refusal
 from bot.core.surface import Conversation
 
@@ -105,6 +107,7 @@ class Handled:
     action: str
     result: Any = None
     error: BaseException | None = None
+    cut: BaseException | None = None  # a streamed answer failed midway: delivered with a note saying so
 
 
 # ----------------------------------------------------------------------------- router
@@ -185,6 +188,11 @@ class Router:
     async def dispatch(self, msg: Incoming, conv: Conversation) -> Handled:
         """Route one message and deliver its reply. Never raises."""
         route = decide(msg)
+        with request_scope(msg.platform, inherit=True):  # log lines and model calls of this event share its id
+            return await self._dispatch(route, msg, conv)
+
+    async def _dispatch(self, route: Route, msg: Incoming, conv: Conversation) -> Handled:
+        watch = AnswerWatch(msg.platform, route.action)
         try:
             if route.action == IGNORE:
                 return Handled(IGNORE)
@@ -193,21 +201,27 @@ class Router:
                 return Handled(IGNORE)
             if route.action == OBSERVE:
                 return Handled(OBSERVE)
+            log.info("%s %s in %s", msg.platform, route.action, msg.channel,
+                     extra={"event": "message", "platform": msg.platform, "route": route.action})
             msg = self.admins.mark(msg)  # the bot's own admins (AIBOT_ADMINS) count as workspace admins
             ctx = Context(self.services, conv, msg, self)
             # one answer at a time per conversation (thread, reply chain, DM), any number
             # of conversations at once up to the in-flight limit; past it, wait (backpressure)
             lock = self._locks.setdefault(msg.conversation_key, asyncio.Lock())
-            async with lock:
+            async with watch.waiting(lock):
                 notice = _QueuedNotice(conv)
                 try:
                     async with self._slot(notify=notice.show):
-                        self._check_size(msg, conv)
-                        result, ephemeral = await self._handle(route.action, ctx, msg)
-                        failed = await self._deliver(result, conv, ephemeral=ephemeral)
+                        with watch.running():
+                            self._check_size(msg, conv)
+                            result, ephemeral = await self._handle(route.action, ctx, msg)
+                            rendered = await self._deliver(result, conv, ephemeral=ephemeral)
+                            watch.rendered(rendered)
                 finally:
                     await notice.clear()
-            return Handled(route.action, result, error=failed)
+            cut = rendered.error if rendered is not None else None
+            watch.done("ok" if cut is None else "cut")
+            return Handled(route.action, result, cut=cut)
         except Exception as exc:
             if _is_expected(exc):
                 log.info("%s message in %s: %s", msg.platform, msg.channel, type(exc).__name__)
@@ -215,6 +229,7 @@ class Router:
                 log.exception("handling a %s message in %s failed", msg.platform, msg.channel)
             if not msg.unattended:  # nobody waits for a scheduled run: the log has it
                 await _safe_post(conv, user_message_for(exc), ephemeral=msg.command is not None)
+            watch.done("refused" if isinstance(exc, UserError) else "failed")
             return Handled(route.action, error=exc)
 
     def _slot(self, *, notify):
@@ -264,24 +279,23 @@ class Router:
                 f"That message is too long for me ({len(msg.text):,} characters; the limit is {limit:,}). {hint}"
             )
 
-    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> BaseException | None:
-        """Send the result; a streamed answer that failed (already noted in the
-        conversation) returns its error."""
+    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> Rendered | None:
+        """Send a handler's result; what the renderer did when it was streamed."""
         if result is None:
-            return
+            return None
         if isinstance(result, Reply):
             if result.text.strip():
                 await conv.post(result.text, ephemeral=result.ephemeral)
-            return
+            return None
         if isinstance(result, str):
             if result.strip():
                 await conv.post(result, ephemeral=ephemeral)
-            return
+            return None
         if isinstance(result, AsyncIterable):
             rendered = await render_stream(result, conv)
             if rendered.error is not None and not _is_expected(rendered.error):
                 log.error("a streamed answer failed midway", exc_info=rendered.error)
-            return rendered.error
+            return rendered
         raise TypeError(f"handler returned {type(result).__name__}")
 
     # --- built-in handlers ----------------------------------------------------------

@@ -111,6 +111,12 @@ class Settings(Section):
         "in case it comes back; 0 deletes at once",
     )
 
+    log_format: Literal["text", "json"] = env(
+        "AIBOT_LOG_FORMAT", "text",
+        description="`text`, or `json`: one JSON object per line with a `request_id` tying a platform event "
+        "or API request to its model calls",
+    )
+
     # --- LLM ------------------------------------------------------------------------
     openai_api_key: SecretStr | None = env(
         "OPENAI_API_KEY", None, description="key for the OpenAI-compatible endpoint (not needed for local servers)"
@@ -191,6 +197,17 @@ class Settings(Section):
         "AIBOT_HTTP_PORT", None, ge=0, le=65535,
         description="port of the HTTP server with `/healthz` and `/metrics` (Prometheus); unset: off, "
         "unless a platform needs it",
+    )
+
+    api_token: SecretStr | None = env(
+        "AIBOT_API_TOKEN", None,
+        description="bearer token of the HTTP API (`/api/...`) and the usage dashboard (`/dashboard`); "
+        "unset: both are off (they answer 503)",
+    )
+    api_workspace: str = env(
+        "AIBOT_API_WORKSPACE", "api",
+        description="the workspace HTTP API calls are recorded under and whose knowledge base `/api/ask` reads, "
+        "when a request names none",
     )
 
     # --- embeddings (the knowledge base; later the semantic cache) ------------------

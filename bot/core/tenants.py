@@ -120,8 +120,11 @@ class Tenants:
         return dict(row) if row else None
 
 
-async def usage_rows(db, platform: str, tenant: str) -> list[dict]:
-    """The usage ledger rows of a tenant (its model calls), for an export."""
+async def usage_rows(db, platform: str, tenant: str, *, ledger=None) -> list[dict]:
+    """The usage ledger rows of a tenant (its model calls), for an export (rows still
+    queued in `ledger` are written first)."""
+    if ledger is not None:
+        await ledger.flush(timeout=30)
     async with db.session() as s:
         rows = (await s.execute(text(
             "SELECT created_at, pattern, model, prompt_tokens, completion_tokens, cost_usd, outcome, channel, user_id "
@@ -130,7 +133,9 @@ async def usage_rows(db, platform: str, tenant: str) -> list[dict]:
             for r in rows]
 
 
-async def delete_usage(db, platform: str, tenant: str) -> dict[str, int]:
+async def delete_usage(db, platform: str, tenant: str, *, ledger=None) -> dict[str, int]:
+    if ledger is not None:  # a row still queued would otherwise be written after the deletion
+        await ledger.flush(timeout=30)
     async with db.session.begin() as s:
         n = (await s.execute(text("DELETE FROM usage WHERE platform = :p AND workspace = :t"),
                              dict(p=platform, t=tenant))).rowcount

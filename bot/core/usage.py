@@ -30,6 +30,11 @@ class UsageStats(Feature):
         title = f"Model usage of this workspace, last {window}" if since else "Model usage of this workspace"
         return f"{title}:\n```\n{format_stats(stats)}\n```"
 
+    def mount(self, http) -> None:
+        from bot.core.dashboard import mount  # the usage dashboard, /dashboard
+
+        mount(http, self.services)
+
     @classmethod
     def add_cli(cls, cli) -> None:
         p = cli.add("stats", help="requests, latency, tokens and cost per pattern")

@@ -18,6 +18,7 @@ from bot.core.feature import Feature
 from bot.core.messages import Incoming
 from bot.core.roles import require_admin
 from bot.core.tenants import TenantData
+from bot.core.metrics import METRICS
 from patterns.batch import times
 from patterns.batch.digest import DigestReply, Digests
 from patterns.batch.scheduler import RUN_COMMAND, DigestScheduler
@@ -66,12 +67,18 @@ class Batch(Feature):
         mount(http, self.services, self.settings, wake=self.worker.wake)
 
     async def start(self) -> None:
+        METRICS.on_scrape(self.queue_depth)
         self.worker.start()
         if self.settings.scheduler:
             self.scheduler = DigestScheduler(services=self.services, router=self.host.router, settings=self.settings)
             await self.scheduler.start()
 
+    async def queue_depth(self) -> None:
+        """Bulk items not done yet, for the `batch` queue gauge (a count on an index)."""
+        METRICS.queue_depth.labels("batch").set(await self.worker.jobs.pending_items())
+
     async def stop(self) -> None:
+        METRICS.forget(self.queue_depth)
         if self.scheduler is not None:
             with suppress(Exception):
                 await self.scheduler.stop()

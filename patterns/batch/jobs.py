@@ -141,27 +141,59 @@ class JobStore:
             out = {
                 "job_id": job["id"], "status": job["status"], "mode": job["mode"], "model": job["model"],
                 "total": job["total"],
-                "counts": {k: int(counts.get(k, 0)) for k in ("pending", "done", "failed")},
+                "counts": {k: int(counts.get(k, 0)) for k in ("pending", "done", "failed")}
+                | ({"cancelled": int(counts["cancelled"])} if counts.get("cancelled") else {}),
                 "created_at": job["created_at"].isoformat(),
                 "finished_at": job["finished_at"].isoformat() if job["finished_at"] else None,
             }
             if job["provider_status"]:
                 out["provider_status"] = job["provider_status"]
-            if results and job["status"] == "done":
+            if results and job["status"] in ("done", "cancelled"):
                 rows = (await s.execute(
                     text("SELECT item_id, status, result, error FROM batch_items WHERE job_id = :id ORDER BY seq"),
                     {"id": job_id})).mappings().all()
                 out["results"] = [
                     {"id": r["item_id"], "status": r["status"], **({"summary": r["result"]} if r["status"] == "done"
-                                                                  else {"error": r["error"]})}
+                                                                  else {"error": r["error"] or r["status"]})}
                     for r in rows
                 ]
         return out
 
+    async def recent(self, *, limit: int = 50, status: str | None = None) -> list[dict]:
+        """The newest jobs first, without their items."""
+        async with self.db.session() as s:
+            rows = (await s.execute(text(
+                "SELECT id, status, mode, model, total, source, created_at, finished_at FROM batch_jobs "
+                "WHERE CAST(:status AS text) IS NULL OR status = :status ORDER BY created_at DESC, id LIMIT :limit"),
+                {"status": status, "limit": limit})).mappings().all()
+        return [{"job_id": r["id"], "status": r["status"], "mode": r["mode"], "model": r["model"], "total": r["total"],
+                 "source": r["source"], "created_at": r["created_at"].isoformat(),
+                 "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None} for r in rows]
+
+    async def cancel(self, job_id: str) -> str | None:
+        """Cancel a job: its items not processed yet are never sent (an item being processed
+        right now finishes). The job's status before, or None if there is no such job."""
+        async with self.db.session.begin() as s:
+            before = (await s.execute(text("SELECT status FROM batch_jobs WHERE id = :id FOR UPDATE"),
+                                      {"id": job_id[:40]})).scalar()
+            if before is None or before in ("done", "cancelled"):
+                return before
+            await s.execute(text("UPDATE batch_items SET status = 'cancelled', updated_at = now() "
+                                 "WHERE job_id = :id AND status = 'pending'"), {"id": job_id})
+            await s.execute(text("UPDATE batch_jobs SET status = 'cancelled', finished_at = now() WHERE id = :id"),
+                            {"id": job_id})
+        return before
+
+    async def pending_items(self) -> int:
+        """Items of every job not processed yet (ix_batch_items_pending answers it)."""
+        async with self.db.session() as s:
+            return int((await s.execute(text("SELECT count(*) FROM batch_items WHERE status = 'pending'"))).scalar())
+
     async def finish_if_complete(self, s, job_id: str) -> None:
         """Mark the job done when no item is pending (inside the caller's transaction)."""
         await s.execute(
-            text("UPDATE batch_jobs SET status = 'done', finished_at = now() WHERE id = :id AND status <> 'done' "
+            text("UPDATE batch_jobs SET status = 'done', finished_at = now() WHERE id = :id "
+                 "AND status NOT IN ('done', 'cancelled') "
                  "AND NOT EXISTS (SELECT 1 FROM batch_items WHERE job_id = :id AND status = 'pending')"),
             {"id": job_id},
         )

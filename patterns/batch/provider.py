@@ -70,7 +70,7 @@ async def submit(services, job_id: str) -> str:
     async with services.db.session.begin() as s:  # one submitter per job and round, also across replicas
         job = (await s.execute(text(
             "UPDATE batch_jobs SET provider_status = 'submitting' WHERE id = :id AND provider_batch_id IS NULL "
-            "AND provider_status IS NULL AND status <> 'done' RETURNING model, provider_round"), {"id": job_id})).first()
+            "AND provider_status IS NULL AND status NOT IN ('done', 'cancelled') RETURNING model, provider_round"), {"id": job_id})).first()
     if job is None:
         return ""
     async with services.db.session() as s:
@@ -122,7 +122,7 @@ async def poll_provider_jobs(services) -> int:
     async with services.db.session() as s:
         open_jobs = (await s.execute(text(
             "SELECT id, model, provider_batch_id, provider_round FROM batch_jobs "
-            "WHERE mode = 'provider' AND status <> 'done'"))).all()
+            "WHERE mode = 'provider' AND status NOT IN ('done', 'cancelled')"))).all()
     finished = 0
     for job in open_jobs:
         try:

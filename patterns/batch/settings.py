@@ -29,7 +29,7 @@ class BatchSettings(Section):
     )
     digest_max_messages: int = env("AIBOT_DIGEST_MAX_MESSAGES", 20_000, ge=1, description="most messages one digest reads")
     token: SecretStr | None = env(
-        "AIBOT_BATCH_TOKEN", None, description="bearer token of the batch HTTP API (`/api/batch`); unset: the API is off"
+        "AIBOT_BATCH_TOKEN", None, description="also opens the batch HTTP API (`/api/batch`), its older token; prefer `AIBOT_API_TOKEN`"
     )
     concurrency: int = env("AIBOT_BATCH_CONCURRENCY", 4, ge=1, le=8, description="model calls in flight for bulk jobs (1-8)")
     rpm: int = env("AIBOT_BATCH_RPM", 0, ge=0, description="requests per minute for bulk jobs (0: no limit)")

@@ -51,6 +51,11 @@ class Chat(Feature):
             options=ChatOptions(max_tokens=settings.answer_max_tokens, model=prefs.chat_model),
         )
 
+    def mount(self, http) -> None:
+        from patterns.chat.api import mount
+
+        mount(http, self.host)
+
 
 def system_prompt(bot: str, platform: str, prefs: Preferences) -> str:
     """The workspace's persona (else the built-in one), and its answer language if it chose one."""

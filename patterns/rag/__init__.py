@@ -146,6 +146,11 @@ class Rag(Feature):
             return f"There is no document #{number} in this workspace's knowledge base (see /kb list)."
         return f"Removed {name} (#{number}) from the knowledge base."
 
+    def mount(self, http) -> None:
+        from patterns.rag.api import mount
+
+        mount(http, self.host, self.answers)
+
     @classmethod
     def add_cli(cls, cli) -> None:
         from patterns.rag import cli as commands

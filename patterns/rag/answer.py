@@ -47,11 +47,15 @@ def fit_passages(passages: list[Passage], budget: int) -> list[Passage]:
     return kept
 
 
+def cited(passages: list[Passage], answer: str) -> list[int]:
+    """The source numbers the answer cites (all given ones if it cites none)."""
+    found = sorted({int(n) for n in _CITED.findall(answer) if 1 <= int(n) <= len(passages)})
+    return found or list(range(1, len(passages) + 1))
+
+
 def citations(passages: list[Passage], answer: str) -> str:
     """"Sources:" lines for the passages the answer cites (all given ones if it cites none)."""
-    cited = sorted({int(n) for n in _CITED.findall(answer) if 1 <= int(n) <= len(passages)})
-    numbers = cited or list(range(1, len(passages) + 1))
-    return "\n".join(["**Sources**"] + [f"[{n}] {passages[n - 1].citation}" for n in numbers])
+    return "\n".join(["**Sources**"] + [f"[{n}] {passages[n - 1].citation}" for n in cited(passages, answer)])
 
 
 def passages_reply(passages: list[Passage], *, header: str) -> str:
@@ -106,6 +110,11 @@ class GroundedAnswers:
             return f"{NOT_IN_KB}: I found nothing relevant to “{short(question)}”. {add_hint}"
         if not self.llm.configured:
             return passages_reply(passages, header="No language model is configured, so here are the best passages:")
+        passages, stream = self.grounded(question, passages, call=call)
+        return self._with_citations(stream, passages)
+
+    def grounded(self, question: str, passages: list[Passage], *, call: CallInfo):
+        """The passages that fit the prompt, and the model's streamed answer from them."""
         budget = self.core.context_tokens - self.core.answer_max_tokens - _PROMPT_OVERHEAD - tokens.count(question)
         passages = fit_passages(passages, max(200, budget))
         messages = [
@@ -116,7 +125,7 @@ class GroundedAnswers:
             messages, call=call, options=ChatOptions(max_tokens=self.core.answer_max_tokens, temperature=0.1),
             extra={"chunks": [p.chunk_id for p in passages]},
         )
-        return self._with_citations(stream, passages)
+        return passages, stream
 
     async def _with_citations(self, stream, passages: list[Passage]) -> AsyncIterator[str]:
         parts: list[str] = []

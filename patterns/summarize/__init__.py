@@ -75,6 +75,11 @@ class Summarize(Feature):
             model=prefs.fast_model or settings.fast_model,
         )
 
+    def mount(self, http) -> None:
+        from patterns.summarize.api import mount
+
+        mount(http, self.host)
+
     @classmethod
     def add_cli(cls, cli) -> None:
         from patterns.summarize import cli as commands

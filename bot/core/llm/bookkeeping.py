@@ -14,6 +14,7 @@ from bot.core import tokens
 from bot.core.cache import Cache, Cached, cache_key
 from bot.core.llm.types import ChatOptions, Completion
 from bot.core.messages import CallInfo
+from bot.core.metrics import METRICS
 
 Record = Callable[..., Awaitable[None]]  # (call, model, started, *, ttft, **row): writes the ledger row
 
@@ -58,7 +59,11 @@ class CallBook:
                                  scope=f"{call.platform}:{call.tenant}" if call.tenant else "")
 
     async def cached(self) -> Cached | None:
-        return None if self.key is None else await self.cache.get(self.key)
+        if self.key is None:
+            return None
+        hit = await self.cache.get(self.key)
+        METRICS.cache_lookup("exact", hit=hit is not None)
+        return hit
 
     async def store(self, text: str, tool_calls: Sized, used: Tokens) -> None:
         """Cache a plain text answer; one with tool calls depends on what the tools return."""

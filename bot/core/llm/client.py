@@ -27,6 +27,7 @@ from bot.core.llm.chunks import StreamAccumulator, first_choice
 from bot.core.llm.failures import as_llm_error, stream_error
 from bot.core.llm.types import ChatOptions, Completion
 from bot.core.messages import CallInfo
+from bot.core.metrics import METRICS
 from bot.core.pricing import PriceTable
 from bot.core.settings import LLM_SETUP_HINT, Settings
 
@@ -85,18 +86,31 @@ class LLM:
         return params
 
     async def _record(self, call: CallInfo, model: str, started: float, *, ttft: float | None = None, **kw) -> None:
-        if self.ledger is None:
-            return
+        """One call's outcome: the metrics, a log line (with the request id of the event
+        it served) and its ledger row."""
         discount = kw.pop("discount", Decimal(1))
         cost = Decimal(0)
         if not kw.get("cache_hit") and kw.get("outcome", "ok") in PAID:
             cost = self.prices.cost(model, kw.get("prompt_tokens", 0), kw.get("completion_tokens", 0), discount=discount)
+        seconds = time.perf_counter() - started
+        first = None if ttft is None else ttft - started
+        outcome = kw.get("outcome", "ok")
+        METRICS.model_call(
+            pattern=call.pattern, model=model, outcome=outcome, seconds=seconds, ttft=first,
+            prompt_tokens=kw.get("prompt_tokens", 0), completion_tokens=kw.get("completion_tokens", 0),
+            cost_usd=float(cost), cache_hit=bool(kw.get("cache_hit")),
+        )
+        log.info("model call %s", outcome, extra={"event": "model_call", "pattern": call.pattern, "model": model,
+                                                  "outcome": outcome, "latency_ms": round(seconds * 1000, 1),
+                                                  "cache_hit": bool(kw.get("cache_hit"))})
+        if self.ledger is None:
+            return
         await self.ledger.record(
             UsageRecord(
                 call=call,
                 model=model,
-                latency_ms=(time.perf_counter() - started) * 1000,
-                ttft_ms=None if ttft is None else (ttft - started) * 1000,
+                latency_ms=seconds * 1000,
+                ttft_ms=None if first is None else first * 1000,
                 cost_usd=cost,
                 **kw,
             )
