@@ -13,6 +13,7 @@ from bot.app import composition
 from bot.core.cache import Cache
 from bot.core.db import Database
 from bot.core.dedupe import Dedupe
+from bot.core.feedback import FeedbackStore
 from bot.core.feature import Feature, Platform
 from bot.core.ledger import Ledger
 from bot.core.llm import LLM, build_client
@@ -61,7 +62,8 @@ class App:
             ledger = Ledger(db)
             cache = Cache(db, ttl_seconds=settings.cache_ttl_seconds)
             llm = LLM(client=client, settings=settings, ledger=ledger, cache=cache)
-            services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db))
+            services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db),
+                                feedback=FeedbackStore(db))
             app = cls(settings=settings, services=services,
                       platforms=composition.platforms() if platforms is None else platforms)
             app._owns_db = owns_db

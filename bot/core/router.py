@@ -20,9 +20,11 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.core.answers import Press
 from bot.core.commands import CommandSet, CommandSpec, Group, declarations, declare, parse, subcommand, typed
 from bot.core.errors import LLMError, UserError, user_message_for
 from bot.core.messages import CallInfo, Incoming, Reply
+from bot.core.presses import handle_press
 from bot.core.render import render_stream
 from bot.core.surface import Conversation
 
@@ -177,8 +179,11 @@ class Router:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def dispatch(self, msg: Incoming, conv: Conversation) -> Handled:
-        """Route one message and deliver its reply. Never raises."""
+    async def dispatch(self, msg: Incoming | Press, conv: Conversation) -> Handled:
+        """Route one message (or a press of an answer's control) and deliver its reply.
+        Never raises."""
+        if isinstance(msg, Press):
+            return await self._press(msg, conv)
         route = decide(msg)
         try:
             if route.action == IGNORE:
@@ -193,7 +198,7 @@ class Router:
             async with lock:
                 self._check_size(msg)
                 result, ephemeral = await self._handle(route.action, ctx, msg)
-                await self._deliver(result, conv, ephemeral=ephemeral)
+                await self._deliver(result, conv, ephemeral=ephemeral, msg=msg)
             return Handled(route.action, result)
         except Exception as exc:
             if _is_expected(exc):
@@ -246,7 +251,18 @@ class Router:
                 "Send it as a file instead, or a shorter excerpt."
             )
 
-    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> None:
+    async def _press(self, press: Press, conv: Conversation) -> Handled:
+        try:
+            note = await handle_press(self, press, conv)
+        except Exception as exc:
+            log.exception("a %s press on answer %s failed", press.action, press.answer)
+            await _safe_post(conv, user_message_for(exc), ephemeral=True)
+            return Handled("press", error=exc)
+        if note:
+            await _safe_post(conv, note, ephemeral=True)
+        return Handled("press", note)
+
+    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool, msg: Incoming | None = None) -> None:
         if result is None:
             return
         if isinstance(result, Reply):
@@ -258,7 +274,14 @@ class Router:
                 await conv.post(result, ephemeral=ephemeral)
             return
         if isinstance(result, AsyncIterable):
-            rendered = await render_stream(result, conv)
+            answers = self.services.answers
+            answer = answers.begin(msg, conv) if msg is not None and not msg.unattended else None
+            try:
+                with answers.producing(answer):  # its model calls carry its id in the ledger
+                    rendered = await render_stream(result, conv, answer=answer)
+            finally:
+                if answer is not None:
+                    answers.finish(answer)
             if rendered.error is not None and not _is_expected(rendered.error):
                 log.error("a streamed answer failed midway", exc_info=rendered.error)
             return

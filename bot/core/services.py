@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.core.answers import Answers
 from bot.core.cache import Cache
 from bot.core.channels import Channels
 from bot.core.settings import Settings
 from bot.core.dedupe import Dedupe
+from bot.core.feedback import FeedbackStore
 from bot.core.ledger import Ledger
 from bot.core.knowledge import KnowledgeBase
 from bot.core.llm import LLM
@@ -22,3 +24,5 @@ class Services:
     dedupe: Dedupe
     channels: Channels = field(default_factory=Channels)
     kb: KnowledgeBase | None = None  # set by the RAG pattern
+    answers: Answers = field(default_factory=Answers)  # answers in flight and their controls
+    feedback: FeedbackStore | None = None  # 👍/👎 on answers

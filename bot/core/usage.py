@@ -7,6 +7,7 @@ import sys
 
 from bot.core.commands import command
 from bot.core.feature import Feature
+from bot.core.feedback import format_feedback
 from bot.core.ledger import format_stats
 from bot.core.messages import Incoming, utcnow
 from bot.core.timewindow import parse_window
@@ -22,11 +23,16 @@ class UsageStats(Feature):
         since = parse_window(window) if window else None
         if window and since is None:
             return "Give a window like `24h` or `7d`, or nothing for all time."
-        stats = await self.services.ledger.stats(since=utcnow() - since if since else None)
+        start = utcnow() - since if since else None
+        stats = await self.services.ledger.stats(since=start)
         if not stats:
             return "No model calls recorded yet."
         title = f"Model usage, last {window}" if since else "Model usage"
-        return f"{title}:\n```\n{format_stats(stats)}\n```"
+        text = f"{title}:\n```\n{format_stats(stats)}\n```"
+        rated = await self.services.feedback.stats(since=start) if self.services.feedback else []
+        if rated:
+            text += f"\nFeedback on answers:\n```\n{format_feedback(rated)}\n```"
+        return text
 
     @classmethod
     def add_cli(cls, cli) -> None:
@@ -46,10 +52,14 @@ async def stats_command(args, rt) -> int:
         since = utcnow() - window
     async with rt.open() as bot:
         stats = await bot.services.ledger.stats(since=since)
+        rated = await bot.services.feedback.stats(since=since) if bot.services.feedback else []
     if args.json:
         print(json.dumps([s.as_json() for s in stats], indent=2))
     elif not stats:
         print("No model calls recorded yet.")
     else:
         print(format_stats(stats))
+        if rated:
+            print("\nFeedback on answers:")
+            print(format_feedback(rated))
     return 0

@@ -11,6 +11,7 @@ from typing import Any
 from openai.types import CompletionUsage
 
 from bot.core import tokens
+from bot.core.answers import FRESH
 from bot.core.cache import Cache, Cached, cache_key
 from bot.core.llm.types import ChatOptions, Completion
 from bot.core.messages import CallInfo
@@ -57,7 +58,9 @@ class CallBook:
             self.key = cache_key(self.model, messages, options.model_dump(exclude_none=True))
 
     async def cached(self) -> Cached | None:
-        return None if self.key is None else await self.cache.get(self.key)
+        if self.key is None or FRESH.get():  # Regenerate: a new answer, stored again afterwards
+            return None
+        return await self.cache.get(self.key)
 
     async def store(self, text: str, tool_calls: Sized, used: Tokens) -> None:
         """Cache a plain text answer; one with tool calls depends on what the tools return."""
