@@ -1,0 +1,70 @@
+"""The core half of the answer controls, platform-free: Stop through the renderer,
+Regenerate skipping the caches, a press that names an unknown answer."""
+from __future__ import annotations
+
+import asyncio
+
+from bot.core.answers import Answers, Controls, Press, fresh
+from bot.core.messages import CallInfo, Incoming
+from bot.core.render import render_stream
+from tests.harness import RecordingConversation
+
+MSGS = [{"role": "user", "content": "What is the capital of France?"}]
+CALL = CallInfo("test")
+
+
+class ControlledConversation(RecordingConversation):
+    """Records which controls were showing at each write."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.controls: Controls | None = None
+        self.shown: list[Controls | None] = []
+
+    async def post(self, text: str, *, ephemeral: bool = False) -> str:
+        self.shown.append(self.controls)
+        return await super().post(text, ephemeral=ephemeral)
+
+    async def edit(self, message_id: str, text: str) -> None:
+        self.shown.append(self.controls)
+        await super().edit(message_id, text)
+
+
+async def endless():
+    n = 0
+    while True:
+        n += 1
+        yield f"word{n} "
+        await asyncio.sleep(0.005)
+
+
+async def test_stop_ends_an_endless_stream_with_the_text_so_far_and_final_controls():
+    msg = Incoming(platform="test", tenant="T", channel="C", user="U", text="go")
+    conv = ControlledConversation()
+    answers = Answers()
+    answer = answers.begin(msg, conv)
+    task = asyncio.create_task(render_stream(endless(), conv, answer=answer))
+    while not conv.messages:
+        await asyncio.sleep(0.01)
+    assert conv.shown[0] == Controls(answer.id, running=True)
+    assert answer.stop()
+    result = await asyncio.wait_for(task, 5)
+    assert result.stopped and conv.messages[0].text.startswith("word1 word2") and conv.texts[0].endswith("_(stopped)_")
+    assert conv.shown[-1] == Controls(answer.id, running=False)
+
+
+async def test_regenerate_skips_the_exact_cache_and_stores_the_new_answer(app, fake_llm):
+    fake_llm.enqueue("Lyon.", "Paris.")
+    first = await app.services.llm.complete(MSGS, call=CALL, cache=True)
+    with fresh():
+        again = await app.services.llm.complete(MSGS, call=CALL, cache=True)
+    later = await app.services.llm.complete(MSGS, call=CALL, cache=True)
+    assert (first.text, again.text, later.text) == ("Lyon.", "Paris.", "Paris.")
+    assert not again.cached and later.cached and len(fake_llm.chat_requests) == 2
+
+
+async def test_a_press_on_an_answer_nobody_remembers_gets_a_clear_note(app):
+    conv = RecordingConversation()
+    press = Press(action="stop", answer="ffff", platform="test", tenant="T", channel="C", user="U")
+    await app.router.dispatch(press, conv)
+    assert conv.texts == ["That answer has already finished."] and conv.messages[0].ephemeral
