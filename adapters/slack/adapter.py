@@ -25,6 +25,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.assistant import AssistantPanel
 from adapters.slack.controls import ACTION_IDS, REASON_CALLBACK, from_action, from_view_submission, reason_modal, thread_of
 from adapters.slack.conversation import SlackConversation
 from adapters.slack.normalize import SUMMARIZE_SHORTCUT, Identity, from_command, from_event, from_message_shortcut
@@ -81,6 +82,10 @@ class SlackAdapter:
             # return instead of polling for the ack every 10 ms
             process_before_response=True,
         )
+        # the assistant panel (Agents & AI Apps): its events and its threads' messages are
+        # taken by Bolt's Assistant middleware; everything else reaches the listeners below
+        self.panel = AssistantPanel(self)
+        self.app.use(self.panel.middleware)
         self.app.event("app_mention")(self._on_event)
         self.app.event("message")(self._on_event)
         self.app.command(_ANY_COMMAND)(self._on_command)
@@ -224,6 +229,12 @@ class SlackAdapter:
             conv = SlackConversation(self, team=press.tenant, channel=press.channel, thread=thread, user=press.user)
             self._submit_press(press, conv)
         self.handled += 1
+
+    def background(self, coro) -> None:
+        """Work after an ack, tracked so that `idle` and `stop` wait for it."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _submit_press(self, press: Press, conv: SlackConversation) -> None:
         result = self._dispatch(press, conv)  # type: ignore[arg-type]

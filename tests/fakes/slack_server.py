@@ -94,6 +94,7 @@ class FakeSlack:
         self.timezones: dict[str, str] = {}  # user -> IANA zone, users.info `tz` (set by tests)
         self.file_bytes: dict[str, bytes] = {}
         self.views: list[dict] = []  # views.open: the modals opened
+        self.members_of: set[str] | None = None  # channels the bot is in (None: all of them), conversations.info
         self.downloads: list[dict] = []
         self.page_size = page_size  # small pages so that cursor paging is exercised
         self.per_minute = dict(per_minute or {})
@@ -418,6 +419,40 @@ class FakeSlack:
 
     def m_assistant_threads_setStatus(self, args):
         return {}
+
+    def _assistant_thread(self, args) -> dict | None:
+        if not args.get("channel_id") or not args.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not args["channel_id"].startswith("D"):
+            return {"ok": False, "error": "channel_not_found"}  # assistant threads live in the app's DMs
+        return None
+
+    def m_assistant_threads_setTitle(self, args):
+        bad = self._assistant_thread(args)
+        if bad:
+            return bad
+        if not args.get("title"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {}
+
+    def m_assistant_threads_setSuggestedPrompts(self, args):
+        bad = self._assistant_thread(args)
+        if bad:
+            return bad
+        prompts = args.get("prompts")
+        if isinstance(prompts, str):
+            prompts = json.loads(prompts)
+        if not prompts or len(prompts) > 4 or any(not p.get("title") or not p.get("message") for p in prompts):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {}
+
+    def m_conversations_info(self, args):
+        ch = args.get("channel", "")
+        if not ch:
+            return {"ok": False, "error": "channel_not_found"}
+        member = self.members_of is None or ch in self.members_of
+        return {"channel": {"id": ch, "is_channel": ch.startswith("C"), "is_im": ch.startswith("D"),
+                            "is_member": member, "name": ch.lower()}}
 
     def m_views_open(self, args):
         view = args.get("view")
