@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core.answers import Press
 from bot.core.commands import CommandSet, CommandSpec, Group, declarations, declare, parse, subcommand, typed
 from bot.core.errors import LLMError, UserError, user_message_for
+from bot.core.images import only_images
 from bot.core.messages import CallInfo, Incoming, Reply
 from bot.core.presses import handle_press
 from bot.core.render import render_stream
@@ -41,6 +42,8 @@ KB_INTENT = re.compile(
 )
 
 
+KB_NAMED = re.compile(r"\b(knowledge[\s-]?base|kb)\b", re.IGNORECASE)
+
 # ----------------------------------------------------------------------------- table
 
 IGNORE, COMMAND, INGEST, ANSWER, OBSERVE = "ignore", "command", "ingest", "answer", "observe"
@@ -56,14 +59,20 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("own or another bot's message", lambda m: m.from_self or m.from_bot, IGNORE),
     Route("slash command", lambda m: m.command is not None, COMMAND),
-    Route(
-        "files meant for the knowledge base",
-        lambda m: bool(m.attachments) and (m.is_dm or (m.mentioned and bool(KB_INTENT.search(m.text)))),
-        INGEST,
-    ),
+    Route("files meant for the knowledge base", lambda m: for_knowledge_base(m), INGEST),
     Route("mention, DM, or a thread the bot is in", lambda m: m.mentioned or m.is_dm or m.in_bot_thread, ANSWER),
     Route("anything else: channel history only", lambda m: True, OBSERVE),
 )
+
+
+def for_knowledge_base(m: Incoming) -> bool:
+    """Files in a DM, or with a mention that asks to add them; images only when the
+    knowledge base is named (otherwise they come with a question, for a vision model)."""
+    if not m.attachments:
+        return False
+    if only_images(m.attachments):
+        return (m.is_dm or m.mentioned) and bool(KB_NAMED.search(m.text))
+    return m.is_dm or (m.mentioned and bool(KB_INTENT.search(m.text)))
 
 
 def decide(msg: Incoming) -> Route:
