@@ -68,3 +68,32 @@ async def test_a_press_on_an_answer_nobody_remembers_gets_a_clear_note(app):
     press = Press(action="stop", answer="ffff", platform="test", tenant="T", channel="C", user="U")
     await app.router.dispatch(press, conv)
     assert conv.texts == ["That answer has already finished."] and conv.messages[0].ephemeral
+
+
+async def test_feedback_is_counted_per_pattern_and_model_in_stats_and_metrics(app, bot, fake_llm):
+    import aiohttp
+
+    from bot.core.answers import CURRENT
+    from bot.core.http import HttpServer
+
+    token = CURRENT.set("a1b2c3")
+    try:
+        await app.services.llm.complete(MSGS, call=CallInfo("streaming"))
+    finally:
+        CURRENT.reset(token)
+    feedback = app.services.feedback
+    for user, rating in (("U1", 1), ("U2", -1), ("U3", -1)):
+        await feedback.rate(Press(action="good", answer="a1b2c3", platform="test", tenant="T", channel="C", user=user), rating)
+    [row] = await feedback.stats()
+    assert (row.pattern, row.model, row.up, row.down) == ("streaming", "gpt-4o-mini", 1, 2)
+    replies = await bot.send("/ai-stats")
+    assert "Feedback on answers" in replies[0]
+    server = HttpServer(app.services, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{server.bound_port}/metrics") as resp:
+                body = await resp.text()
+    finally:
+        await server.stop()
+    assert 'aibot_feedback_total{pattern="streaming",model="gpt-4o-mini",rating="down"} 2' in body

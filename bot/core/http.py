@@ -72,4 +72,15 @@ class HttpServer:
                 f'aibot_latency_ms{{{p},stat="avg"}} {s.avg_latency_ms:.3f}',
                 f'aibot_latency_ms{{{p},stat="p95"}} {s.p95_latency_ms:.3f}',
             ]
+        if self.services.feedback is not None:
+            lines.append("# TYPE aibot_feedback_total counter")
+            for f in await self.services.feedback.stats():
+                labels = f'pattern="{f.pattern}",model="{_label(f.model)}"'
+                lines += [f'aibot_feedback_total{{{labels},rating="up"}} {f.up}',
+                          f'aibot_feedback_total{{{labels},rating="down"}} {f.down}']
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value, escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
