@@ -162,7 +162,7 @@ class DiscordAdapter:
 
     # --- events -> Incoming ------------------------------------------------------------
 
-    def _submit(self, msg: Incoming, conv) -> None:
+    def _submit(self, msg: Incoming | Press, conv) -> None:
         """Hand over without waiting: the router answers in its own task."""
         assert self._dispatch is not None
         self._track(self._dispatch(msg, conv))
@@ -272,11 +272,11 @@ class DiscordAdapter:
             await interaction.response.send_modal(ReasonModal(answer, self._on_reason))
         else:
             await interaction.response.defer()
-        self._submit(self._press(interaction, action, answer), self._press_conversation(interaction))  # type: ignore[arg-type]
+        self._submit(self._press(interaction, action, answer), self._press_conversation(interaction))
 
     async def _on_reason(self, interaction: discord.Interaction, answer: str, reason: str) -> None:
         await interaction.response.defer()
-        self._submit(self._press(interaction, REASON, answer, reason), self._press_conversation(interaction))  # type: ignore[arg-type]
+        self._submit(self._press(interaction, REASON, answer, reason), self._press_conversation(interaction))
 
     async def _answer_interaction(self, msg: Incoming, conv: InteractionConversation) -> None:
         assert self._dispatch is not None

@@ -237,7 +237,7 @@ class SlackAdapter:
         task.add_done_callback(self._tasks.discard)
 
     def _submit_press(self, press: Press, conv: SlackConversation) -> None:
-        result = self._dispatch(press, conv)  # type: ignore[arg-type]
+        result = self._dispatch(press, conv)
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
