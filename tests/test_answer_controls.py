@@ -97,3 +97,22 @@ async def test_feedback_is_counted_per_pattern_and_model_in_stats_and_metrics(ap
     finally:
         await server.stop()
     assert 'aibot_feedback_total{pattern="streaming",model="gpt-4o-mini",rating="down"} 2' in body
+
+
+async def test_a_long_answer_split_in_two_has_controls_only_on_its_last_message():
+    from bot.core.surface import Limits
+
+    async def long_answer():
+        for i in range(60):
+            yield f"sentence number {i}. "
+
+    msg = Incoming(platform="test", tenant="T", channel="C", user="U", text="go")
+    conv = ControlledConversation(limits=Limits(max_chars=500, update_interval=0.0, max_updates=1_000))
+    answer = Answers().begin(msg, conv)
+    await render_stream(long_answer(), conv, answer=answer)
+    assert len(conv.messages) >= 2
+    finals = {}
+    for (kind, mid), shown in zip(conv.calls, conv.shown):
+        finals[mid] = shown  # the controls at each message's last write
+    assert finals[conv.messages[0].id] is None
+    assert finals[conv.messages[-1].id] == Controls(answer.id, running=False)

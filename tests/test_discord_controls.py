@@ -7,7 +7,7 @@ import asyncio
 
 from sqlalchemy import text
 
-from tests.discord_env import BOT, discord_bot, fake, settle  # noqa: F401 (fixtures)
+from tests.discord_env import BOT, connect, discord_bot, fake, settle  # noqa: F401 (fixtures)
 from tests.fakes.openai_server import Script
 
 LONG = " ".join(f"word{i}" for i in range(400))
@@ -29,6 +29,26 @@ async def test_an_answer_gets_regenerate_and_feedback_buttons(app, fake, fake_ll
     answer = answer_of(reply)
     assert reply["content"] == "Paris."
     assert custom_ids(reply) == [f"aibot:regenerate:{answer}", f"aibot:good:{answer}", f"aibot:bad:{answer}"]
+
+
+async def test_a_streamed_slash_command_answer_gets_the_buttons_on_its_response(app, fake, fake_llm):
+    @app.router.command("shout", description="Stream an answer")
+    async def shout(ctx, msg, text: str):
+        """text: what to say"""
+        async def words():
+            for w in ("Done:", " 42."):
+                yield w
+        return words()
+
+    adapter = await connect(app, fake)  # the tree is built from the commands declared by then
+    try:
+        i = await fake.send_command("shout", [{"name": "text", "type": 3, "value": "six times seven"}])
+        await settle(app, fake)
+    finally:
+        await adapter.stop()
+    original = fake.messages[fake._originals[i["token"]]]
+    assert original["content"] == "Done: 42."
+    assert [c.split(":")[1] for c in custom_ids(original)] == ["regenerate", "good", "bad"]
 
 
 async def test_stop_closes_the_message_with_what_was_written(app, fake, fake_llm, discord_bot):
