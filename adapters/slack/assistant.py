@@ -185,7 +185,7 @@ class AssistantPanel:
                                            thread=thread, user=msg.user)
                 msg = replace(msg, thread=None)  # "this channel" is the one being viewed, not the panel thread
             msg = replace(msg, command=name, text=text)
-        await self.adapter._deliver(msg, conv)
+        self.adapter._submit(msg, conv)  # counted in the workspace's answers in flight, like any event
 
     async def _title(self, channel: str, thread: str, question: str) -> None:
         self._titled[(channel, thread)] = None
