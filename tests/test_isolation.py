@@ -165,6 +165,6 @@ async def test_metrics_name_no_tenant(bot, fake_llm):
                 body = await resp.text()
     finally:
         await server.stop()
-    assert "aibot_requests_total" in body
+    assert "aibot_model_calls_total" in body
     for (platform, tenant), marker in world.marker.items():
         assert tenant not in body and marker not in body

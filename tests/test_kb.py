@@ -82,7 +82,8 @@ async def test_every_supported_type_is_ingested_with_structure(bot, app):
     ],
 )
 async def test_bad_files_get_one_sentence_and_store_nothing(bot, app, name, data, expected):
-    reply = await upload(bot, {name: data})
+    # named: an image sent without naming the knowledge base is a question for the model
+    reply = await upload(bot, {name: data}, text="add this to the knowledge base")
     assert expected in reply
     assert "Traceback" not in reply and "Error(" not in reply
     assert await count(app, "kb_documents") == 0 and await count(app, "kb_chunks") == 0

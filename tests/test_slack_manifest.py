@@ -38,3 +38,17 @@ def test_manifest_slash_commands_are_the_declared_commands():
     assert in_manifest == expected
     assert all(len(description) <= 100 for description, _ in in_manifest.values())
     assert "digest-run" not in {name.strip("/") for name in in_manifest}  # internal: never a slash command
+
+
+def test_manifest_enables_the_assistant_panel_with_the_default_prompts():
+    from adapters.slack.assistant import parse_prompts
+    from adapters.slack.settings import SlackSettings
+
+    m = yaml.safe_load(MANIFEST.read_text())
+    events = set(m["settings"]["event_subscriptions"]["bot_events"])
+    assert {"assistant_thread_started", "assistant_thread_context_changed", "message.im"} <= events
+    view = m["features"]["assistant_view"]
+    default = SlackSettings.model_fields["assistant_prompts"].default
+    assert view["suggested_prompts"] == parse_prompts(default) and len(view["assistant_description"]) <= 200
+    assert {"assistant:write", "channels:read"} <= set(m["oauth_config"]["scopes"]["bot"])
+    assert m["settings"]["interactivity"]["is_enabled"] is True  # the answer buttons and the 👎 modal

@@ -20,14 +20,17 @@ import yarl
 
 from adapters.discord import metering
 from adapters.discord.commands import build_tree
+from adapters.discord.controls import ReasonModal, button_class
 from adapters.discord.conversation import (
     NO_PINGS,
     ChannelConversation,
     ChannelPacer,
+    ComponentConversation,
     InteractionConversation,
     MessageConversation,
     strip_mention,
 )
+from bot.core.answers import BAD, REASON, Press
 from bot.core.commands import CommandSet
 from bot.core.errors import ConfigError, unreachable
 from bot.core.messages import Attachment, Incoming
@@ -101,6 +104,9 @@ class DiscordAdapter:
         self._tasks: set[asyncio.Future] = set()
 
         self._tenants = None  # the core's tenant lifecycle (`bind`)
+        # the buttons under answers: one persistent type, found again by its custom_id
+        self.control_button = button_class(self._on_control)
+        self.client.add_dynamic_items(self.control_button)
 
         @self.client.event
         async def on_message(message: discord.Message) -> None:
@@ -187,7 +193,7 @@ class DiscordAdapter:
 
     # --- events -> Incoming ------------------------------------------------------------
 
-    def _submit(self, msg: Incoming, conv) -> None:
+    def _submit(self, msg: Incoming | Press, conv) -> None:
         """Hand over without waiting: the router answers in its own task."""
         assert self._dispatch is not None
         self._track(self._dispatch(msg, conv))
@@ -281,6 +287,27 @@ class DiscordAdapter:
         )
         conv = InteractionConversation(self, interaction, channel, files={a.url: a for a in files})
         self._track(self._answer_interaction(msg, conv))
+
+    def _press(self, interaction: discord.Interaction, action: str, answer: str, reason: str | None = None) -> Press:
+        return Press(action=action, answer=answer, platform="discord",
+                     tenant=tenant_of(interaction.guild_id, interaction.user.id), channel=str(interaction.channel_id),
+                     user=str(interaction.user.id), reason=reason, raw=interaction)
+
+    def _press_conversation(self, interaction: discord.Interaction) -> ComponentConversation:
+        channel = interaction.channel or self.client.get_partial_messageable(interaction.channel_id or 0)
+        return ComponentConversation(self, interaction, channel)
+
+    async def _on_control(self, interaction: discord.Interaction, action: str, answer: str) -> None:
+        # within Discord's 3 s: a 👎 answers with its modal, the others with a deferred update
+        if action == BAD:
+            await interaction.response.send_modal(ReasonModal(answer, self._on_reason))
+        else:
+            await interaction.response.defer()
+        self._submit(self._press(interaction, action, answer), self._press_conversation(interaction))
+
+    async def _on_reason(self, interaction: discord.Interaction, answer: str, reason: str) -> None:
+        await interaction.response.defer()
+        self._submit(self._press(interaction, REASON, answer, reason), self._press_conversation(interaction))
 
     async def _answer_interaction(self, msg: Incoming, conv: InteractionConversation) -> None:
         assert self._dispatch is not None

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Literal
 
 import discord
 
+from adapters.discord.controls import controls_view
+from bot.core.answers import Controls
 from bot.core.errors import UserError
 from bot.core.messages import Attachment, HistoryItem
 from bot.core.surface import Limits
@@ -98,6 +100,15 @@ class _ChannelReader:
         self.origin = origin  # the message being answered, when there is one
         self.files = files or {}
         self.limits = PacedLimits(adapter.pacer, str(getattr(channel, "id", "")))
+        self.controls: Controls | None = None  # set by the renderer: buttons under the answer
+        self._drew = False  # an answer message here has (or had) buttons
+
+    def _view(self) -> dict:
+        """`view=` for a write of the answer message: its buttons, or None to remove them."""
+        if self.controls is None and not self._drew:
+            return {}
+        self._drew = True
+        return {"view": controls_view(self.adapter.control_button, self.controls) if self.controls else None}
 
     async def history(
         self, *, limit: int, since: datetime | None = None, scope: Literal["thread", "channel"] = "channel"
@@ -175,13 +186,15 @@ class MessageConversation(_ChannelReader):
             reference=reply_to.to_reference(fail_if_not_exists=False) if reply_to else None,
             mention_author=False,
             allowed_mentions=NO_PINGS,
+            **({} if ephemeral else {k: v for k, v in self._view().items() if v is not None}),
         )
         self.adapter.pacer.wrote(self.limits.channel, self)
         return str(sent.id)
 
     async def edit(self, message_id: str, text: str) -> None:
         self.adapter.pacer.wrote(self.limits.channel, self)
-        await self.channel.get_partial_message(int(message_id)).edit(content=text, allowed_mentions=NO_PINGS)
+        await self.channel.get_partial_message(int(message_id)).edit(content=text, allowed_mentions=NO_PINGS,
+                                                                     **self._view())
 
     async def set_status(self, text: str | None) -> None:
         """The typing indicator stands in for "thinking" (Discord shows it ~10 s per call)."""
@@ -221,14 +234,16 @@ class InteractionConversation(_ChannelReader):
                 await self.interaction.delete_original_response()
                 sent = await followup.send(text, ephemeral=True, wait=True, allowed_mentions=NO_PINGS)
             else:
-                sent = await self.interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS)
+                sent = await self.interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS,
+                                                                     **self._view())
         else:
-            sent = await followup.send(text, ephemeral=ephemeral, wait=True, allowed_mentions=NO_PINGS)
+            view = {} if ephemeral else {k: v for k, v in self._view().items() if v is not None}
+            sent = await followup.send(text, ephemeral=ephemeral, wait=True, allowed_mentions=NO_PINGS, **view)
         self._sent[str(sent.id)] = sent
         return str(sent.id)
 
     async def edit(self, message_id: str, text: str) -> None:
-        await self._sent[message_id].edit(content=text, allowed_mentions=NO_PINGS)
+        await self._sent[message_id].edit(content=text, allowed_mentions=NO_PINGS, **self._view())
 
     async def finish(self) -> None:
         """A handler that answered nothing must not leave "thinking…" up forever."""
@@ -242,3 +257,19 @@ class InteractionConversation(_ChannelReader):
 
 class ChannelConversation(MessageConversation):
     """A channel or thread addressed without an incoming message (scheduled posts)."""
+
+
+class ComponentConversation(_ChannelReader):
+    """Where notes about a pressed button go: to the presser only (the interaction was
+    already answered, by a deferred update or a modal)."""
+
+    def __init__(self, adapter: "DiscordAdapter", interaction: discord.Interaction, channel: discord.abc.Messageable) -> None:
+        super().__init__(adapter, channel)
+        self.interaction = interaction
+
+    async def post(self, text: str, *, ephemeral: bool = False) -> str:
+        sent = await self.interaction.followup.send(text, ephemeral=True, wait=True, allowed_mentions=NO_PINGS)
+        return str(sent.id)
+
+    async def edit(self, message_id: str, text: str) -> None:
+        await self.interaction.followup.edit_message(int(message_id), content=text, allowed_mentions=NO_PINGS)

@@ -32,11 +32,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.assistant import AssistantPanel
+from adapters.slack.controls import ACTION_IDS, REASON_CALLBACK, from_action, from_view_submission, reason_modal, thread_of
 from adapters.slack.conversation import SlackConversation
 from adapters.slack.normalize import SUMMARIZE_SHORTCUT, Identity, from_command, from_event, from_message_shortcut
 from adapters.slack.metering import CountingHandler
 from adapters.slack.pacing import Workspace
 from adapters.slack.settings import SlackSettings
+from bot.core.answers import BAD, Press
 from bot.core.commands import CommandSet
 from bot.core.errors import ConfigError, unreachable
 from bot.core.messages import Incoming
@@ -117,14 +120,22 @@ class SlackAdapter:
         self.app.event("app_uninstalled")(self._on_uninstalled)
         self.app.event("tokens_revoked")(self._on_tokens_revoked)
         self.app.event("app_home_opened")(self._on_home)
+        # the assistant panel (Agents & AI Apps): its events and its threads' messages are
+        # taken by Bolt's Assistant middleware; everything else reaches the listeners below
+        self.panel = AssistantPanel(self)
+        self.app.use(self.panel.middleware)
         self.app.event("app_mention")(self._on_event)
         self.app.event("message")(self._on_event)
         self.app.command(_ANY_COMMAND)(self._on_command)
         # the "Summarize thread" message shortcut (deploy/slack-manifest.yaml): Slack sends
         # no slash commands from threads, so this is /summarize for the thread it is used on
         self.app.message_shortcut(SUMMARIZE_SHORTCUT)(self._on_summarize_shortcut)
-        # interactivity shares the path; the bot sends no interactive elements yet, so a
-        # stray action, shortcut or view submission is acknowledged and ignored
+        # the buttons under answers (Stop, Regenerate, 👍/👎) and the 👎 reason modal
+        for action_id in ACTION_IDS:
+            self.app.action(action_id)(self._on_control)
+        self.app.view(REASON_CALLBACK)(self._on_reason)
+        # interactivity shares the path: any other action, shortcut or view submission is
+        # acknowledged and ignored
         self.app.action(_ANYTHING)(self._ack_only)
         self.app.shortcut(_ANYTHING)(self._ack_only)
         self.app.view(_ANYTHING)(self._ack_only)
@@ -324,6 +335,42 @@ class SlackAdapter:
                                      response_url=body.get("response_url"))
             self._submit(msg, conv)
         self.handled += 1
+
+    async def _on_control(self, ack, body: dict) -> None:
+        await ack()  # within Slack's 3 s; a 👎 opens its modal at once (the trigger_id expires in 3 s)
+        press = from_action(body)
+        if press is not None:
+            thread = thread_of(body)
+            if press.action == BAD and body.get("trigger_id"):
+                try:
+                    await self.client.views_open(trigger_id=body["trigger_id"], view=reason_modal(press, thread))
+                except SlackApiError as exc:
+                    log.info("could not open the feedback modal: %s", exc.response.get("error"))
+            conv = SlackConversation(self, team=press.tenant, channel=press.channel, thread=thread, user=press.user)
+            self._submit_press(press, conv)
+        self.handled += 1
+
+    async def _on_reason(self, ack, body: dict) -> None:
+        await ack()  # closes the modal
+        found = from_view_submission(body)
+        if found is not None:
+            press, thread = found
+            conv = SlackConversation(self, team=press.tenant, channel=press.channel, thread=thread, user=press.user)
+            self._submit_press(press, conv)
+        self.handled += 1
+
+    def background(self, coro) -> None:
+        """Work after an ack, tracked so that `idle` and `stop` wait for it."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _submit_press(self, press: Press, conv: SlackConversation) -> None:
+        result = self._dispatch(press, conv)
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def person(self, user: str, team: str = "") -> tuple[str | None, str | None, bool]:
         """A person's display name, IANA time zone (None where Slack won't say) and whether

@@ -18,9 +18,11 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.slack.controls import actions_block, message_blocks
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.normalize import clean_text
 from adapters.slack.pacing import AdaptiveLimits
+from bot.core.answers import Controls
 from bot.core.errors import UserError
 from bot.core.messages import Attachment, HistoryItem
 from bot.core.surface import StreamUnsupported
@@ -60,6 +62,15 @@ class SlackConversation:
         self.limits = AdaptiveLimits(
             self.workspace, max_chars=MAX_CHARS, base_interval=adapter.settings.update_interval
         )
+        self.controls: Controls | None = None  # set by the renderer: buttons under the answer
+        self._blocks = False  # an answer message here is drawn with blocks (text + buttons)
+
+    def _answer_blocks(self, text: str) -> list[dict] | None:
+        """Blocks for an answer message when it has (or had) controls; None: plain text."""
+        if self.controls is None and not self._blocks:
+            return None
+        self._blocks = True
+        return message_blocks(text, self.controls)
 
     # --- writing --------------------------------------------------------------------
 
@@ -75,7 +86,8 @@ class SlackConversation:
             return ""
         try:
             resp = await self.client.chat_postMessage(
-                channel=self.channel, text=body, thread_ts=self.thread, unfurl_links=False, unfurl_media=False
+                channel=self.channel, text=body, thread_ts=self.thread, unfurl_links=False, unfurl_media=False,
+                blocks=self._answer_blocks(text),
             )
         except SlackApiError as exc:
             # a slash command used where the bot is not a member: answer through the command
@@ -87,7 +99,8 @@ class SlackConversation:
         return resp["ts"]
 
     async def edit(self, message_id: str, text: str) -> None:
-        await self.client.chat_update(channel=self.channel, ts=message_id, text=to_mrkdwn(text))
+        await self.client.chat_update(channel=self.channel, ts=message_id, text=to_mrkdwn(text),
+                                      blocks=self._answer_blocks(text))
 
     async def open_stream(self, text: str = "") -> "SlackStream":
         """A native stream in this thread showing `text` from the start (one
@@ -232,9 +245,11 @@ class SlackStream:
 
     async def finish(self, delta: str) -> None:
         """The last text and the end of the stream, in one chat.stopStream call."""
+        controls = self.conv.controls  # the final buttons go at the bottom of the finished message
         try:
             await self.conv.client.chat_stopStream(channel=self.conv.channel, ts=self.message_id,
-                                                   markdown_text=delta or None)
+                                                   markdown_text=delta or None,
+                                                   blocks=[actions_block(controls)] if controls else None)
         finally:
             self.conv.limits.native = False
 

@@ -46,6 +46,19 @@ class SlackSettings(Section):
         "SLACK_MAX_RETRIES", 3, ge=0, le=10,
         description="retries of a Slack Web API call answered 429, each after its `Retry-After`",
     )
+    assistant_prompts: str = env(
+        "SLACK_ASSISTANT_PROMPTS",
+        "Summarize this channel => Summarize this channel; "
+        "Ask the knowledge base => What is in the knowledge base?; "
+        "What's new today => What's new in this channel today?",
+        description="suggested prompts of the assistant panel, `title => message` separated by `;` "
+        "(the three defaults summarize the channel being viewed, list the knowledge base, summarize its last 24 h)",
+    )
+    assistant_greeting: str = env(
+        "SLACK_ASSISTANT_GREETING", "Hi! Ask me anything, or pick a suggestion below.",
+        description="the first message in a new assistant-panel thread",
+    )
+
     role_cache_seconds: float = env(
         "SLACK_ROLE_CACHE_SECONDS", 300.0, ge=0,
         description="how long a person's name and admin/owner role from `users.info` are remembered",

@@ -17,6 +17,7 @@ from bot.core.cache import Cache
 from bot.core.db import Database
 from bot.core.errors import ConfigError
 from bot.core.dedupe import Dedupe
+from bot.core.feedback import FeedbackStore
 from bot.core.feature import Feature, Platform
 from bot.core.ledger import Ledger
 from bot.core.load import Load
@@ -70,7 +71,7 @@ class App:
             cache = Cache(db, ttl_seconds=settings.cache_ttl_seconds)
             llm = LLM(client=client, settings=settings, ledger=ledger, cache=cache)
             services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db),
-                                load=load)
+                                load=load, feedback=FeedbackStore(db, ledger=ledger))
             services.tenants = Tenants(db, grace=timedelta(days=settings.tenant_grace_days))
             services.tenants.register("usage", TenantData(
                 export=partial(usage_rows, db, ledger=ledger), delete=partial(delete_usage, db, ledger=ledger)))

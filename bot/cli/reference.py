@@ -97,6 +97,21 @@ def slack_commands(commands: CommandSet | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+def slack_assistant_view() -> str:
+    """The manifest's `assistant_view`: its description and the default suggested prompts
+    (SLACK_ASSISTANT_PROMPTS, which the bot also sets in every new panel thread)."""
+    from adapters.slack.assistant import parse_prompts  # the Slack platform's own format
+
+    slack = next(p for p in composition.platforms() if p.name == "slack")
+    default = slack.settings_model.model_fields["assistant_prompts"].default
+    out = ["    assistant_description: " + _yaml("Ask aibot anything; it summarizes the channel you are viewing, "
+                                                 "searches your knowledge base and streams its answers."),
+           "    suggested_prompts:"]
+    for prompt in parse_prompts(default):
+        out += [f"      - title: {_yaml(prompt['title'])}", f"        message: {_yaml(prompt['message'])}"]
+    return "\n".join(out) + "\n"
+
+
 def _yaml(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DataError, IntegrityError
 
+from bot.core.answers import CURRENT
 from bot.core.messages import CallInfo
 from bot.core.models import Usage
 
@@ -30,6 +31,11 @@ class UsageRecord:
     outcome: str = "ok"
     streamed: bool = False
     extra: dict | None = None
+
+    def __post_init__(self) -> None:
+        answer = CURRENT.get()  # read where the call was made: the answer it is part of
+        if answer and not (self.extra or {}).get("answer"):
+            self.extra = {**(self.extra or {}), "answer": answer}
 
 
 @dataclass

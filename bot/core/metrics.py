@@ -118,6 +118,11 @@ class Metrics:
             "aibot_cache_lookups", "Cache lookups by kind (exact, ...) and result (hit, miss); "
             "hit ratio = rate(hit) / rate(all).", ["kind", "result"], registry=r)
 
+        # --- feedback on answers (👍/👎 buttons) --------------------------------------
+        self.feedback = Counter(
+            "aibot_feedback", "Ratings given to answers, by the answer's pattern and model and the rating (up, down).",
+            ["pattern", "model", "rating"], registry=r)
+
         # --- platform APIs (adapters) -----------------------------------------------
         self.platform_calls = Counter(
             "aibot_platform_api_calls", "Calls to a platform's Web API, by platform, method and HTTP status class.",

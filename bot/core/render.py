@@ -12,6 +12,9 @@ timer. Either way:
 - a message longer than `limits.max_chars` continues in a new message, split at a
   paragraph or line where possible and never inside a code block without closing it
   and reopening it in the next message;
+- an answer stopped with its Stop control (`answer`) keeps the text so far plus a note;
+  while it runs and at its final write, a conversation with `controls` shows Stop, then
+  Regenerate and 👍/👎 (`bot.core.answers`);
 - a stream that fails midway leaves the text so far plus a visible note; a failed edit
   is logged, not raised (the next update carries the whole text anyway); the final edit
   is retried with backoff, and if it still fails the missing text is posted as a new
@@ -27,12 +30,14 @@ import time
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 
+from bot.core.answers import Answer, Controls
 from bot.core.errors import user_message_for
 from bot.core.surface import Conversation, StreamUnsupported
 
 log = logging.getLogger(__name__)
 
 THINKING = "is thinking…"
+STOPPED_NOTE = "_(stopped)_"
 FINAL_EDIT_TRIES = 3  # the last edit of a message, on top of the SDK's own retries
 FINAL_EDIT_BACKOFF = 0.5  # seconds before the second try, doubling
 _FENCE = re.compile(r"^\s*(```+|~~~+)(.*)$")
@@ -46,6 +51,7 @@ class Rendered:
     message_ids: list[str] = field(default_factory=list)
     error: BaseException | None = None
     writes: int = 0  # platform calls that changed visible text (post/edit/append/stop)
+    stopped: bool = False  # someone pressed Stop
     first_visible: float | None = None  # monotonic time of the first visible text
 
 
@@ -135,7 +141,14 @@ class _Sink:
             head, consumed, reopen = split_message(text, limit, min_cut=self.shown_chars)
             if consumed <= len(self.prefix):  # pathological tiny limit: hard cut
                 head, consumed, reopen = text[:limit], limit, ""
-            await self._write(head, final=True)
+            controls = getattr(self.conv, "controls", None)
+            if controls is not None:  # a finished part: no controls of its own
+                self.conv.controls = None
+            try:
+                await self._write(head, final=True)
+            finally:
+                if controls is not None:
+                    self.conv.controls = controls
             self.offset += consumed - len(self.prefix)
             self.prefix = reopen
             text = self.prefix + full[self.offset :]
@@ -163,6 +176,7 @@ class _EditSink(_Sink):
         self.message_id: str | None = None
         self.shown = ""
         self.updates = 0
+        self.refresh = False  # the final write goes even with the same text (the controls changed)
 
     async def _write(self, text: str, *, final: bool) -> None:
         shown = text if final else close_fence(text)
@@ -175,7 +189,7 @@ class _EditSink(_Sink):
             self.result.message_ids.append(self.message_id)
             self.shown, self.updates = shown, 0
             self._visible()
-        elif final and shown != self.shown:
+        elif final and (shown != self.shown or self.refresh):
             await self._final_edit(shown)
         elif shown != self.shown and self.updates < self.conv.limits.max_updates:
             try:
@@ -313,13 +327,23 @@ def with_error_note(text: str, error: BaseException | None) -> str:
     return f"{close_fence(text.rstrip())}\n\n⚠️ _Answer cut short. {reason}_"
 
 
-async def render_stream(chunks: AsyncIterable[str], conv: Conversation) -> Rendered:
-    """Render a stream of text deltas into `conv`; see the module docstring."""
+def with_stop_note(text: str) -> str:
+    return f"{close_fence(text.rstrip())}\n\n{STOPPED_NOTE}" if text.strip() else STOPPED_NOTE
+
+
+async def render_stream(chunks: AsyncIterable[str], conv: Conversation, *, answer: Answer | None = None) -> Rendered:
+    """Render a stream of text deltas into `conv`; see the module docstring. `answer`:
+    the answer this is, whose Stop control cancels the stream."""
     result = Rendered()
     native = hasattr(conv, "open_stream")
     sink: _Sink = _NativeSink(conv, result) if native else _EditSink(conv, result)
     set_status = getattr(conv, "set_status", None)
+    controlled = answer is not None and hasattr(conv, "controls")
+    if controlled:
+        conv.controls = Controls(answer.id, running=True)  # type: ignore[attr-defined]
     pump = _Pump(chunks)
+    if answer is not None:
+        answer.attach(pump.task)
     status_on = False
     clearing: asyncio.Task | None = None
     try:
@@ -351,15 +375,21 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation) -> Rende
                 last = time.monotonic()  # held-back first word does not delay the first text by one
         result.text = pump.text
         result.error = pump.error
+        result.stopped = answer is not None and answer.stopped
         if status_on:
             await _status(set_status, None)
         if clearing is not None:
             await clearing
-        final = with_error_note(result.text, result.error)
+        final = with_stop_note(result.text) if result.stopped else with_error_note(result.text, result.error)
+        if controlled:
+            conv.controls = Controls(answer.id, running=False)  # type: ignore[attr-defined, union-attr]
+            if isinstance(sink, _EditSink):
+                sink.refresh = True
         try:
             await sink.update(final, final=True)
         except StreamUnsupported:
             sink = _EditSink(conv, result)
+            sink.refresh = controlled
             await sink.update(final, final=True)
     finally:
         if not pump.done:

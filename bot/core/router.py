@@ -22,12 +22,15 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.core.answers import Press
 from bot.core.commands import CommandSet, CommandSpec, Group, declarations, declare, parse, subcommand, typed
 from bot.core.errors import LLMError, UserError, user_message_for
 from bot.core.load import QUEUED
-from bot.core.messages import CallInfo, Incoming, Reply
 from bot.core.answer_watch import AnswerWatch
+from bot.core.images import only_images
 from bot.core.logs import request_scope
+from bot.core.messages import CallInfo, Incoming, Reply
+from bot.core.presses import handle_press
 from bot.core.render import Rendered, render_stream
 from bot.core.roles import BotAdmins, refusal
 from bot.core.surface import Conversation
@@ -45,6 +48,8 @@ KB_INTENT = re.compile(
 )
 
 
+KB_NAMED = re.compile(r"\b(knowledge[\s-]?base|kb)\b", re.IGNORECASE)
+
 # ----------------------------------------------------------------------------- table
 
 IGNORE, COMMAND, INGEST, ANSWER, OBSERVE = "ignore", "command", "ingest", "answer", "observe"
@@ -60,14 +65,20 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("own or another bot's message", lambda m: m.from_self or m.from_bot, IGNORE),
     Route("slash command", lambda m: m.command is not None, COMMAND),
-    Route(
-        "files meant for the knowledge base",
-        lambda m: bool(m.attachments) and (m.is_dm or (m.mentioned and bool(KB_INTENT.search(m.text)))),
-        INGEST,
-    ),
+    Route("files meant for the knowledge base", lambda m: for_knowledge_base(m), INGEST),
     Route("mention, DM, or a thread the bot is in", lambda m: m.mentioned or m.is_dm or m.in_bot_thread, ANSWER),
     Route("anything else: channel history only", lambda m: True, OBSERVE),
 )
+
+
+def for_knowledge_base(m: Incoming) -> bool:
+    """Files in a DM, or with a mention that asks to add them; images only when the
+    knowledge base is named (otherwise they come with a question, for a vision model)."""
+    if not m.attachments:
+        return False
+    if only_images(m.attachments):
+        return (m.is_dm or m.mentioned) and bool(KB_NAMED.search(m.text))
+    return m.is_dm or (m.mentioned and bool(KB_INTENT.search(m.text)))
 
 
 def decide(msg: Incoming) -> Route:
@@ -185,8 +196,11 @@ class Router:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def dispatch(self, msg: Incoming, conv: Conversation) -> Handled:
-        """Route one message and deliver its reply. Never raises."""
+    async def dispatch(self, msg: Incoming | Press, conv: Conversation) -> Handled:
+        """Route one message (or a press of an answer's control) and deliver its reply.
+        Never raises."""
+        if isinstance(msg, Press):
+            return await self._press(msg, conv)
         route = decide(msg)
         with request_scope(msg.platform, inherit=True):  # log lines and model calls of this event share its id
             return await self._dispatch(route, msg, conv)
@@ -215,7 +229,7 @@ class Router:
                         with watch.running():
                             self._check_size(msg, conv)
                             result, ephemeral = await self._handle(route.action, ctx, msg)
-                            rendered = await self._deliver(result, conv, ephemeral=ephemeral)
+                            rendered = await self._deliver(result, conv, ephemeral=ephemeral, msg=msg)
                             watch.rendered(rendered)
                 finally:
                     await notice.clear()
@@ -279,7 +293,19 @@ class Router:
                 f"That message is too long for me ({len(msg.text):,} characters; the limit is {limit:,}). {hint}"
             )
 
-    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool) -> Rendered | None:
+    async def _press(self, press: Press, conv: Conversation) -> Handled:
+        try:
+            note = await handle_press(self, press, conv)
+        except Exception as exc:
+            log.exception("a %s press on answer %s failed", press.action, press.answer)
+            await _safe_post(conv, user_message_for(exc), ephemeral=True)
+            return Handled("press", error=exc)
+        if note:
+            await _safe_post(conv, note, ephemeral=True)
+        return Handled("press", note)
+
+    async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool,
+                       msg: Incoming | None = None) -> Rendered | None:
         """Send a handler's result; what the renderer did when it was streamed."""
         if result is None:
             return None
@@ -292,7 +318,14 @@ class Router:
                 await conv.post(result, ephemeral=ephemeral)
             return None
         if isinstance(result, AsyncIterable):
-            rendered = await render_stream(result, conv)
+            answers = self.services.answers
+            answer = answers.begin(msg, conv) if msg is not None and not msg.unattended else None
+            try:
+                with answers.producing(answer):  # its model calls carry its id in the ledger
+                    rendered = await render_stream(result, conv, answer=answer)
+            finally:
+                if answer is not None:
+                    answers.finish(answer)
             if rendered.error is not None and not _is_expected(rendered.error):
                 log.error("a streamed answer failed midway", exc_info=rendered.error)
             return rendered

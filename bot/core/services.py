@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.core.answers import Answers
 from bot.core.cache import Cache
 from bot.core.channels import Channels
 from bot.core.settings import Settings
 from bot.core.dedupe import Dedupe
 from bot.core.documents import DocumentReader
+from bot.core.feedback import FeedbackStore
 from bot.core.ledger import Ledger
 from bot.core.knowledge import KnowledgeBase
 from bot.core.llm import LLM
@@ -30,3 +32,5 @@ class Services:
     tenants: Tenants | None = None  # a tenant's data: export, deletion, lifecycle (bot.app builds it)
     prefs: PreferenceLookup = field(default_factory=Defaults)  # set by the settings feature (patterns.workspace)
     documents: DocumentReader | None = None  # set by the RAG pattern: text of PDF, Word, HTML files
+    answers: Answers = field(default_factory=Answers)  # answers in flight and their controls
+    feedback: FeedbackStore | None = None  # 👍/👎 on answers

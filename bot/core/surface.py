@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
+from bot.core.answers import Press
 from bot.core.commands import CommandSet
 from bot.core.messages import Attachment, HistoryItem, Incoming
 
@@ -83,7 +84,7 @@ class StatusConversation(Conversation, Protocol):
         ...
 
 
-Dispatch = Callable[[Incoming, Conversation], Awaitable[None]]
+Dispatch = Callable[[Incoming | Press, Conversation], Awaitable[None]]  # a message, or a press of an answer's control
 
 
 class Adapter(Protocol):

@@ -7,6 +7,7 @@ import sys
 
 from bot.core.commands import command
 from bot.core.feature import Feature
+from bot.core.feedback import format_feedback
 from bot.core.ledger import format_stats
 from bot.core.messages import Incoming, utcnow
 from bot.core.timewindow import parse_window
@@ -23,12 +24,17 @@ class UsageStats(Feature):
         if window and since is None:
             return "Give a window like `24h` or `7d`, or nothing for all time."
         # this workspace's own usage only: never another workspace's counts or costs
-        stats = await self.services.ledger.stats(since=utcnow() - since if since else None,
-                                                 platform=msg.platform, tenant=msg.tenant)
+        start = utcnow() - since if since else None
+        stats = await self.services.ledger.stats(since=start, platform=msg.platform, tenant=msg.tenant)
         if not stats:
             return "No model calls recorded yet."
         title = f"Model usage of this workspace, last {window}" if since else "Model usage of this workspace"
-        return f"{title}:\n```\n{format_stats(stats)}\n```"
+        text = f"{title}:\n```\n{format_stats(stats)}\n```"
+        rated = (await self.services.feedback.stats(since=start, platform=msg.platform, tenant=msg.tenant)
+                 if self.services.feedback else [])
+        if rated:
+            text += f"\nFeedback on answers:\n```\n{format_feedback(rated)}\n```"
+        return text
 
     def mount(self, http) -> None:
         from bot.core.dashboard import mount  # the usage dashboard, /dashboard
@@ -60,10 +66,14 @@ async def stats_command(args, rt) -> int:
             return 2
     async with rt.open() as bot:
         stats = await bot.services.ledger.stats(since=since, platform=platform, tenant=tenant)
+        rated = await bot.services.feedback.stats(since=since, platform=platform, tenant=tenant) if bot.services.feedback else []
     if args.json:
         print(json.dumps([s.as_json() for s in stats], indent=2))
     elif not stats:
         print("No model calls recorded yet.")
     else:
         print(format_stats(stats))
+        if rated:
+            print("\nFeedback on answers:")
+            print(format_feedback(rated))
     return 0

@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 
 from bot.core.commands import answerer, command
+from bot.core.errors import ConfigError
 from bot.core.feature import Feature
 from bot.core.messages import Incoming, Reply
 from bot.core.settings import LLM_SETUP_HINT
 from patterns.agent.loop import PATTERN, AgentLimits, Outcome, run_agent
-from patterns.agent.route import needs_tools
+from patterns.agent.route import needs_tools, wants_web
 from patterns.agent.sample import readonly_url
 from patterns.agent.settings import AgentSettings
 from patterns.agent.sql import SqlRunner
-from patterns.agent.toolbox import ALL, Run
+from patterns.agent.toolbox import ALL, WEB, Run
+from patterns.agent.websearch import WebSearch
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,18 @@ def sql_runner(settings: AgentSettings, db_url: str | None) -> SqlRunner | None:
     return SqlRunner(url=url, tables=tables, timeout=settings.sql_timeout, max_rows=settings.sql_max_rows)
 
 
+def web_search(settings: AgentSettings) -> WebSearch | None:
+    """The web_search tool's provider when AGENT_WEB_SEARCH is on (off by default)."""
+    if not settings.web_search:
+        return None
+    if not settings.search_url:
+        raise ConfigError("AGENT_WEB_SEARCH=true needs a search server: set AGENT_SEARCH_URL to a SearxNG "
+                          "instance with JSON output enabled, e.g. AGENT_SEARCH_URL=http://localhost:8888")
+    key = settings.search_key.get_secret_value() if settings.search_key else None
+    return WebSearch(url=settings.search_url, key=key, timeout=settings.search_timeout,
+                     language=settings.search_language)
+
+
 class Agent(Feature):
     name = "agent"
     settings_model = AgentSettings
@@ -44,12 +58,14 @@ class Agent(Feature):
     def __init__(self, host) -> None:
         super().__init__(host)
         self.sql = sql_runner(self.settings, getattr(self.services.db, "url", None))
+        self.search = web_search(self.settings)
+        self.tools = ALL + WEB if self.search is not None else ALL
 
     def run(self, ctx, msg: Incoming, task: str):
         """The agent working on `task`: status lines, then the answer (streamed)."""
         limits = AgentLimits.from_settings(self.settings, answer_tokens=self.host.settings.answer_max_tokens)
-        run = Run(services=self.services, conv=ctx.conv, msg=msg, sql=self.sql)
-        return run_agent(run, task, limits=limits, tools=ALL)
+        run = Run(services=self.services, conv=ctx.conv, msg=msg, sql=self.sql, search=self.search)
+        return run_agent(run, task, limits=limits, tools=self.tools)
 
     @command("agent", description="A multi-step task with tools: knowledge base, calculator, read-only SQL, "
              "channel history", usage="/agent <task>",
@@ -62,8 +78,11 @@ class Agent(Feature):
 
     @answerer
     async def figures(self, ctx, msg: Incoming):
-        """Mentions that ask for figures from data and work on them (AGENT_AUTO_ROUTE)."""
-        if not (self.settings.auto_route and self.services.llm.configured and needs_tools(msg.text)):
+        """Mentions that ask for figures from data and work on them, or for current
+        information from the web when web search is on (AGENT_AUTO_ROUTE)."""
+        if not (self.settings.auto_route and self.services.llm.configured):
+            return None
+        if not (needs_tools(msg.text) or (self.search is not None and wants_web(msg.text))):
             return None
         if not (await self.services.prefs.for_message(msg)).auto_route:  # the workspace turned it off
             return None

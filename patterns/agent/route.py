@@ -38,3 +38,19 @@ def needs_tools(text: str) -> bool:
     if QUERY.search(text) or CALC.search(text):
         return True
     return bool(DATA.search(text) and WORK.search(text))
+
+
+# asks for something only the web knows now: news, "latest", "search the web"
+WEB = re.compile(
+    r"\b(search|look\s+up|check)\s+(the\s+)?(web|internet|online)\b|\b(google|web\s+search)\b|"
+    r"\b(latest|current|today'?s|breaking)\s+(news|version|release|price|status|headlines)\b|"
+    r"\bnews\s+(about|on)\b",
+    _I,
+)
+
+
+def wants_web(text: str) -> bool:
+    """True when the message asks for current information from the web (only consulted
+    when AGENT_WEB_SEARCH is on)."""
+    text = text.strip()
+    return bool(text) and len(text) <= 2_000 and bool(WEB.search(text))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import SecretStr
+
 from bot.core.settings import Section, env
 
 
@@ -39,4 +41,21 @@ class AgentSettings(Section):
     auto_route: bool = env(
         "AGENT_AUTO_ROUTE", True,
         description="let mentions that ask for figures + work on them go to the agent (`/agent` always works)",
+    )
+    web_search: bool = env(
+        "AGENT_WEB_SEARCH", False,
+        description="give the agent a `web_search` tool (needs `AGENT_SEARCH_URL`); results are cited and treated "
+        "as untrusted data",
+    )
+    search_url: str | None = env(
+        "AGENT_SEARCH_URL", None,
+        description="base URL of a SearxNG instance (or any server with its JSON API: `/search?q=…&format=json`), "
+        "e.g. `http://searxng:8080`; enable `json` in its `search.formats`",
+    )
+    search_key: SecretStr | None = env(
+        "AGENT_SEARCH_KEY", None, description="sent as `Authorization: Bearer …` to the search server, if set",
+    )
+    search_timeout: float = env("AGENT_SEARCH_TIMEOUT", 10.0, gt=0, le=60, description="seconds per web search")
+    search_language: str | None = env(
+        "AGENT_SEARCH_LANGUAGE", None, description="language code passed to the search server (unset: its default)",
     )

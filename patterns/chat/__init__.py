@@ -1,15 +1,18 @@
 """Streaming pattern, the answerer of last resort: a mention or DM gets a streamed answer
 with the conversation (thread, or channel/DM) as context, trimmed to the token budget
-with the newest messages kept."""
+with the newest messages kept. Images sent with the question go along as image parts
+when the chat model can see them (AIBOT_VISION_MODELS); otherwise one sentence says so."""
 from __future__ import annotations
 
 from bot.core import tokens
 from bot.core.commands import answerer
 from bot.core.context import context_messages
 from bot.core.feature import Feature
+from bot.core.images import image_parts, images_of, vision_capable
 from bot.core.llm import ChatOptions
 from bot.core.messages import Incoming
 from bot.core.preferences import Preferences
+from patterns.chat.settings import ChatSettings
 
 PATTERN = "streaming"
 
@@ -21,8 +24,9 @@ SYSTEM = (
 )
 
 
-async def build_messages(ctx, msg: Incoming, system: str) -> list[dict]:
-    """System prompt, the conversation so far (within budget), then the question."""
+async def build_messages(ctx, msg: Incoming, system: str, images: list[dict] | None = None) -> list[dict]:
+    """System prompt, the conversation so far (within budget), then the question (with
+    its `images` as content parts, if any)."""
     settings = ctx.services.settings
     question = msg.text.strip()
     scope = "thread" if msg.thread else "channel"
@@ -32,20 +36,39 @@ async def build_messages(ctx, msg: Incoming, system: str) -> list[dict]:
     if budget > 0:
         messages += context_messages(history, budget=budget, exclude_id=msg.id)
     who = msg.user_name or msg.user
-    messages.append({"role": "user", "content": f"{who}: {question}"})
+    if images:
+        text = f"{who}: {question}" if question else f"{who} sent {'an image' if len(images) == 1 else 'images'}."
+        messages.append({"role": "user", "content": [{"type": "text", "text": text}, *images]})
+    else:
+        messages.append({"role": "user", "content": f"{who}: {question}"})
     return messages
+
+
+def no_vision(model: str) -> str:
+    return (f"I can't look at images with the model I use here ({model}); describe what it shows in words, "
+            "or ask an admin to set a vision-capable model (AIBOT_VISION_MODELS lists them).")
 
 
 class Chat(Feature):
     """Plain streamed chat: list it last, it takes every mention the others leave."""
 
     name = "chat"
+    settings_model = ChatSettings
+    settings: ChatSettings
 
     @answerer
     async def answer(self, ctx, msg: Incoming):
         settings = self.host.settings
         prefs = await self.services.prefs.for_message(msg)  # the workspace's persona, language, model
-        messages = await build_messages(ctx, msg, system_prompt(settings.bot_name, msg.platform, prefs))
+        model = prefs.chat_model or settings.chat_model
+        images = None
+        pictures = images_of(msg.attachments)
+        if pictures:
+            if not vision_capable(model, self.settings.vision_models):
+                return no_vision(model)
+            images = await image_parts(ctx.conv, pictures, max_bytes=int(self.settings.max_image_mb * 1_048_576),
+                                       max_images=self.settings.max_images)
+        messages = await build_messages(ctx, msg, system_prompt(settings.bot_name, msg.platform, prefs), images)
         return self.services.llm.stream(
             messages, call=ctx.call(PATTERN),
             options=ChatOptions(max_tokens=settings.answer_max_tokens, model=prefs.chat_model),

@@ -113,6 +113,8 @@ class FakeDiscord:
         self.admins: set[str] = {self.USER_ID}  # members given the Manage Server role (the default user is one)
         self._originals: dict[str, str] = {}  # interaction token -> original response message id
         self._threads: list[dict] = []
+        self.modals: list[dict] = []  # interaction callbacks of type 9 (MODAL)
+        self.callbacks: list[dict] = []  # every interaction callback body
         self._seq = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -283,6 +285,36 @@ class FakeDiscord:
         sign that the bot was removed, not an outage)."""
         await self.dispatch("GUILD_DELETE", {"id": self.GUILD_ID}, guild_id=self.GUILD_ID)
 
+    def _interaction(self, type_: int, data: dict, *, channel: str | None, user: str | None = None) -> dict:
+        i = fixture("interaction_create")
+        i.update(id=self.snowflake(), application_id=self.APP_ID, token=f"itoken-{self._seq}", type=type_, data=data)
+        cid = channel or self.CHANNEL_ID
+        i["channel_id"] = i["channel"]["id"] = cid
+        i["guild_id"] = i["channel"]["guild_id"] = self.GUILD_ID
+        i["member"]["user"] = self.user(user or self.USER_ID)
+        i["authorizing_integration_owners"] = {"0": self.GUILD_ID}
+        self.interaction_channels[i["token"]] = cid
+        return i
+
+    async def press_button(self, message: dict, custom_id: str, *, user: str | None = None) -> dict:
+        """A user clicks a button of `message`; the bot receives INTERACTION_CREATE type 3
+        (MESSAGE_COMPONENT) with the message it is on."""
+        i = self._interaction(3, {"custom_id": custom_id, "component_type": 2}, channel=message["channel_id"], user=user)
+        i["message"] = copy.deepcopy(message)
+        await self.dispatch("INTERACTION_CREATE", i, guild_id=self.GUILD_ID)
+        return i
+
+    async def submit_modal(self, modal: dict, values: dict[str, str], *, message: dict | None = None,
+                           user: str | None = None) -> dict:
+        """A user submits a modal the bot opened: INTERACTION_CREATE type 5 (MODAL_SUBMIT)."""
+        rows = [{"type": 1, "components": [{"type": 4, "custom_id": cid, "value": v}]} for cid, v in values.items()]
+        i = self._interaction(5, {"custom_id": modal["custom_id"], "components": rows},
+                              channel=(message or {}).get("channel_id"), user=user)
+        if message is not None:
+            i["message"] = copy.deepcopy(message)
+        await self.dispatch("INTERACTION_CREATE", i, guild_id=self.GUILD_ID)
+        return i
+
     async def dispatch(self, event: str, data: dict, *, guild_id: str | None = None) -> None:
         await self.wait_ready()
         for s in self.sessions:
@@ -447,7 +479,10 @@ class FakeDiscord:
         return m
 
     async def _create(self, request, body, channel):
-        return self._bot_message(channel, body)
+        problem = invalid_components(body.get("components"))
+        if problem:
+            return _json({"message": "Invalid Form Body", "code": 50035, "errors": problem}, status=400)
+        return self._bot_message(channel, body, components=body.get("components") or [])
 
     async def _edit(self, request, body, channel, mid):
         now = time.monotonic()
@@ -461,6 +496,11 @@ class FakeDiscord:
         m = self.messages.get(mid)
         if m is None:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        problem = invalid_components(body.get("components"))
+        if problem:
+            return _json({"message": "Invalid Form Body", "code": 50035, "errors": problem}, status=400)
+        if "components" in body:  # absent: the components stay; [] removes them
+            m["components"] = body["components"] or []
         if "content" in body:
             m["content"] = body["content"]
             self.versions[mid].append(body["content"])
@@ -501,6 +541,16 @@ class FakeDiscord:
     # interactions: the callback (defer), then the original response and follow-ups
 
     async def _callback(self, request, body, iid, token):
+        self.callbacks.append(body)
+        if body.get("type") == 6:  # DEFERRED_UPDATE_MESSAGE: nothing shown now
+            return {"interaction": {"id": iid, "type": 3}}
+        if body.get("type") == 9:  # MODAL
+            modal = body.get("data") or {}
+            if not modal.get("custom_id") or len(modal["custom_id"]) > 100 or not 0 < len(modal.get("title", "")) <= 45 \
+                    or not 1 <= len(modal.get("components") or []) <= 5:
+                return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
+            self.modals.append(modal)
+            return {"interaction": {"id": iid, "type": 3}}
         flags = (body.get("data") or {}).get("flags", 0)
         original = self._bot_message(self.interaction_channels.get(token, self.CHANNEL_ID), {"content": (body.get("data") or {}).get("content", "")},
                                      interaction_token=token, flags=flags)
@@ -516,6 +566,8 @@ class FakeDiscord:
             return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
         m = self.messages[mid]
         m["content"] = body.get("content", m["content"])
+        if "components" in body:
+            m["components"] = body["components"] or []
         self.versions[mid].append(m["content"])
         return m
 
@@ -526,11 +578,14 @@ class FakeDiscord:
         return None
 
     async def _followup(self, request, body, app_id, token):
-        return self._bot_message(self.interaction_channels.get(token, self.CHANNEL_ID), body, interaction_token=token, flags=body.get("flags", 0))
+        return self._bot_message(self.interaction_channels.get(token, self.CHANNEL_ID), body, interaction_token=token,
+                                 flags=body.get("flags", 0), components=body.get("components") or [])
 
     async def _edit_followup(self, request, body, app_id, token, mid):
         m = self.messages[mid]
         m["content"] = body.get("content", m["content"])
+        if "components" in body:
+            m["components"] = body["components"] or []
         self.versions[mid].append(m["content"])
         return m
 
@@ -539,6 +594,26 @@ class FakeDiscord:
     def bot_messages(self, channel: str | None = None) -> list[dict]:
         return [m for m in sorted(self.messages.values(), key=lambda m: int(m["id"]))
                 if m["author"]["id"] == self.BOT_ID and (channel is None or m["channel_id"] == channel)]
+
+
+def invalid_components(rows) -> str | None:
+    """Why Discord would refuse these message components (its documented limits), or None."""
+    if not rows:
+        return None
+    if len(rows) > 5:
+        return "at most 5 action rows"
+    for row in rows:
+        if row.get("type") != 1 or not 1 <= len(row.get("components") or []) <= 5:
+            return "an action row holds 1 to 5 components"
+        for c in row["components"]:
+            if c.get("type") == 2:
+                if c.get("style") not in (1, 2, 3, 4, 5, 6):
+                    return "bad button style"
+                if c.get("style") != 5 and not (0 < len(c.get("custom_id") or "") <= 100):
+                    return "a button needs a custom_id of 1 to 100 characters"
+                if len(c.get("label") or "") > 80 or not (c.get("label") or c.get("emoji")):
+                    return "a button needs a label (up to 80 characters) or an emoji"
+    return None
 
 
 def _limit_headers(remaining: int, reset_after: float, *, bucket: str) -> dict:

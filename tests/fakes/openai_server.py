@@ -90,6 +90,29 @@ def embed(text: str, dim: int) -> list[float]:
     return [v / norm for v in vec]
 
 
+_DATA_URL = re.compile(r"^data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+=*$")
+
+
+def invalid_content(messages: list) -> str | None:
+    """Why the API would refuse these messages' content parts (text and image_url parts,
+    images as http(s) or base64 data: URLs, only in user messages), or None."""
+    for m in messages:
+        content = m.get("content") if isinstance(m, dict) else None
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str):
+                continue
+            if kind == "image_url" and m.get("role") == "user":
+                url = (part.get("image_url") or {}).get("url") or ""
+                if url.startswith(("https://", "http://")) or _DATA_URL.match(url):
+                    continue
+                return "Invalid image URL: expected a URL or a base64 data: URL of png, jpeg, gif or webp"
+            return f"Invalid content part of type {kind!r}"
+    return None
+
+
 def default_responder(body: dict) -> Script:
     """Used when nothing is enqueued: a short deterministic reply naming the request."""
     messages = body.get("messages") or []
@@ -268,6 +291,9 @@ class FakeOpenAI:
         body = await self._record(request)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "messages must be a list")
+        problem = invalid_content(body["messages"])
+        if problem:
+            return _error(400, problem)
         script = self._next(body)
         if script.hang:
             await asyncio.sleep(3600)

@@ -83,6 +83,7 @@ class Message:
     versions: list[str] = field(default_factory=list)
     streaming: bool = False
     extra: dict = field(default_factory=dict)
+    blocks: list = field(default_factory=list)
 
     def as_json(self) -> dict:
         d = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text}
@@ -90,6 +91,8 @@ class Message:
             d["bot_id"] = self.bot_id
         if self.thread_ts:
             d["thread_ts"] = self.thread_ts
+        if self.blocks:
+            d["blocks"] = self.blocks
         d.update(self.extra)
         return d
 
@@ -110,6 +113,8 @@ class FakeSlack:
         self.admins: set[str] = {"U2147483697"}
         self.owners: set[str] = set()
         self.file_bytes: dict[str, bytes] = {}
+        self.views: list[dict] = []  # views.open: the modals opened
+        self.members_of: set[str] | None = None  # channels the bot is in (None: all of them), conversations.info
         self.downloads: list[dict] = []
         self.page_size = page_size  # small pages so that cursor paging is exercised
         self.per_minute = dict(per_minute or {})
@@ -421,13 +426,16 @@ class FakeSlack:
     def _post(self, args, *, text_key="text") -> Message:
         text = args.get(text_key) or args.get("markdown_text") or ""
         ts = self.next_ts()
-        msg = Message(args["channel"], ts, text, thread_ts=args.get("thread_ts") or None, versions=[text])
+        msg = Message(args["channel"], ts, text, thread_ts=args.get("thread_ts") or None, versions=[text],
+                      blocks=_blocks(args))
         self.messages[(msg.channel, ts)] = msg
         return msg
 
     def m_chat_postMessage(self, args):
         if not args.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
+        if invalid_blocks(_blocks(args)):
+            return {"ok": False, "error": "invalid_blocks", "errors": [invalid_blocks(_blocks(args))]}
         text = args.get("text") or args.get("markdown_text") or ""
         if len(text) > 4000:
             return {"ok": False, "error": "msg_too_long"}
@@ -441,8 +449,12 @@ class FakeSlack:
         text = args.get("text") or args.get("markdown_text") or ""
         if len(text) > 4000:
             return {"ok": False, "error": "msg_too_long"}
+        if invalid_blocks(_blocks(args)):
+            return {"ok": False, "error": "invalid_blocks", "errors": [invalid_blocks(_blocks(args))]}
         msg.text = text
         msg.versions.append(text)
+        if "blocks" in args:  # chat.update without blocks keeps the message's blocks
+            msg.blocks = _blocks(args)
         return {"channel": msg.channel, "ts": msg.ts, "text": text}
 
     def m_chat_postEphemeral(self, args):
@@ -486,9 +498,12 @@ class FakeSlack:
         if not msg.streaming:
             return {"ok": False, "error": "message_not_in_streaming_state"}
         text = self._chunk_text(args)
+        if invalid_blocks(_blocks(args)):
+            return {"ok": False, "error": "invalid_blocks", "errors": [invalid_blocks(_blocks(args))]}
         if text:
             msg.text += text
             msg.versions.append(msg.text)
+        msg.blocks = msg.blocks + _blocks(args)  # "rendered at the bottom of the finalized message"
         msg.streaming = False
         return {"channel": msg.channel, "ts": msg.ts, "message": msg.as_json()}
 
@@ -506,6 +521,52 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_blocks"}
         self.homes[args["user_id"]] = view
         return {"view": {"id": f"V{uuid.uuid4().hex[:8].upper()}", "type": "home", **view}}
+
+    def _assistant_thread(self, args) -> dict | None:
+        if not args.get("channel_id") or not args.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not args["channel_id"].startswith("D"):
+            return {"ok": False, "error": "channel_not_found"}  # assistant threads live in the app's DMs
+        return None
+
+    def m_assistant_threads_setTitle(self, args):
+        bad = self._assistant_thread(args)
+        if bad:
+            return bad
+        if not args.get("title"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {}
+
+    def m_assistant_threads_setSuggestedPrompts(self, args):
+        bad = self._assistant_thread(args)
+        if bad:
+            return bad
+        prompts = args.get("prompts")
+        if isinstance(prompts, str):
+            prompts = json.loads(prompts)
+        if not prompts or len(prompts) > 4 or any(not p.get("title") or not p.get("message") for p in prompts):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {}
+
+    def m_conversations_info(self, args):
+        ch = args.get("channel", "")
+        if not ch:
+            return {"ok": False, "error": "channel_not_found"}
+        member = self.members_of is None or ch in self.members_of
+        return {"channel": {"id": ch, "is_channel": ch.startswith("C"), "is_im": ch.startswith("D"),
+                            "is_member": member, "name": ch.lower()}}
+
+    def m_views_open(self, args):
+        view = args.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not args.get("trigger_id") or not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        if view.get("type") != "modal" or len(view.get("title", {}).get("text", "")) > 24 \
+                or len(view.get("private_metadata") or "") > 3000 or invalid_blocks(view.get("blocks") or []):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.views.append(view)
+        return {"view": {"id": f"V{len(self.views):08d}", **view}}
 
     def _page(self, items: list[Message], args) -> dict:
         limit = min(int(args.get("limit") or 100), self.page_size)
@@ -569,3 +630,41 @@ class FakeSlack:
         if body.get("response_type", "ephemeral") == "ephemeral":
             self.ephemeral.append(body)
         return web.Response(text="ok")
+
+
+def _blocks(args: dict) -> list:
+    blocks = args.get("blocks")
+    if isinstance(blocks, str):  # form-encoded calls send them as a JSON string
+        blocks = json.loads(blocks or "[]")
+    return list(blocks or [])
+
+
+_BLOCK_TYPES = {"section", "actions", "markdown", "context", "divider", "header", "image", "input", "rich_text"}
+
+
+def invalid_blocks(blocks: list) -> str | None:
+    """Why Slack would refuse these blocks (Block Kit's documented limits), or None."""
+    if len(blocks) > 50:
+        return "no more than 50 items allowed"
+    for b in blocks:
+        kind = b.get("type")
+        if kind not in _BLOCK_TYPES:
+            return f"unknown block type {kind!r}"
+        if len(b.get("block_id") or "") > 255:
+            return "block_id must be at most 255 characters"
+        if kind == "markdown" and not (0 < len(b.get("text") or "") <= 12_000):
+            return "markdown text must be 1 to 12000 characters"
+        if kind == "actions":
+            elements = b.get("elements") or []
+            if not 0 < len(elements) <= 25:
+                return "actions need 1 to 25 elements"
+            ids = [e.get("action_id") for e in elements]
+            if len(set(ids)) != len(ids):
+                return "action_id must be unique in the block"
+            for e in elements:
+                if e.get("type") == "button":
+                    if len(e["text"]["text"]) > 75 or len(e.get("value") or "") > 2000 or len(e.get("action_id") or "") > 255:
+                        return "button over its limits"
+                    if e.get("style") not in (None, "primary", "danger"):
+                        return "button style must be primary or danger"
+    return None

@@ -11,6 +11,7 @@ from typing import Any
 from openai.types import CompletionUsage
 
 from bot.core import tokens
+from bot.core.answers import FRESH
 from bot.core.cache import Cache, Cached, cache_key
 from bot.core.llm.types import ChatOptions, Completion
 from bot.core.messages import CallInfo
@@ -59,7 +60,7 @@ class CallBook:
                                  scope=f"{call.platform}:{call.tenant}" if call.tenant else "")
 
     async def cached(self) -> Cached | None:
-        if self.key is None:
+        if self.key is None or FRESH.get():  # Regenerate: a new answer, stored again afterwards
             return None
         hit = await self.cache.get(self.key)
         METRICS.cache_lookup("exact", hit=hit is not None)
