@@ -24,7 +24,7 @@ from bot.core.commands import CommandSet, CommandSpec, Group, declarations, decl
 from bot.core.errors import LLMError, UserError, user_message_for
 from bot.core.messages import CallInfo, Incoming, Reply
 from bot.core.render import render_stream
-from bot.core.surface import Conversation
+from bot.core.surface import Conversation, post_whole
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -251,11 +251,11 @@ class Router:
             return
         if isinstance(result, Reply):
             if result.text.strip():
-                await conv.post(result.text, ephemeral=result.ephemeral)
+                await post_whole(conv, result.text, ephemeral=result.ephemeral)
             return
         if isinstance(result, str):
             if result.strip():
-                await conv.post(result, ephemeral=ephemeral)
+                await post_whole(conv, result, ephemeral=ephemeral)
             return
         if isinstance(result, AsyncIterable):
             rendered = await render_stream(result, conv)
@@ -296,6 +296,6 @@ def _is_expected(exc: BaseException) -> bool:
 
 async def _safe_post(conv: Conversation, text: str, *, ephemeral: bool = False) -> None:
     try:
-        await conv.post(text, ephemeral=ephemeral)
+        await post_whole(conv, text, ephemeral=ephemeral)
     except Exception:
         log.exception("could not post the error reply either")
