@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import io
 import logging
+import os
 import re
 import sys
 import threading
@@ -29,6 +31,14 @@ log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 8 * 1024 * 1024  # beyond this a line is refused without being held in memory
 _COMMAND = re.compile(r"^/([A-Za-z][\w-]*)(?:\s+(.*))?$", re.DOTALL)
 _EOF = object()
+
+
+def _private_stdin() -> IO[bytes]:
+    """A buffered reader of its own on a duplicate of fd 0 (sys.stdin.buffer if none)."""
+    try:
+        return io.BufferedReader(io.FileIO(os.dup(sys.stdin.fileno()), "rb", closefd=True))
+    except (OSError, ValueError, AttributeError):
+        return sys.stdin.buffer
 
 
 class _Oversized:
@@ -50,7 +60,9 @@ class ConsoleAdapter:
         max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self.bot_name = bot_name
-        self._input = input if input is not None else sys.stdin.buffer
+        # not sys.stdin's own buffer: a reader thread blocked in it holds its lock, and the
+        # interpreter aborts at exit ("Fatal Python error") when it cannot flush stdin
+        self._input = input if input is not None else _private_stdin()
         self._output = output if output is not None else sys.stdout
         self.user = user or _login()
         self.history: deque[HistoryItem] = deque(maxlen=history_size)

@@ -2,6 +2,7 @@
 console) and `aibot db upgrade`: the CLI's own subcommands."""
 from __future__ import annotations
 
+import signal
 import sys
 
 from bot.core.db import Database, redact
@@ -24,7 +25,8 @@ async def run(args, rt) -> int:
         print(f"aibot: note: {LLM_SETUP_HINT}", file=sys.stderr)
     async with rt.open() as app:
         await app.serve(app.adapters(console_only=args.console_only))
-    return 0
+    # Ctrl-C exits like an interrupted shell command (128 + SIGINT); SIGTERM is a clean stop
+    return 130 if app.stopped_by == signal.SIGINT else 0
 
 
 async def upgrade(args, rt) -> int:

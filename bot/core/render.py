@@ -32,7 +32,7 @@ import time
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 
-from bot.core.errors import user_message_for
+from bot.core.errors import ShuttingDown, user_message_for
 from bot.core.surface import Conversation, MessageGone, StreamUnsupported, WholeAnswerOnly, post_whole
 
 log = logging.getLogger(__name__)
@@ -415,6 +415,14 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation) -> Rende
         except MessageGone:
             result.gone = True
             log.info("the answer's message was deleted; stopped writing it")
+    except asyncio.CancelledError:  # stopped from outside (shutdown): close what was shown
+        result.text, result.error = pump.text, ShuttingDown()
+        if result.text.strip() and not result.gone:
+            try:
+                await asyncio.wait_for(sink.update(with_error_note(result.text, result.error), final=True), 10)
+            except (Exception, asyncio.CancelledError):
+                log.warning("could not close an interrupted answer", exc_info=True)
+        raise
     finally:
         if not pump.done:
             pump.task.cancel()

@@ -173,6 +173,14 @@ class Router:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def close_in_flight(self) -> None:
+        """Cancel every answer still running (the renderer closes each with a note)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
