@@ -91,6 +91,7 @@ class App:
     async def close(self) -> None:
         await self._stop_features()
         await self.router.drain()
+        await self.router.outage.close()
         if self.http is not None:
             await self.http.stop()
         for feature in reversed(self.features):

