@@ -14,7 +14,7 @@ from tests.test_kb import count, upload
 
 LIMITS = Limits(max_bytes=20 * 1024 * 1024, max_pages=500, max_chars=5_000_000)
 
-MEASURE = """
+MEASURE = r"""
 import json, re, sys, time
 from pathlib import Path
 from bot.core.errors import UserError
