@@ -73,3 +73,38 @@ async def test_an_answer_longer_than_the_grace_period_is_closed_with_a_note(env,
     text = (seen + out).decode()
     assert "w199" not in text and "cut short" in text and "shutting down" in text
     assert "Fatal Python error" not in err.decode()
+
+
+def test_ctrl_c_typed_at_a_terminal_prompt_exits_130(env, fake_llm):
+    """The real thing: the console on a pseudo-terminal, Ctrl-C typed (the terminal turns
+    it into SIGINT for the foreground process group)."""
+    import fcntl
+    import os
+    import select
+    import subprocess
+    import termios
+    import time
+
+    master, slave = os.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "chat"], env=env, stdin=slave, stdout=slave,
+                            stderr=subprocess.PIPE, preexec_fn=controlling_terminal)
+    os.close(slave)
+    try:
+        seen, deadline = b"", time.monotonic() + 60
+        while b"Ctrl-D to quit" not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                seen += os.read(master, 4096)
+        assert b"Ctrl-D to quit" in seen, seen[-500:]
+        os.write(master, b"\x03")
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err.decode()[-2000:]
+        assert b"Fatal Python error" not in err and b"Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)

@@ -165,6 +165,7 @@ class DigestScheduler:
         self.leader = Leaders(services.db.engine)
         self._aps = None
         self._current: asyncio.Task | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -179,6 +180,7 @@ class DigestScheduler:
     async def stop(self) -> None:
         """Stop ticking; a digest in progress is cancelled (its run stays `running` and the
         next leader completes it)."""
+        self._stopping = True
         if self._aps is not None:
             self._aps.shutdown(wait=False)
             self._aps = None
@@ -199,6 +201,10 @@ class DigestScheduler:
         except Exception:
             log.exception("digest scheduler tick failed")
             return 0
+        except asyncio.CancelledError:
+            if self._stopping:  # stop() cancelled it (shutdown): not an error to report
+                return 0
+            raise
         finally:
             self._current = None
 
