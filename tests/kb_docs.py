@@ -64,3 +64,22 @@ def html(title: str, sections: list[tuple[str, str]]) -> bytes:
         f"<!doctype html><html><head><title>{title}</title><style>p {{color: red}}</style></head>"
         f"<body><h1>{title}</h1>{body}<script>var secret = 'do not index';</script></body></html>"
     ).encode()
+
+
+def zip_bomb_docx(path, unpacked: int) -> None:
+    """A .docx-shaped zip at `path` whose word/document.xml unpacks to `unpacked` bytes
+    of one repeated paragraph: a few hundred KB on disk per GB inside."""
+    import zipfile
+
+    head = b'<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+    para = b"<w:p><w:r><w:t>" + b"A" * 4000 + b"</w:t></w:r></w:p>"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.writestr("[Content_Types].xml", b'<?xml version="1.0"?><Types/>')
+        with z.open("word/document.xml", "w", force_zip64=True) as f:
+            f.write(head)
+            chunk = para * (4 * 1024 * 1024 // len(para))
+            written = len(head)
+            while written < unpacked:
+                part = chunk[: unpacked - written]
+                f.write(part)
+                written += len(part)

@@ -3,12 +3,13 @@ every write, lock, escape and side channel is refused or cut off, and the data i
 byte-for-byte unchanged afterwards."""
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
 import pytest
 
-from patterns.agent.sample import DATABASE, TABLES, checksum, readonly_url
+from patterns.agent.sample import DATABASE, ROLE, TABLES, checksum, readonly_url
 from patterns.agent.sql import SqlRefused, SqlRunner, connect_args
 
 
@@ -136,3 +137,112 @@ def test_sample_rows_are_deterministic_and_cover_the_two_years_up_to_this_month(
     months = sorted({r[1].replace(day=1) for r in rows})
     assert len(months) == 24 and months[0] == date(2024, 12, 1) and months[-1] == date(2026, 11, 1)
     assert all(r[5] > 0 and 1 <= r[2] <= 4 for r in rows)
+
+
+@pytest.fixture
+async def definer_function(sales_db):
+    """A SECURITY DEFINER function in public, owned by the admin, that reads the table the
+    agent must never see (as an analytics database might well have)."""
+    conn = await asyncpg.connect(**(connect_args(sales_db) | {"database": DATABASE}))
+    await conn.execute(
+        "CREATE FUNCTION public.payroll() RETURNS SETOF staff_salaries LANGUAGE sql SECURITY DEFINER "
+        "AS 'SELECT * FROM staff_salaries'; "
+        "CREATE FUNCTION public.eq3(int, int) RETURNS boolean LANGUAGE sql SECURITY DEFINER "
+        "AS 'SELECT (SELECT count(*) FROM staff_salaries) > 0'; "
+        "CREATE OPERATOR public.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = public.eq3)"
+    )
+    yield
+    await conn.execute("DROP OPERATOR public.=== (int, int); DROP FUNCTION public.payroll(); DROP FUNCTION public.eq3(int, int)")
+    await conn.close()
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM payroll()",
+    "SELECT name FROM public.payroll()",
+    'SELECT * FROM "payroll"()',
+    "SELECT (payroll()).salary",
+    "SELECT id FROM orders WHERE id === 1",
+])
+async def test_user_functions_and_operators_are_refused_even_security_definer_ones(runner, definer_function, unchanged, sql):
+    with pytest.raises(SqlRefused, match="not allowed: only built-in"):
+        await runner.query(sql)
+
+
+async def test_the_agent_role_cannot_execute_functions_in_public_even_with_the_check_bypassed(sales_db, definer_function):
+    conn = await asyncpg.connect(**connect_args(readonly_url(sales_db)))
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM payroll()")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT 1 === 2")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT date_trunc('month', order_date)::date AS month, round(sum(amount), 2) FROM orders GROUP BY 1 ORDER BY 1",
+    "WITH t(n) AS (SELECT count(*) FROM regions) SELECT n FROM t",
+    "SELECT CAST(amount AS numeric(10,2)), extract(year FROM order_date) FROM orders WHERE quantity > -1 LIMIT 3",
+    "SELECT count(*) FILTER (WHERE quantity >= 2), coalesce(max(amount), 0) FROM orders",
+    "SELECT name, rank() OVER (ORDER BY unit_price DESC) FROM products WHERE name ILIKE '%o%' OR id IN (1, 2)",
+    "SELECT lower(r.name) || '-' || upper(p.category) FROM regions r CROSS JOIN products p WHERE r.id <> 2",
+])
+async def test_ordinary_analytics_queries_still_pass_the_function_check(runner, sql):
+    assert (await runner.query(sql)).rows
+
+
+class StallingProxy:
+    """TCP on 127.0.0.1 to the embedded server's Unix socket; once the client has sent a
+    query containing STALL, nothing more comes back (a result stuck on the wire, or a
+    server past its statement_timeout that does not stop)."""
+
+    STALL = b"stall-here"
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path, self.server, self.port = socket_path, None, 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _client(self, creader, cwriter) -> None:
+        sreader, swriter = await asyncio.open_unix_connection(self.socket_path)
+        stalled = asyncio.Event()
+
+        async def up() -> None:
+            while data := await creader.read(65536):
+                if self.STALL in data:
+                    stalled.set()
+                swriter.write(data)
+            swriter.close()
+
+        async def down() -> None:
+            while data := await sreader.read(65536):
+                if not stalled.is_set():
+                    cwriter.write(data)
+            cwriter.close()
+
+        await asyncio.gather(up(), down(), return_exceptions=True)
+
+    async def stop(self) -> None:
+        self.server.close()
+
+
+async def test_a_query_whose_answer_never_arrives_is_cut_off_on_the_client_wall_clock(sales_db):
+    """statement_timeout cannot help when the server does not stop (one huge
+    string_agg(repeat(...)) checks for interrupts too rarely) or the result is stuck on
+    the wire; the client gives up 1 s after the timeout."""
+    args = connect_args(sales_db)
+    proxy = StallingProxy(f"{args['host']}/.s.PGSQL.{args['port'] or 5432}")
+    await proxy.start()
+    try:
+        url = f"postgresql://{ROLE}@127.0.0.1:{proxy.port}/{DATABASE}"
+        runner = SqlRunner(url=url, tables=TABLES, timeout=0.5)
+        assert (await runner.query("SELECT count(*) FROM regions")).rows == [(4,)]  # the proxy itself works
+        t0 = time.monotonic()
+        with pytest.raises(SqlRefused, match="longer than 0.5 s and was cancelled"):
+            await runner.query("SELECT string_agg(repeat(name, 1000), 'stall-here') FROM regions")
+        assert time.monotonic() - t0 < 3
+        assert (await runner.query("SELECT count(*) FROM regions")).rows == [(4,)]
+    finally:
+        await proxy.stop()

@@ -78,6 +78,10 @@ def test_bad_lines_are_each_named_and_nothing_is_accepted():
     (b"", "there are no items"),
     (b"\xff\xfe garbage", "not UTF-8"),
     (b'{"id": "a", "text": "' + b"x" * 10_001 + b'", "instruction": "s"}', "too long (10,001 characters"),
+    (b'{"id": "a", "text": "' + b"x" * 30_000, "line 1: oversize (30,021 characters; an item's text may have at most 10,000)"),
+    (b'{"id": "a", "text": "nul \\u0000 here", "instruction": "s"}', "line 1: `text` contains a NUL character (\\u0000)"),
+    (b'{"id": "a\\u0000", "text": "t", "instruction": "s"}', "line 1: `id` contains a NUL character"),
+    (b'{"id": "a", "text": "half \\ud800 pair", "instruction": "s"}', "line 1: `text` contains an unpaired surrogate (\\ud800)"),
 ])
 def test_empty_binary_and_oversized_input_is_refused(data, expected):
     with pytest.raises(UserError, match=None) as err:
@@ -239,6 +243,14 @@ async def test_http_api_submit_poll_and_results(app, api, fake_llm):
         assert r.status == 400 and "item 0: `text` must be a non-empty string" in (await r.json())["error"]
     async with api.post("/api/batch", data=b"{nope", headers=auth) as r:
         assert r.status == 400 and "not valid JSON" in (await r.json())["error"]
+    nul = {"items": [{"id": "a", "text": "ok"}, {"id": "b", "text": "x\u0000y", "instruction": "s"}]}
+    async with api.post("/api/batch", json=nul, headers=auth) as r:
+        error = (await r.json())["error"]
+        assert r.status == 400 and "item 1: `text` contains a NUL character" in error and "item 0:" in error
+    lines = b'{"id": "a", "text": "t", "instruction": "s"}\n{"id": "b", "text": "\\u0000", "instruction": "s"}'
+    async with api.post("/api/batch", data=lines, headers={**auth, "Content-Type": "application/x-ndjson"}) as r:
+        assert r.status == 400 and (await r.json())["error"].endswith("line 2: `text` contains a NUL character "
+                                                                      "(\\u0000), which cannot be stored; remove it")
     data = (FIXTURES / "good.jsonl").read_bytes()
     async with api.post("/api/batch", data=data, headers={**auth, "Content-Type": "application/x-ndjson"}) as r:
         assert r.status == 202
@@ -259,6 +271,16 @@ async def test_http_api_submit_poll_and_results(app, api, fake_llm):
 
 def aibot(env, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_names_nul_characters_and_oversize_lines(env, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"id": "a", "text": "nul \\u0000", "instruction": "s"}\n{"id": "b", "text": "' + b"x" * 5_000 + b'"}\n')
+    out = aibot({**env, "AIBOT_MAX_SUMMARIZE_CHARS": "1000"}, "batch", "submit", str(bad))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "line 1: `text` contains a NUL character" in out.stderr
+    assert "line 2: oversize: the input is cut at 2,000 bytes inside this line" in out.stderr
+    assert "not valid JSON" not in out.stderr
 
 
 @pytest.mark.slow

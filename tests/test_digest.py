@@ -176,6 +176,35 @@ async def test_two_schedulers_on_one_database_post_once(settings, app, fake_llm)
             await b.stop()
 
 
+async def test_a_slack_process_and_a_discord_process_on_one_database_each_run_their_platforms_digests(
+        settings, app, fake_llm):
+    """Leadership is per platform: the process serving Slack cannot post Discord's digest,
+    so it must not sit on it (the Discord process leads Discord's)."""
+    slack_conv = RecordingConversation(history=chat(at("2026-11-24T06:00"), ["alice: slack news", "bob: ok"]))
+    discord_conv = RecordingConversation(history=chat(at("2026-11-24T06:00"), ["carol: discord news", "dan: ok"]))
+    store = DigestStore(app.services.db)
+    for platform in ("slack", "discord"):
+        await store.put(platform=platform, tenant="T1", channel="C1", spec=times.parse_spec(["09:00", "UTC"], default_tz=None),
+                        user="U1", now=at("2026-11-23T00:00"))
+    channel(app, slack_conv, "slack")
+    async with await App.open(settings) as other:
+        channel(other, discord_conv, "discord")
+        clock = Clock(at("2026-11-24T09:00:05"))
+        slack_side, discord_side = scheduler(app, clock=clock), scheduler(other, clock=clock)
+        try:
+            assert await slack_side.tick() == 1  # first to tick: it leads Slack, and only Slack
+            assert await discord_side.tick() == 1
+            assert await slack_side.tick() == 0 and await discord_side.tick() == 0
+        finally:
+            await slack_side.stop()
+            await discord_side.stop()
+    assert len(slack_conv.texts) == 1 and "slack news" in fake_llm.chat_requests[0]["messages"][-1]["content"]
+    assert len(discord_conv.texts) == 1
+    for platform in ("slack", "discord"):
+        [run] = await store.runs(platform=platform, tenant="T1", channel="C1")
+        assert run["status"] == "posted"
+
+
 class BlockingConversation(RecordingConversation):
     """History reads wait until `release` is set (a digest stuck mid-run)."""
 

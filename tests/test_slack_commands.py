@@ -67,7 +67,9 @@ async def test_command_in_a_channel_the_bot_is_not_in_answers_through_the_comman
     fake.fail("chat.postMessage", "not_in_channel")
     fake_llm.enqueue("Summary of the pasted text.")
     await slack.command("/summarize", "a long pasted text about the quarterly numbers")
-    assert fake.responses[-1] == {**fake.responses[-1], "response_type": "in_channel", "text": "Summary of the pasted text."}
+    reply = fake.responses[-1]
+    assert reply["response_type"] == "in_channel" and reply["text"].startswith("Summary of the pasted text.")
+    assert "not a member of this channel" in reply["text"] and len(fake.responses) == 1
 
 
 async def test_a_failing_command_gets_a_short_ephemeral_apology(slack, fake_llm):

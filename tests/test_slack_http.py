@@ -78,6 +78,8 @@ async def test_wrong_signature_or_stale_timestamp_is_rejected_and_reaches_nothin
         signed(body, secret="not-the-secret"),
         signed(body, at=time.time() - 10 * 60),  # replayed: older than 5 minutes
         {"Content-Type": "application/json"},  # unsigned
+        signed(body) | {"X-Slack-Request-Timestamp": "yesterday"},  # not a number
+        signed(body) | {"X-Slack-Request-Timestamp": "1e9"},
     ]
     for headers in attempts:
         async with session.post(url, data=body, headers=headers) as resp:

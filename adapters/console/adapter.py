@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import io
 import logging
+import os
 import re
 import sys
 from collections import deque
@@ -36,6 +38,20 @@ log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 8 * 1024 * 1024  # beyond this a line is refused without being held in memory
 EXIT_ANSWER_FAILED = 3
 _COMMAND = re.compile(r"^/([A-Za-z][\w-]*)(?:\s+(.*))?$", re.DOTALL)
+_EOF = object()
+
+
+def _private_stdin() -> IO[bytes]:
+    """A buffered reader of its own on a duplicate of fd 0 (sys.stdin.buffer if none)."""
+    try:
+        return io.BufferedReader(io.FileIO(os.dup(sys.stdin.fileno()), "rb", closefd=True))
+    except (OSError, ValueError, AttributeError):
+        return sys.stdin.buffer
+
+
+class _Oversized:
+    def __init__(self, size: int) -> None:
+        self.size = size
 
 
 class ConsoleAdapter:
@@ -58,7 +74,9 @@ class ConsoleAdapter:
         `rich` (Markdown rendering; default: stdout is a TTY) are detected unless given;
         `history_file` keeps the prompt's history across sessions."""
         self.bot_name = bot_name
-        self._input = input if input is not None else sys.stdin.buffer
+        # not sys.stdin's own buffer: a reader thread blocked in it holds its lock, and the
+        # interpreter aborts at exit ("Fatal Python error") when it cannot flush stdin
+        self._input = input if input is not None else _private_stdin()
         self._output = output if output is not None else sys.stdout
         self.user = user or _login()
         self.history: deque[HistoryItem] = deque(maxlen=history_size)

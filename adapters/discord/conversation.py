@@ -22,7 +22,7 @@ from adapters.discord.controls import controls_view
 from bot.core.answers import Controls
 from bot.core.errors import UserError
 from bot.core.messages import Attachment, HistoryItem
-from bot.core.surface import Limits
+from bot.core.surface import Limits, MessageGone
 
 if TYPE_CHECKING:
     from adapters.discord.adapter import DiscordAdapter
@@ -176,25 +176,48 @@ class MessageConversation(_ChannelReader):
                  files: dict[str, discord.Attachment] | None = None) -> None:
         super().__init__(adapter, channel, origin=origin, files=files)
         self._typing: asyncio.Task | None = None
+        self._dm: discord.DMChannel | None = None  # where the answer goes when the channel refused it
 
     async def post(self, text: str, *, ephemeral: bool = False) -> str:
         # Discord has no ephemeral channel messages: a private note is posted like any reply
         await self.set_status(None)
+        if self._dm is not None:
+            return await self._post_dm(text)
         reply_to = self.origin if self.origin is not None and self.origin.guild is not None else None
-        sent = await self.channel.send(
-            text,
-            reference=reply_to.to_reference(fail_if_not_exists=False) if reply_to else None,
-            mention_author=False,
-            allowed_mentions=NO_PINGS,
-            **({} if ephemeral else {k: v for k, v in self._view().items() if v is not None}),
-        )
-        self.adapter.pacer.wrote(self.limits.channel, self)
+        self.adapter.pacer.wrote(self.limits.channel, self)  # the channel's budget, spent even if refused
+        try:
+            sent = await self.channel.send(
+                text,
+                reference=reply_to.to_reference(fail_if_not_exists=False) if reply_to else None,
+                mention_author=False,
+                allowed_mentions=NO_PINGS,
+                **({} if ephemeral else {k: v for k, v in self._view().items() if v is not None}),
+            )
+        except discord.Forbidden as exc:  # 50013 Missing Permissions / 50001 Missing Access
+            if self.origin is None or self.origin.guild is None:
+                raise
+            log.info("may not post in channel %s (%s); answering by DM", self.limits.channel, exc.code)
+            self._dm = await self.origin.author.create_dm()
+            note = (f"I couldn't answer in {getattr(self.channel, 'mention', 'that channel')}: I'm missing "
+                    "the permission to post there (an admin can give me Send Messages). Here is my answer.")
+            await self._dm.send(note, allowed_mentions=NO_PINGS)
+            return await self._post_dm(text)
+        return str(sent.id)
+
+    async def _post_dm(self, text: str) -> str:
+        sent = await self._dm.send(text, allowed_mentions=NO_PINGS,
+                                   **{k: v for k, v in self._view().items() if v is not None})
         return str(sent.id)
 
     async def edit(self, message_id: str, text: str) -> None:
-        self.adapter.pacer.wrote(self.limits.channel, self)
-        await self.channel.get_partial_message(int(message_id)).edit(content=text, allowed_mentions=NO_PINGS,
-                                                                     **self._view())
+        target = self._dm if self._dm is not None else self.channel
+        if self._dm is None:
+            self.adapter.pacer.wrote(self.limits.channel, self)
+        try:
+            await target.get_partial_message(int(message_id)).edit(content=text, allowed_mentions=NO_PINGS,
+                                                                   **self._view())
+        except discord.NotFound as exc:  # 10008 Unknown Message: deleted under the answer
+            raise MessageGone(str(exc.code)) from None
 
     async def set_status(self, text: str | None) -> None:
         """The typing indicator stands in for "thinking" (Discord shows it ~10 s per call)."""
@@ -243,7 +266,10 @@ class InteractionConversation(_ChannelReader):
         return str(sent.id)
 
     async def edit(self, message_id: str, text: str) -> None:
-        await self._sent[message_id].edit(content=text, allowed_mentions=NO_PINGS, **self._view())
+        try:
+            await self._sent[message_id].edit(content=text, allowed_mentions=NO_PINGS, **self._view())
+        except discord.NotFound as exc:  # deleted under the answer (or the interaction expired)
+            raise MessageGone(str(exc.code)) from None
 
     async def finish(self) -> None:
         """A handler that answered nothing must not leave "thinking…" up forever."""

@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
+from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -497,6 +498,9 @@ class SlackAdapter:
         return await to_aiohttp_response(bolt_response)
 
     async def _http(self, request):
+        stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        if stamp and not stamp.strip().isdigit():  # slack_sdk's verifier would raise on int() (a 500)
+            return web.json_response({"error": "invalid request"}, status=401)
         bolt_request = await to_bolt_request(request)
         bolt_response = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)

@@ -25,7 +25,7 @@ from adapters.slack.pacing import AdaptiveLimits
 from bot.core.answers import Controls
 from bot.core.errors import UserError
 from bot.core.messages import Attachment, HistoryItem
-from bot.core.surface import StreamUnsupported
+from bot.core.surface import MessageGone, StreamUnsupported, WholeAnswerOnly
 
 if TYPE_CHECKING:
     from adapters.slack.adapter import SlackAdapter
@@ -38,6 +38,19 @@ HISTORY_SCAN = 2_000  # messages read at most to find the newest of a long threa
 # errors that mean "this workspace/app cannot use chat streaming at all"
 _NO_STREAM = {"not_allowed", "not_allowed_token_type", "feature_not_enabled", "unknown_method",
               "missing_scope", "team_not_allowed", "method_deprecated", "not_authed"}
+# the message to edit or stream into no longer exists (deleted by a user)
+_GONE = {"message_not_found", "cant_update_message", "message_not_in_streaming_state"}
+# the bot may not post where it was asked: answer elsewhere (response_url or a DM), once
+_CANNOT_POST = {"not_in_channel", "channel_not_found", "restricted_action", "is_archived",
+                "restricted_action_read_only_channel", "restricted_action_thread_only_channel",
+                "restricted_action_non_threadable_channel", "ekm_access_denied", "missing_scope"}
+_WHY = {"not_in_channel": "I'm not a member of this channel (invite me with /invite {name})",
+        "channel_not_found": "I can't see this channel (invite me with /invite {name})",
+        "is_archived": "that channel is archived"}
+
+
+def _error(exc: SlackApiError) -> str:
+    return (exc.response.get("error", "") if exc.response is not None else "") or ""
 
 
 class SlackConversation:
@@ -59,6 +72,9 @@ class SlackConversation:
         self.user = user
         self.response_url = response_url
         self.workspace = adapter.workspace(team)
+        self.fallback: str | None = None  # why the channel refused a post, once it did
+        self.post_channel = channel  # where posted messages live (a DM after a fallback)
+        self._noted = False
         self.limits = AdaptiveLimits(
             self.workspace, max_chars=MAX_CHARS, base_interval=adapter.settings.update_interval
         )
@@ -77,30 +93,71 @@ class SlackConversation:
     async def post(self, text: str, *, ephemeral: bool = False) -> str:
         body = to_mrkdwn(text)
         if ephemeral and self.response_url:
-            resp = await AsyncWebhookClient(self.response_url).send(text=body, response_type="ephemeral")
-            if resp.status_code != 200:
-                log.warning("response_url answered %s", resp.status_code)
+            await self._respond(body, "ephemeral")
             return ""
         if ephemeral and self.user:
+            await self.workspace.budget.take("chat.postEphemeral")
             await self.client.chat_postEphemeral(channel=self.channel, user=self.user, text=body, thread_ts=self.thread)
             return ""
+        if self.fallback is not None:
+            return await self._post_fallback(body)
+        await self.workspace.budget.take("chat.postMessage", channel=self.channel)
         try:
             resp = await self.client.chat_postMessage(
                 channel=self.channel, text=body, thread_ts=self.thread, unfurl_links=False, unfurl_media=False,
                 blocks=self._answer_blocks(text),
             )
         except SlackApiError as exc:
-            # a slash command used where the bot is not a member: answer through the command
-            if self.response_url and exc.response.get("error") in ("not_in_channel", "channel_not_found"):
-                await AsyncWebhookClient(self.response_url).send(text=body, response_type="in_channel")
-                return ""
-            raise
+            error = _error(exc)
+            if error not in _CANNOT_POST or (not self.response_url and not self.user):
+                raise
+            # once per answer: the rest goes where it can, with a word on why
+            log.info("cannot post in %s (%s); answering through %s", self.channel, error,
+                     "the command's response_url" if self.response_url else "a DM")
+            self.fallback = error
+            if self.response_url:  # a response_url message cannot be edited: the whole answer, once
+                raise WholeAnswerOnly(error) from None
+            return await self._post_fallback(body)
         self.adapter.joined(self.channel, self.thread or resp["ts"])
         return resp["ts"]
 
+    def _why(self) -> str:
+        reason = _WHY.get(self.fallback or "", "I may not post in this channel")
+        me = self.adapter.me
+        return reason.format(name=f"<@{me.user_id}>" if me is not None else "@me")
+
+    async def _post_fallback(self, body: str) -> str:
+        """Where an answer goes when the channel refused it: the command's response_url
+        (visible in the channel, no edits) or a DM to the asker (edits work there)."""
+        if self.response_url:
+            note = f"\n\n_({self._why()}, so this answer comes in one piece.)_"
+            await self._respond(body + note if not self._noted else body, "in_channel")
+            self._noted = True
+            return ""
+        if not self._noted:
+            await self.workspace.budget.take("chat.postMessage", channel=self.user or "")
+            await self.client.chat_postMessage(
+                channel=self.user, text=f"I couldn't answer in <#{self.channel}>: {self._why()}. Here is my answer.")
+            self._noted = True
+        await self.workspace.budget.take("chat.postMessage", channel=self.user or "")
+        resp = await self.client.chat_postMessage(channel=self.user, text=body, unfurl_links=False, unfurl_media=False)
+        self.post_channel = resp["channel"]
+        return resp["ts"]
+
+    async def _respond(self, body: str, kind: str) -> None:
+        resp = await AsyncWebhookClient(self.response_url).send(text=body, response_type=kind)
+        if resp.status_code != 200:
+            log.warning("response_url answered %s", resp.status_code)
+
     async def edit(self, message_id: str, text: str) -> None:
-        await self.client.chat_update(channel=self.channel, ts=message_id, text=to_mrkdwn(text),
-                                      blocks=self._answer_blocks(text))
+        await self.workspace.budget.take("chat.update")  # spent whether or not the edit succeeds
+        try:
+            await self.client.chat_update(channel=self.post_channel, ts=message_id, text=to_mrkdwn(text),
+                                          blocks=self._answer_blocks(text))
+        except SlackApiError as exc:
+            if _error(exc) in _GONE:
+                raise MessageGone(_error(exc)) from None
+            raise
 
     async def open_stream(self, text: str = "") -> "SlackStream":
         """A native stream in this thread showing `text` from the start (one
@@ -110,11 +167,16 @@ class SlackConversation:
         kwargs = {}
         if self.user and not self.channel.startswith("D"):  # required when streaming to channels
             kwargs = {"recipient_team_id": self.team, "recipient_user_id": self.user}
+        if self.fallback is not None:
+            raise StreamUnsupported(self.fallback)
+        # Tier 2: when the workspace's starts are used up, this answer posts and edits instead
+        if not await self.workspace.budget.take("chat.startStream", max_wait=1.0):
+            raise StreamUnsupported("chat.startStream budget in use")
         try:
             resp = await self.client.chat_startStream(channel=self.channel, thread_ts=self.thread,
                                                       markdown_text=text or None, **kwargs)
         except SlackApiError as exc:
-            error = exc.response.get("error", "") if exc.response is not None else ""
+            error = _error(exc)
             if error in _NO_STREAM:
                 log.info("workspace %s cannot stream (%s); answers there use post + edits", self.team, error)
                 self.workspace.can_stream = False
@@ -127,6 +189,8 @@ class SlackConversation:
         """The assistant "is thinking…" status under the thread, where Slack offers it."""
         if not self.thread or not self.workspace.can_set_status:
             return
+        if not await self.workspace.budget.take("assistant.threads.setStatus", max_wait=0.0):
+            return  # cosmetic: skipped rather than waited for
         try:
             await self.client.assistant_threads_setStatus(channel_id=self.channel, thread_ts=self.thread, status=text or "")
         except SlackApiError as exc:
@@ -231,27 +295,48 @@ class SlackConversation:
 
 
 class SlackStream:
-    """One message streamed with chat.appendStream / chat.stopStream (Markdown text)."""
+    """One message streamed with chat.appendStream / chat.stopStream (Markdown text).
+
+    The last text goes with an append (Tier 4) and the stop carries none: a stop waits
+    for the scarcer Tier 2 budget, and the text must not wait hidden with it."""
 
     def __init__(self, conv: SlackConversation, ts: str) -> None:
         self.conv = conv
         self.message_id = ts
+        self._last_sent = False  # the final delta is shown; a retried finish must not repeat it
+
+    async def _call(self, method: str, **kwargs) -> None:
+        await self.conv.workspace.budget.take(method)
+        call = getattr(self.conv.client, "chat_" + method.split(".")[1])
+        try:
+            await call(channel=self.conv.channel, ts=self.message_id, **kwargs)
+        except SlackApiError as exc:
+            if _error(exc) in _GONE:
+                raise MessageGone(_error(exc)) from None
+            raise
 
     async def append(self, delta: str) -> None:
-        await self.conv.client.chat_appendStream(channel=self.conv.channel, ts=self.message_id, markdown_text=delta)
+        await self._call("chat.appendStream", markdown_text=delta)
 
     async def stop(self) -> None:
-        await self.finish("")
-
-    async def finish(self, delta: str) -> None:
-        """The last text and the end of the stream, in one chat.stopStream call."""
         controls = self.conv.controls  # the final buttons go at the bottom of the finished message
         try:
-            await self.conv.client.chat_stopStream(channel=self.conv.channel, ts=self.message_id,
-                                                   markdown_text=delta or None,
-                                                   blocks=[actions_block(controls)] if controls else None)
+            await self._call("chat.stopStream", blocks=[actions_block(controls)] if controls else None)
         finally:
             self.conv.limits.native = False
+
+    async def finish(self, delta: str) -> None:
+        """The last text, then the end of the stream. Raises only if the text was not
+        shown (the renderer then retries, or posts it as a new message)."""
+        if delta and not self._last_sent:
+            await self.append(delta)
+            self._last_sent = True
+        try:
+            await self.stop()
+        except MessageGone:
+            raise
+        except Exception:  # the text is shown; only the "streaming" state is left
+            log.warning("chat.stopStream failed after the last text was shown", exc_info=True)
 
 
 def _mb(n: int) -> str:

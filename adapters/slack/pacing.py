@@ -1,16 +1,75 @@
-"""Per-workspace write budget: Slack's rate limits are per workspace and shared by every
-answer streaming at once (`chat.update` Tier 3 ≈ 50/min, `chat.appendStream` Tier 4
-≈ 100/min). Each answer's progressive-update interval grows with the number of answers
-in flight so the sum stays under the budget; final updates always go, and a 429 that
-still comes is retried by slack_sdk's `AsyncRateLimitErrorRetryHandler` after its
-Retry-After."""
+"""Per-workspace write budget: Slack's rate limits are per method and workspace, shared by
+every answer streaming at once. Two mechanisms:
+
+- each answer's progressive-update interval grows with the number of answers in flight,
+  so the sum of their updates stays under the budget (`Workspace.interval`);
+- every write call takes a slot from `Budget` first, at the method's documented tier
+  (`chat.update` Tier 3 ≈ 50/min, `chat.startStream`/`chat.stopStream` Tier 2 ≈ 20/min,
+  `chat.appendStream` Tier 4 ≈ 100/min; `chat.postMessage` ≈ 1/s per channel). A call
+  that fails has spent its slot all the same, so a refused edit cannot be retried at
+  once; a 429 that still comes is retried by slack_sdk's
+  `AsyncRateLimitErrorRetryHandler` after its Retry-After.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import time
+from dataclasses import dataclass, field
 
 # Calls per minute we allow ourselves: Slack's published tiers with ~10% headroom
 EDIT_BUDGET = 45.0  # chat.update, Tier 3 (50+/min)
 APPEND_BUDGET = 90.0  # chat.appendStream, Tier 4 (100+/min)
+
+
+# Calls per minute by Slack's documented tier (Tier 2: 20+, Tier 3: 50+, Tier 4: 100+),
+# with ~10% headroom; chat.postMessage is "special": about one per second per channel.
+TIERS = {
+    "chat.update": 45.0,
+    "chat.startStream": 18.0,
+    "chat.stopStream": 18.0,
+    "chat.appendStream": 90.0,
+    "chat.postEphemeral": 90.0,
+    "chat.delete": 45.0,
+    "assistant.threads.setStatus": 45.0,
+}
+PER_CHANNEL = {"chat.postMessage": 54.0}
+BURST_SECONDS = 20.0  # calls may bunch up to this many seconds' worth of the rate
+
+
+class Budget:
+    """Slots for Slack write calls, per method (and per channel for chat.postMessage),
+    spaced by a generic cell-rate algorithm: a short burst, then the tier's rate."""
+
+    def __init__(self, *, tiers: dict[str, float] = TIERS, per_channel: dict[str, float] = PER_CHANNEL) -> None:
+        self.tiers, self.per_channel = tiers, per_channel
+        self._due: dict[tuple[str, str], float] = {}  # theoretical arrival time per bucket
+        self.waited = 0.0  # seconds spent waiting for slots (for tests and logs)
+
+    def _bucket(self, method: str, channel: str) -> tuple[tuple[str, str], float] | None:
+        if method in self.per_channel:
+            return (method, channel), self.per_channel[method]
+        if method in self.tiers:
+            return (method, ""), self.tiers[method]
+        return None
+
+    async def take(self, method: str, *, channel: str = "", max_wait: float | None = None) -> bool:
+        """Wait for a slot for one `method` call; False (and no slot taken) if that would
+        take longer than `max_wait` seconds."""
+        found = self._bucket(method, channel)
+        if found is None:
+            return True
+        key, per_minute = found
+        interval = 60.0 / per_minute
+        now = time.monotonic()
+        due = max(self._due.get(key, now), now)
+        wait = max(0.0, due - BURST_SECONDS - now)
+        if max_wait is not None and wait > max_wait:
+            return False
+        self._due[key] = due + interval
+        if wait > 0:
+            self.waited += wait
+            await asyncio.sleep(wait)
+        return True
 
 
 @dataclass
@@ -21,6 +80,7 @@ class Workspace:
     in_flight: int = 0  # messages being answered right now
     can_stream: bool = True  # False once chat.startStream was refused here
     can_set_status: bool = True  # False once assistant.threads.setStatus was refused here
+    budget: Budget = field(default_factory=Budget)
 
     def interval(self, *, native: bool, base: float) -> float:
         budget = APPEND_BUDGET if native else EDIT_BUDGET

@@ -40,8 +40,10 @@ class App:
         self.settings = settings
         self.services = services
         self.router = Router(services)
+        services.ledger.on_unreachable = self.router.outage.noticed  # a failed usage write starts the recovery too
         self.platforms = tuple(platforms)
         self.http = None  # bot.core.http.HttpServer, when serving with one
+        self.stopped_by: int | None = None  # the signal that ended `serve`, if one did
         self._features: dict[type, Feature] = {}
         self._started: list[Feature] = []
         self._owns_db = False
@@ -103,6 +105,7 @@ class App:
     async def close(self) -> None:
         await self._stop_features()
         await self.router.drain()
+        await self.router.outage.close()
         if self.http is not None:
             await self.http.stop()
         for feature in reversed(self.features):
@@ -155,11 +158,18 @@ class App:
         """Run until every adapter is done (console: EOF) or SIGINT/SIGTERM, then finish
         the replies in flight and stop."""
         await self._start_http(adapters)
-        stop = asyncio.Event()
+        stop, force = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(sig: signal.Signals) -> None:
+            if stop.is_set():  # a second Ctrl-C: close the answers now
+                force.set()
+            self.stopped_by = self.stopped_by or sig
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             with suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, on_signal, sig)
         started = []
         try:
             for adapter in adapters:
@@ -167,7 +177,7 @@ class App:
                 started.append(adapter)
             await self._start_features()
             await _until_done(started, stop)
-            await self.router.drain()
+            await self._finish_in_flight(force)
         finally:
             await self._stop_features()
             for adapter in reversed(started):
@@ -176,6 +186,21 @@ class App:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
+
+    async def _finish_in_flight(self, force: asyncio.Event) -> None:
+        """Let the answers in flight finish, for AIBOT_SHUTDOWN_GRACE seconds after a
+        signal (a second Ctrl-C cuts it short); then each is closed with a note."""
+        if self.stopped_by is None:  # every adapter finished (console: EOF): wait for all
+            await self.router.drain()
+            return
+        drained = asyncio.create_task(self.router.drain())
+        forced = asyncio.create_task(force.wait())
+        await asyncio.wait({drained, forced}, timeout=self.settings.shutdown_grace, return_when=asyncio.FIRST_COMPLETED)
+        forced.cancel()
+        if not drained.done():
+            log.warning("closing %d answer(s) still in flight at shutdown", self.router.in_flight)
+            await self.router.close_in_flight()
+            drained.cancel()
 
     async def _start_http(self, adapters: list) -> None:
         """The HTTP server, when AIBOT_HTTP_PORT is set or an adapter needs it (Slack's HTTP

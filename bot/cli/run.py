@@ -2,6 +2,7 @@
 console) and `aibot db upgrade`: the CLI's own subcommands."""
 from __future__ import annotations
 
+import signal
 import sys
 
 from bot.cli.workers import is_worker, supervise
@@ -37,7 +38,10 @@ async def run(args, rt) -> int:
     async with rt.open() as app:
         adapters = app.adapters(console_only=args.console_only)
         await app.serve(adapters)
-    # an adapter may report how its session went (the console: 3 when a piped answer failed)
+    # Ctrl-C exits like an interrupted shell command (128 + SIGINT); SIGTERM is a clean stop;
+    # otherwise an adapter may report how its session went (the console: 3 when a piped answer failed)
+    if app.stopped_by == signal.SIGINT:
+        return 130
     return max((getattr(a, "exit_status", lambda: 0)() for a in adapters), default=0)
 
 

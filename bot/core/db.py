@@ -112,6 +112,12 @@ class Database:
 
         return await upgrade(self.engine)
 
+    async def revive(self) -> None:
+        """Start the embedded server again if it died under us (crash, kill); nothing
+        to do for an external DATABASE_URL (its operator restarts it)."""
+        if self._embedded is not None:
+            await asyncio.to_thread(pgembed.revive, self._embedded)
+
     async def close(self) -> None:
         if self._owns_engine:
             await self.engine.dispose()

@@ -19,6 +19,13 @@ class UserError(AibotError):
         self.user_message = message
 
 
+class ShuttingDown(UserError):
+    """The process is stopping before the answer was finished (the note closing it)."""
+
+    def __init__(self) -> None:
+        super().__init__("The bot is shutting down (a restart or an update); please ask again in a minute.")
+
+
 class ConfigError(AibotError):
     """Configuration is missing or wrong; the message names the variable to set."""
 

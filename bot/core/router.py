@@ -30,10 +30,11 @@ from bot.core.answer_watch import AnswerWatch
 from bot.core.images import only_images
 from bot.core.logs import request_scope
 from bot.core.messages import CallInfo, Incoming, Reply
+from bot.core.outage import DELAYED, Outage, is_db_outage
 from bot.core.presses import handle_press
 from bot.core.render import Rendered, render_stream
 from bot.core.roles import BotAdmins, refusal
-from bot.core.surface import Conversation
+from bot.core.surface import Conversation, post_whole
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -134,6 +135,7 @@ class Router:
         self._locks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._tasks: set[asyncio.Task] = set()
         self.admins = BotAdmins(services.settings.admins)
+        self.outage = Outage(db=services.db, redeliver=lambda m, c: self.dispatch(m, c, redelivery=True))
         self.add(HELP, self._help)
 
     # --- registration ---------------------------------------------------------------
@@ -192,25 +194,34 @@ class Router:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def close_in_flight(self) -> None:
+        """Cancel every answer still running (the renderer closes each with a note)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def dispatch(self, msg: Incoming | Press, conv: Conversation) -> Handled:
+    async def dispatch(self, msg: Incoming | Press, conv: Conversation, *, redelivery: bool = False) -> Handled:
         """Route one message (or a press of an answer's control) and deliver its reply.
-        Never raises."""
+        Never raises. `redelivery`: a message this process accepted before (held through
+        a database outage): no dedupe check."""
         if isinstance(msg, Press):
             return await self._press(msg, conv)
         route = decide(msg)
         with request_scope(msg.platform, inherit=True):  # log lines and model calls of this event share its id
-            return await self._dispatch(route, msg, conv)
+            return await self._dispatch(route, msg, conv, redelivery=redelivery)
 
-    async def _dispatch(self, route: Route, msg: Incoming, conv: Conversation) -> Handled:
+    async def _dispatch(self, route: Route, msg: Incoming, conv: Conversation, *, redelivery: bool) -> Handled:
         watch = AnswerWatch(msg.platform, route.action)
         try:
             if route.action == IGNORE:
                 return Handled(IGNORE)
-            if msg.dedupe_key and not await self.services.dedupe.first_time(msg.dedupe_key):
+            if msg.dedupe_key and not redelivery and not await self.services.dedupe.first_time(msg.dedupe_key):
                 log.info("duplicate delivery %s dropped", msg.dedupe_key)
                 return Handled(IGNORE)
             if route.action == OBSERVE:
@@ -237,6 +248,11 @@ class Router:
             watch.done("ok" if cut is None else "cut")
             return Handled(route.action, result, cut=cut)
         except Exception as exc:
+            if is_db_outage(exc) and not msg.unattended and self.outage.hold(msg, conv):
+                log.warning("%s message in %s held: the database is unreachable", msg.platform, msg.channel)
+                if not redelivery:  # said once
+                    await _safe_post(conv, DELAYED, ephemeral=msg.command is not None)
+                return Handled(route.action, error=exc)
             if _is_expected(exc):
                 log.info("%s message in %s: %s", msg.platform, msg.channel, type(exc).__name__)
             else:
@@ -311,11 +327,11 @@ class Router:
             return None
         if isinstance(result, Reply):
             if result.text.strip():
-                await conv.post(result.text, ephemeral=result.ephemeral)
+                await post_whole(conv, result.text, ephemeral=result.ephemeral)
             return None
         if isinstance(result, str):
             if result.strip():
-                await conv.post(result, ephemeral=ephemeral)
+                await post_whole(conv, result, ephemeral=ephemeral)
             return None
         if isinstance(result, AsyncIterable):
             answers = self.services.answers
@@ -385,6 +401,6 @@ def _is_expected(exc: BaseException) -> bool:
 
 async def _safe_post(conv: Conversation, text: str, *, ephemeral: bool = False) -> None:
     try:
-        await conv.post(text, ephemeral=ephemeral)
+        await post_whole(conv, text, ephemeral=ephemeral)
     except Exception:
         log.exception("could not post the error reply either")

@@ -210,6 +210,13 @@ class Settings(Section):
         "when a request names none",
     )
 
+    # --- shutdown ---------------------------------------------------------------------
+    shutdown_grace: float = env(
+        "AIBOT_SHUTDOWN_GRACE", 20.0, ge=0, le=600,
+        description="seconds answers in flight get to finish after SIGTERM or Ctrl-C; then each is closed "
+        "with a note (a second Ctrl-C closes them at once)",
+    )
+
     # --- embeddings (the knowledge base; later the semantic cache) ------------------
     embedding_provider: Literal["local", "openai"] = env(
         "AIBOT_EMBEDDING_PROVIDER", "local",

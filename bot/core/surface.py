@@ -32,6 +32,26 @@ class StreamUnsupported(Exception):
     renderer then falls back to post + edits for the rest of the answer."""
 
 
+class MessageGone(Exception):
+    """Raised by `edit` (or a native stream's writes) when the message no longer exists,
+    e.g. a user deleted it: the renderer stops writing that answer, quietly."""
+
+
+class WholeAnswerOnly(Exception):
+    """Raised by `post` when the reply location turned out to be one where a message
+    cannot be edited (Slack: the bot is not in the channel, so the answer goes through
+    the command's response_url). Nothing was posted; post the whole answer once, at the
+    end, and the conversation delivers it there with a word on why."""
+
+
+async def post_whole(conv: "Conversation", text: str, *, ephemeral: bool = False) -> str:
+    """`conv.post` for a complete reply: a WholeAnswerOnly switch is followed at once."""
+    try:
+        return await conv.post(text, ephemeral=ephemeral)
+    except WholeAnswerOnly:
+        return await conv.post(text, ephemeral=ephemeral)
+
+
 class NativeStream(Protocol):
     """An append-only message stream the platform renders progressively. A stream may
     also offer `async def finish(self, delta: str)`: append the last text and stop in one

@@ -4,8 +4,9 @@ Created on the bot's own PostgreSQL server (the embedded one, or DATABASE_URL's)
 separate database `aibot_sales` with: `regions`, `products` and `orders` (two years of
 deterministic rows, the 24 months ending with the current one), plus `staff_salaries`,
 a table the agent must never read. The role `aibot_agent_ro` may connect and SELECT the
-three allowed tables, nothing else, and its transactions are read-only by default: the
-database itself refuses writes whatever the SQL check lets through.
+three allowed tables, nothing else (no EXECUTE on functions in `public` either), and its
+transactions are read-only by default: the database itself refuses writes whatever the
+SQL check lets through.
 """
 from __future__ import annotations
 
@@ -107,6 +108,10 @@ async def load(admin_url: str, *, today: date | None = None, password: str | Non
     try:
         async with conn.transaction():
             await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            # functions are executable by everyone by default; a SECURITY DEFINER one would
+            # read with its owner's rights, so none in public is callable by the agent role
+            await conn.execute("REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC")
+            await conn.execute("ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC")
             await conn.execute(SCHEMA)
             await conn.copy_records_to_table("regions", records=[(i + 1, n) for i, n in enumerate(REGIONS)])
             await conn.copy_records_to_table(

@@ -70,9 +70,10 @@ def _print(found: dict, as_json: bool) -> None:
 
 async def submit(args, rt) -> int:
     settings = rt.settings
-    data = _read(args.file, settings.max_summarize_chars * 2)
+    limit = settings.max_summarize_chars * 2
+    data = _read(args.file, limit)
     items = parse_jsonl(data, max_items=settings.section(BatchSettings).max_items,
-                        max_chars=settings.max_summarize_chars)
+                        max_chars=settings.max_summarize_chars, cut_at=limit if len(data) > limit else None)
     async with rt.open() as bot:
         jobs = JobStore(bot.services.db)
         job_id = await jobs.create(items, model=settings.fast_model, mode="provider" if args.provider else "direct",

@@ -30,6 +30,18 @@ class Item:
     instruction: str
 
 
+def _unstorable(field: str, value: str) -> str | None:
+    """Why PostgreSQL's text type cannot hold `value`, or None."""
+    if "\x00" in value:
+        return f"`{field}` contains a NUL character (\\u0000), which cannot be stored; remove it"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(value[exc.start])
+        return f"`{field}` contains an unpaired surrogate (\\u{code:04x}), which is not valid Unicode; remove it"
+    return None
+
+
 def _item(obj, where: str, max_chars: int) -> Item | str:
     """An Item, or what is wrong with it."""
     if not isinstance(obj, dict):
@@ -53,6 +65,9 @@ def _item(obj, where: str, max_chars: int) -> Item | str:
         return f"{where}: `instruction` must be a non-empty string, e.g. \"Summarize in 3 bullets\""
     if len(instruction) > MAX_INSTRUCTION:
         return f"{where}: `instruction` is longer than {MAX_INSTRUCTION:,} characters"
+    for name, value in (("id", raw_id), ("text", body), ("instruction", instruction)):
+        if (why := _unstorable(name, value)) is not None:
+            return f"{where}: {why}"
     return Item(raw_id.strip(), body, instruction.strip())
 
 
@@ -87,20 +102,34 @@ class _Bad:
         self.why = why
 
 
-def parse_jsonl(data: bytes, *, max_items: int, max_chars: int) -> list[Item]:
-    """Items from JSON Lines (blank lines are allowed); see `validate`."""
+def parse_jsonl(data: bytes, *, max_items: int, max_chars: int, cut_at: int | None = None) -> list[Item]:
+    """Items from JSON Lines (blank lines are allowed); see `validate`. `cut_at` says the
+    input was cut after that many bytes (a reader's size limit): its last line is then
+    named as oversize rather than as broken JSON."""
+    if cut_at is not None:
+        data = data[:cut_at]
     try:
-        content = data.decode("utf-8-sig")
+        content = data.decode("utf-8-sig", errors="strict" if cut_at is None else "ignore")
     except UnicodeDecodeError:
         raise UserError("Nothing was submitted: the file is not UTF-8 text.") from None
     objs: list[tuple[str, object]] = []
-    for n, line in enumerate(content.splitlines(), 1):
+    lines = content.splitlines()
+    for n, line in enumerate(lines, 1):
         if not line.strip():
+            continue
+        if cut_at is not None and n == len(lines):
+            objs.append((f"line {n}", _Bad(
+                f"oversize: the input is cut at {cut_at:,} bytes inside this line "
+                f"(an item's text may have at most {max_chars:,} characters)")))
             continue
         try:
             objs.append((f"line {n}", json.loads(line)))
         except ValueError as exc:
-            objs.append((f"line {n}", _Bad(f"not valid JSON ({exc.msg} at column {exc.colno})")))
+            if len(line) > max_chars + MAX_INSTRUCTION + MAX_ID:
+                why = f"oversize ({len(line):,} characters; an item's text may have at most {max_chars:,})"
+            else:
+                why = f"not valid JSON ({exc.msg} at column {exc.colno})"
+            objs.append((f"line {n}", _Bad(why)))
         if len(objs) > max_items:
             raise UserError(f"Nothing was submitted: more than {max_items:,} items (AIBOT_BATCH_MAX_ITEMS).")
     return validate(objs, max_items=max_items, max_chars=max_chars)

@@ -1,8 +1,11 @@
 """Runs scheduled digests: APScheduler (AsyncIOScheduler) in the bot process, one leader
-per database.
+per platform per database.
 
-Leadership is a PostgreSQL advisory lock held on a dedicated connection: if the leader
-dies, its connection closes, the lock is released and a follower takes over at its next
+Leadership is a PostgreSQL advisory lock per platform (Slack, Discord, ...), held on a
+dedicated connection by a process that serves that platform: a Slack-only process and a
+Discord-only process on one database each lead their own platform's digests, and no
+leader sits on schedules it cannot post. If a leader dies, its connection closes, the
+lock is released and another process serving that platform takes over at its next
 tick. Each tick the leader looks at every schedule with an injected clock: the latest
 occurrence not yet handled is claimed (a run row, unique per channel and period: the final
 exactly-once guard) and then either posted, or skipped and logged when it is later than
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import zlib
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timezone
@@ -28,8 +32,13 @@ from patterns.batch.settings import BatchSettings
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = 0x61_69_62_6F_74_07  # "aibot" + issue 7: one leader per database
+LOCK_KEY = 0x61_69_62_6F_74_07  # "aibot" + issue 7; one lock per platform derives from it
 RUN_COMMAND = "digest-run"
+
+
+def platform_key(platform: str) -> int:
+    """The advisory lock key of one platform's digest leadership (a signed 64-bit int)."""
+    return (LOCK_KEY << 16 | zlib.crc32(platform.encode()) & 0xFFFF) - (1 << 62)
 
 
 class Leadership:
@@ -80,6 +89,37 @@ class Leadership:
                 await conn.close()
 
 
+class Leaders:
+    """One `Leadership` per platform this process serves."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self._by_platform: dict[str, Leadership] = {}
+
+    async def acquire(self, platforms: list[str]) -> set[str]:
+        """The platforms (of `platforms`) whose digests this process leads now."""
+        for gone in set(self._by_platform) - set(platforms):  # a platform stopped here
+            await self._by_platform.pop(gone).release()
+        led = set()
+        for platform in platforms:
+            lead = self._by_platform.setdefault(platform, Leadership(self.engine, key=platform_key(platform)))
+            if await lead.acquire():
+                led.add(platform)
+        return led
+
+    def leads(self, platform: str) -> bool:
+        lead = self._by_platform.get(platform)
+        return lead is not None and lead.is_leader
+
+    @property
+    def is_leader(self) -> bool:
+        return any(lead.is_leader for lead in self._by_platform.values())
+
+    async def release(self) -> None:
+        for lead in self._by_platform.values():
+            await lead.release()
+
+
 class _Capture:
     """The channel's conversation, keeping the ids of what the digest posted."""
 
@@ -122,9 +162,10 @@ class DigestScheduler:
         self.clock = clock
         self.owner = owner or uuid.uuid4().hex[:16]
         self.store = DigestStore(services.db)
-        self.leader = Leadership(services.db.engine)
+        self.leader = Leaders(services.db.engine)
         self._aps = None
         self._current: asyncio.Task | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -139,6 +180,7 @@ class DigestScheduler:
     async def stop(self) -> None:
         """Stop ticking; a digest in progress is cancelled (its run stays `running` and the
         next leader completes it)."""
+        self._stopping = True
         if self._aps is not None:
             self._aps.shutdown(wait=False)
             self._aps = None
@@ -152,19 +194,27 @@ class DigestScheduler:
         """One scheduler round; the number of digests posted. Never raises."""
         self._current = asyncio.current_task()
         try:
-            if not await self.leader.acquire():
+            led = await self.leader.acquire(self.services.channels.platforms)
+            if not led:
                 return 0
-            return await self.run_due()
+            return await self.run_due(platforms=led)
         except Exception:
             log.exception("digest scheduler tick failed")
             return 0
+        except asyncio.CancelledError:
+            if self._stopping:  # stop() cancelled it (shutdown): not an error to report
+                return 0
+            raise
         finally:
             self._current = None
 
-    async def run_due(self, now: datetime | None = None) -> int:
+    async def run_due(self, now: datetime | None = None, *, platforms: set[str] | None = None) -> int:
+        """Handle the due schedules (of `platforms` only, when given); digests posted."""
         now = now or self.clock()
         posted = 0
         for sched in await self.store.all():
+            if platforms is not None and sched.platform not in platforms:
+                continue
             try:
                 posted += await self.run_one(sched, now) == "posted"
             except Exception:
@@ -187,7 +237,7 @@ class DigestScheduler:
             return None  # the workspace removed the bot: nothing is posted there any more
         since = sched.last_until or times.previous(spec, occ)
         run_id = await self.store.claim(
-            sched, period=period, since=since, until=occ, owner=self.owner, take_over=self.leader.is_leader
+            sched, period=period, since=since, until=occ, owner=self.owner, take_over=self.leader.leads(sched.platform)
         )
         if run_id is None:
             return None  # another scheduler has it (or had it)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import zipfile
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import PurePath
@@ -45,6 +46,10 @@ class Limits:
     max_bytes: int
     max_pages: int
     max_chars: int
+    # archive formats (.docx): checked on the zip directory before anything is unpacked
+    max_unpacked: int = 64 * 1024 * 1024
+    max_ratio: int = 100
+    max_members: int = 2_000
 
 
 def kind_of(name: str) -> str | None:
@@ -220,9 +225,35 @@ def _pdf(name: str, data: bytes, limits: Limits) -> Extracted:
     return Extracted("pdf", blocks, pages=n)
 
 
+def check_archive(name: str, data: bytes, limits: Limits) -> None:
+    """Refuse a zip whose declared contents are too big or too compressed, before any of
+    it is unpacked. The declared sizes bound what `zipfile` will produce (it stops at
+    `file_size`), so a lying header cannot get past this either."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+        log.info("unreadable archive %s: %s", name, type(exc).__name__)
+        raise UserError(f"{name} is not a readable Word document (the file seems damaged or encrypted).") from None
+    if len(members) > limits.max_members:
+        raise UserError(f"{name} has too many parts inside ({len(members):,}; the limit is {limits.max_members:,}).")
+    unpacked = sum(m.file_size for m in members)
+    packed = max(1, sum(m.compress_size for m in members))
+    if unpacked > limits.max_unpacked:
+        raise UserError(
+            f"{name} unpacks to too much data ({_mb(unpacked)}; the limit is {_mb(limits.max_unpacked)})."
+        )
+    if unpacked > 1024 * 1024 and unpacked / packed > limits.max_ratio:
+        raise UserError(
+            f"{name} is compressed suspiciously well ({unpacked / packed:,.0f}:1; the limit is "
+            f"{limits.max_ratio}:1), so I won't unpack it."
+        )
+
+
 def _docx(name: str, data: bytes, limits: Limits) -> Extracted:
     import docx
 
+    check_archive(name, data, limits)
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:

@@ -107,6 +107,7 @@ class FakeDiscord:
         self.heartbeats = 0
         self.overruns = 0
         self.failures: list[Failure] = []
+        self.forbidden: set[str] = set()  # channels where the bot may not post (forbid())
         self.sessions: list[_Session] = []
         self._edits: dict[str, deque] = defaultdict(deque)
         self.interaction_channels: dict[str, str] = {}  # interaction token -> channel id
@@ -331,6 +332,14 @@ class FakeDiscord:
 
         await asyncio.wait_for(ready(), timeout)
 
+    def forbid(self, channel: str) -> None:
+        """The bot loses Send Messages in `channel`: posts get 403 Missing Permissions (50013)."""
+        self.forbidden.add(channel)
+
+    def delete_message(self, mid: str) -> None:
+        """A user deletes a message: later edits get 404 Unknown Message (10008)."""
+        self.messages.pop(mid, None)
+
     def fail_next(self, method: str, path_regex: str, *, status: int = 429, retry_after: float = 0.3, times: int = 1) -> None:
         """The next `times` matching requests answer `status` (429 with `retry_after`)."""
         self.failures.append(Failure(method.upper(), re.compile(path_regex), status, retry_after, times))
@@ -428,6 +437,7 @@ class FakeDiscord:
             ("GET", r"/gateway/bot", self._gateway_bot),
             ("PUT", rf"/applications/{sf}/commands", self._put_commands),
             ("PUT", rf"/applications/{sf}/guilds/{sf}/commands", self._put_guild_commands),
+            ("POST", r"/users/@me/channels", self._open_dm),
             ("POST", rf"/channels/{ch}/messages", self._create),
             ("PATCH", rf"/channels/{ch}/messages/{sf}", self._edit),
             ("GET", rf"/channels/{ch}/messages/{sf}", self._fetch),
@@ -479,10 +489,17 @@ class FakeDiscord:
         return m
 
     async def _create(self, request, body, channel):
+        if channel in self.forbidden:
+            return _json({"message": "Missing Permissions", "code": 50013}, status=403)
         problem = invalid_components(body.get("components"))
         if problem:
             return _json({"message": "Invalid Form Body", "code": 50035, "errors": problem}, status=400)
         return self._bot_message(channel, body, components=body.get("components") or [])
+
+    async def _open_dm(self, request, body):
+        """Create DM: the one DM channel of the fake, with the recipient asked for."""
+        return {"id": self.DM_CHANNEL_ID, "type": 1, "last_message_id": None,
+                "recipients": [self.user(str(body["recipient_id"]))]}
 
     async def _edit(self, request, body, channel, mid):
         now = time.monotonic()

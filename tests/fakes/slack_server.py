@@ -12,8 +12,9 @@ the time its ack came back.
     await fake.wait_acked(env_id)
     fake.calls_to("chat.postMessage")[0].args["text"]
 
-It runs in the caller's event loop. Rate limits per workspace can also be enforced like
-Slack's tiers (`per_minute={"chat.update": 50}`: a token bucket per method).
+It runs in the caller's event loop. Rate limits per workspace are enforced at Slack's
+documented tiers for the write methods (TIERS: a token bucket per method holding a
+minute's worth of calls); `per_minute={"chat.update": 50}` overrides one.
 """
 from __future__ import annotations
 
@@ -97,6 +98,19 @@ class Message:
         return d
 
 
+# Documented per-workspace tiers (calls per minute) of the methods the bot writes with:
+# Tier 2 = 20+, Tier 3 = 50+, Tier 4 = 100+.
+TIERS = {
+    "chat.update": 50,
+    "chat.delete": 50,
+    "chat.startStream": 20,
+    "chat.stopStream": 20,
+    "chat.appendStream": 100,
+    "chat.postEphemeral": 100,
+    "assistant.threads.setStatus": 50,
+}
+
+
 class FakeSlack:
     def __init__(self, *, page_size: int = 3, per_minute: dict[str, int] | None = None) -> None:
         self.calls: list[Call] = []
@@ -117,7 +131,7 @@ class FakeSlack:
         self.members_of: set[str] | None = None  # channels the bot is in (None: all of them), conversations.info
         self.downloads: list[dict] = []
         self.page_size = page_size  # small pages so that cursor paging is exercised
-        self.per_minute = dict(per_minute or {})
+        self.per_minute = {**TIERS, **(per_minute or {})}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._failures: dict[str, deque] = defaultdict(deque)
         self._ts = itertools.count(1)
@@ -178,6 +192,10 @@ class FakeSlack:
     def rate_limit(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
         """Answer the next `times` calls of `method` with 429 and Retry-After."""
         self._failures[method].extend([("429", retry_after)] * times)
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """A user deletes a message: later edits, appends and stops get message_not_found."""
+        self.messages.pop((channel, ts), None)
 
     def add_file(self, *, name: str, content: bytes, mimetype: str = "text/plain", filetype: str = "text", **extra) -> dict:
         fid = "F" + uuid.uuid4().hex[:10].upper()

@@ -1,0 +1,82 @@
+"""PostgreSQL dies under a running bot (its own embedded server, killed as in a crash):
+the bot tells the asker plainly that the answer is delayed, /healthz says 503, the
+database comes back (the bot restarts its embedded server, with backoff) and the held
+answer is delivered, once."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import aiohttp
+
+from bot.app import App
+from bot.core.http import HttpServer
+from bot.core.outage import DELAYED
+from tests.harness import Harness, RecordingConversation
+
+
+def postmaster_pid(pgdata) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_database_crash_delays_answers_and_they_arrive_when_it_is_back(settings, fake_llm, tmp_path):
+    own = settings.model_copy(update=dict(database_url=None, data_dir=tmp_path / "own"))
+    async with await App.open(own) as app:
+        bot = Harness(app)
+        http = HttpServer(app.services, host="127.0.0.1", port=0)
+        await http.start()
+        try:
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{http.bound_port}") as client:
+                fake_llm.enqueue("Before the crash.")
+                assert await bot.send("@aibot hello") == ["Before the crash."]
+
+                pgdata = tmp_path / "own" / "pg"
+                pid = postmaster_pid(pgdata)
+                os.kill(pid, signal.SIGQUIT)  # immediate shutdown: what a crash looks like to clients
+                await wait_for(lambda: not alive(pid))
+                async with client.get("/healthz") as r:
+                    assert r.status == 503 and (await r.json())["database"] == "unreachable"
+
+                # a workspace the bot has seen: nothing on its answer's path needs the database
+                # (settings and knowledge-base presence are remembered, usage rows queue), so it
+                # is answered at once, and its usage row waits for the database
+                fake_llm.enqueue("Still here.")
+                assert await bot.send("@aibot still there?") == ["Still here."]
+
+                # a workspace it has not seen needs the database to decide: held, told, answered later
+                fake_llm.enqueue("After the outage.")
+                conv = RecordingConversation()
+                assert await bot.send("@aibot are you there?", conv=conv, tenant="T2") == [DELAYED]
+                await wait_for(lambda: len(conv.texts) == 2)  # the bot restarted its server and answered
+                assert conv.texts == [DELAYED, "After the outage."]
+                async with client.get("/healthz") as r:
+                    assert r.status == 200
+                assert postmaster_pid(pgdata) not in (None, pid)
+                await asyncio.sleep(1)
+                assert len(conv.texts) == 2 and len(fake_llm.chat_requests) == 3  # each answered once
+                assert await app.services.ledger.flush(timeout=30)  # the queued usage rows are written
+                assert sum(s.requests for s in await app.services.ledger.stats()) == 3
+        finally:
+            await http.stop()
+            await app.router.outage.close()
