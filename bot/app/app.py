@@ -10,13 +10,18 @@ from contextlib import suppress
 from typing import TypeVar
 
 from bot.app import composition
+from bot.core.answers import CachedAnswers
+from bot.core.budgets import Budgets
 from bot.core.cache import Cache
+from bot.core.costs import CostSettings
+from bot.core.embeddings import build_embedder
 from bot.core.db import Database
 from bot.core.dedupe import Dedupe
 from bot.core.feature import Feature, Platform
 from bot.core.ledger import Ledger
 from bot.core.llm import LLM, build_client
 from bot.core.router import Router
+from bot.core.semantic import SemanticCache
 from bot.core.services import Services
 from bot.core.settings import Settings
 
@@ -60,8 +65,15 @@ class App:
             client = llm_client if llm_client is not None else build_client(settings)
             ledger = Ledger(db)
             cache = Cache(db, ttl_seconds=settings.cache_ttl_seconds)
-            llm = LLM(client=client, settings=settings, ledger=ledger, cache=cache)
-            services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db))
+            costs = settings.section(CostSettings)
+            budgets = Budgets(db=db, settings=costs)
+            llm = LLM(client=client, settings=settings, ledger=ledger, cache=cache, budgets=budgets)
+            semantic = SemanticCache(
+                db=db, embedder=build_embedder(settings, client), threshold=costs.semantic_threshold,
+                ttl_seconds=costs.semantic_ttl_seconds if costs.semantic_cache else 0,
+            )
+            services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db),
+                                answers=CachedAnswers(llm=llm, semantic=semantic), budgets=budgets)
             app = cls(settings=settings, services=services,
                       platforms=composition.platforms() if platforms is None else platforms)
             app._owns_db = owns_db

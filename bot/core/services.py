@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.core.answers import CachedAnswers
+from bot.core.budgets import Budgets
 from bot.core.cache import Cache
 from bot.core.channels import Channels
 from bot.core.settings import Settings
@@ -22,3 +24,5 @@ class Services:
     dedupe: Dedupe
     channels: Channels = field(default_factory=Channels)
     kb: KnowledgeBase | None = None  # set by the RAG pattern
+    answers: CachedAnswers | None = None  # exact + semantic answer caches in front of the model
+    budgets: Budgets | None = None

@@ -1,37 +1,50 @@
-"""Cost and usage per pattern, from the usage ledger: `/ai-stats` in chat (for the asker
-only) and `aibot stats` on the command line."""
+"""Cost and usage from the usage ledger: `/ai-stats` in chat (for the asker only, and a
+workspace's own figures only) and `aibot stats` on the command line (any workspace)."""
 from __future__ import annotations
 
 import json
 import sys
 
 from bot.core.commands import command
+from bot.core.costs import CostSettings
 from bot.core.feature import Feature
-from bot.core.ledger import format_stats
 from bot.core.messages import Incoming, utcnow
+from bot.core.reports import DIMENSIONS, Dimension, format_report, usage_report
 from bot.core.timewindow import parse_window
+
+_CHAT_BY = ("pattern", "channel", "user", "model")  # a workspace sees its own rows only
 
 
 class UsageStats(Feature):
     name = "usage"
+    settings_model = CostSettings  # the answer cache and budgets: the core's, shown with the usage they govern
 
-    @command("ai-stats", description="Model usage per pattern: requests, latency, tokens, cost",
-             usage="/ai-stats [24h]", ephemeral=True)
-    async def ai_stats(self, ctx, msg: Incoming, window: str = "") -> str:
-        """window: only the last window, e.g. 24h or 7d"""
+    @command("ai-stats", description="Model usage and cost: by pattern, channel, user or model, over a window",
+             usage="/ai-stats [24h] [pattern|channel|user|model]", ephemeral=True)
+    async def ai_stats(self, ctx, msg: Incoming, window: str = "", by: str = "") -> str:
+        """window: only the last window, e.g. 24h or 7d
+        by: group by pattern, channel, user or model"""
+        if window.lower() in _CHAT_BY and not by:  # `/ai-stats channel`
+            window, by = "", window.lower()
+        by = (by or "pattern").lower()
+        if by not in _CHAT_BY:
+            return f"Group by one of {', '.join(_CHAT_BY)}, e.g. `/ai-stats 7d channel`."
         since = parse_window(window) if window else None
         if window and since is None:
             return "Give a window like `24h` or `7d`, or nothing for all time."
-        stats = await self.services.ledger.stats(since=utcnow() - since if since else None)
-        if not stats:
+        rows = await usage_report(self.services.db, by=by, since=utcnow() - since if since else None,
+                                  workspace=msg.tenant)
+        if not rows:
             return "No model calls recorded yet."
-        title = f"Model usage, last {window}" if since else "Model usage"
-        return f"{title}:\n```\n{format_stats(stats)}\n```"
+        title = f"Model usage in this workspace by {by}" + (f", last {window}" if since else "")
+        return f"{title}:\n```\n{format_report(rows, by=by)}\n```"
 
     @classmethod
     def add_cli(cls, cli) -> None:
-        p = cli.add("stats", help="requests, latency, tokens and cost per pattern")
+        p = cli.add("stats", help="requests, latency, tokens, cost and cache savings by pattern, workspace, ...")
         p.add_argument("--since", help="only the last window, e.g. 24h, 7d")
+        p.add_argument("--by", choices=DIMENSIONS, default="pattern", help="group by (default: pattern)")
+        p.add_argument("--workspace", help="only this workspace (Slack team id, Discord guild id, console)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(run=stats_command)
 
@@ -44,12 +57,13 @@ async def stats_command(args, rt) -> int:
             print("aibot: --since takes a window like 30m, 24h or 7d", file=sys.stderr)
             return 2
         since = utcnow() - window
+    by: Dimension = getattr(args, "by", "pattern") or "pattern"
     async with rt.open() as bot:
-        stats = await bot.services.ledger.stats(since=since)
+        rows = await usage_report(bot.services.db, by=by, since=since, workspace=getattr(args, "workspace", None))
     if args.json:
-        print(json.dumps([s.as_json() for s in stats], indent=2))
-    elif not stats:
+        print(json.dumps([r.as_json(by) for r in rows], indent=2))
+    elif not rows:
         print("No model calls recorded yet.")
     else:
-        print(format_stats(stats))
+        print(format_report(rows, by=by))
     return 0

@@ -1,14 +1,26 @@
 """Streaming pattern, the answerer of last resort: a mention or DM gets a streamed answer
 with the conversation (thread, or channel/DM) as context, trimmed to the token budget
-with the newest messages kept."""
+with the newest messages kept.
+
+A standalone question (no "it/that/above", no "today/latest", not a reply in a thread,
+about nothing the recent conversation states: `bot.core.standalone`) does not depend on
+who asks or on the conversation, so it is asked without the history or the speaker's
+name and answered through the caches
+(`bot.core.answers`): the same or a paraphrased question from anyone in the workspace
+reuses the answer, marked as cached. `@bot --fresh <question>` asks the model again."""
 from __future__ import annotations
 
+import re
+
 from bot.core import tokens
+from bot.core.answers import cached_note
 from bot.core.commands import answerer
 from bot.core.context import context_messages
 from bot.core.feature import Feature
 from bot.core.llm import ChatOptions
 from bot.core.messages import Incoming
+from bot.core.semantic import AnswerKey, version_of
+from bot.core.standalone import discussed, is_standalone
 
 PATTERN = "streaming"
 
@@ -18,12 +30,26 @@ SYSTEM = (
     "Use Markdown sparingly: short lists, and code blocks for code. "
     "If you do not know something, say so rather than guessing."
 )
+RECENT = 20  # messages of the channel read to see whether a question is about them
+_FRESH = re.compile(r"^\s*--fresh\b\s*", re.IGNORECASE)
 
 
-async def build_messages(ctx, msg: Incoming, system: str) -> list[dict]:
+def fresh_flag(text: str) -> tuple[bool, str]:
+    """(`--fresh` was given, the question without it)."""
+    stripped, n = _FRESH.subn("", text, count=1)
+    return bool(n), stripped.strip()
+
+
+def standalone_message(msg: Incoming, question: str) -> bool:
+    """A question that reads the same from anyone, anywhere, any day."""
+    in_thread = bool(msg.thread) and msg.thread != msg.id
+    return not in_thread and not msg.in_bot_thread and not msg.attachments and is_standalone(question)
+
+
+async def build_messages(ctx, msg: Incoming, system: str, question: str | None = None) -> list[dict]:
     """System prompt, the conversation so far (within budget), then the question."""
     settings = ctx.services.settings
-    question = msg.text.strip()
+    question = (msg.text if question is None else question).strip()
     scope = "thread" if msg.thread else "channel"
     history = await ctx.conv.history(limit=settings.history_limit, scope=scope)
     budget = settings.context_tokens - settings.answer_max_tokens - tokens.count(system) - tokens.count(question) - 50
@@ -44,10 +70,35 @@ class Chat(Feature):
     async def answer(self, ctx, msg: Incoming):
         settings = self.host.settings
         system = SYSTEM.format(bot=settings.bot_name, platform=msg.platform)
-        messages = await build_messages(ctx, msg, system)
-        return self.services.llm.stream(
-            messages, call=ctx.call(PATTERN), options=ChatOptions(max_tokens=settings.answer_max_tokens)
-        )
+        options = ChatOptions(max_tokens=settings.answer_max_tokens)
+        fresh, question = fresh_flag(msg.text)
+        answers = self.services.answers
+        if answers is None or not standalone_message(msg, question) or await self._discussed(ctx, msg, question):
+            messages = await build_messages(ctx, msg, system, question)
+            return self.services.llm.stream(messages, call=ctx.call(PATTERN), options=options)
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+        key = AnswerKey(tenant=msg.tenant, kind="chat", model=options.model or settings.chat_model,
+                        prompt_version=version_of(system))
+        stream = answers.stream(messages, call=ctx.call(PATTERN), options=options, key=key, question=question,
+                                fresh=fresh)
+        return _marked(stream, f"`@{settings.bot_name} --fresh {_short(question)}`")
+
+
+    async def _discussed(self, ctx, msg: Incoming, question: str) -> bool:
+        history = await ctx.conv.history(limit=RECENT, scope="channel")
+        return discussed(question, [it.text for it in history if not it.is_bot and it.id != msg.id])
+
+
+async def _marked(stream, how_to_refresh: str):
+    async for delta in stream:
+        yield delta
+    if stream.hit:
+        yield cached_note(how_to_refresh)
+
+
+def _short(text: str, n: int = 60) -> str:
+    text = " ".join(text.split()).replace("`", "'")
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 FEATURE = Chat
