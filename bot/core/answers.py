@@ -7,6 +7,7 @@ replaces what they held."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 
 from bot.core.llm import LLM, ChatOptions
@@ -15,6 +16,15 @@ from bot.core.messages import CallInfo
 from bot.core.semantic import AnswerKey, SemanticCache
 
 log = logging.getLogger(__name__)
+
+
+_FRESH = re.compile(r"^\s*--fresh\b\s*", re.IGNORECASE)
+
+
+def fresh_flag(text: str) -> tuple[bool, str]:
+    """(`--fresh` opened the message, the message without it)."""
+    stripped, n = _FRESH.subn("", text, count=1)
+    return bool(n), stripped.strip()
 
 
 def cached_note(how_to_refresh: str) -> str:
@@ -56,7 +66,7 @@ class CachedStream:
     async def _run(self) -> AsyncIterator[str]:
         llm, semantic = self.answers.llm, self.answers.semantic
         if not self.fresh:
-            exact = await llm.lookup(self.messages, self.options)
+            exact = await llm.lookup(self.messages, call=self.call, options=self.options)
             if exact is not None:
                 yield await self._reuse("exact", exact.text, exact.prompt_tokens, exact.completion_tokens)
                 return

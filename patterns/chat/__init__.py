@@ -10,10 +10,8 @@ name and answered through the caches
 reuses the answer, marked as cached. `@bot --fresh <question>` asks the model again."""
 from __future__ import annotations
 
-import re
-
 from bot.core import tokens
-from bot.core.answers import cached_note
+from bot.core.answers import cached_note, fresh_flag
 from bot.core.commands import answerer
 from bot.core.context import context_messages
 from bot.core.feature import Feature
@@ -31,15 +29,6 @@ SYSTEM = (
     "If you do not know something, say so rather than guessing."
 )
 RECENT = 20  # messages of the channel read to see whether a question is about them
-_FRESH = re.compile(r"^\s*--fresh\b\s*", re.IGNORECASE)
-
-
-def fresh_flag(text: str) -> tuple[bool, str]:
-    """(`--fresh` was given, the question without it)."""
-    stripped, n = _FRESH.subn("", text, count=1)
-    return bool(n), stripped.strip()
-
-
 def standalone_message(msg: Incoming, question: str) -> bool:
     """A question that reads the same from anyone, anywhere, any day."""
     in_thread = bool(msg.thread) and msg.thread != msg.id

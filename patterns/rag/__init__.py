@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 
+from bot.core.answers import fresh_flag
 from bot.core.commands import Attachment, Group, answerer, command, ingest
 from bot.core.embeddings import build_embedder
 from bot.core.errors import UserError
@@ -40,14 +41,15 @@ class Rag(Feature):
         self.store = KnowledgeStore(db=self.services.db, embedder=build_embedder(host.settings, llm.client),
                                     settings=self.settings)
         self.services.kb = self.store
-        self.answers = GroundedAnswers(llm=llm, store=self.store, settings=self.settings, core=host.settings)
+        self.answers = GroundedAnswers(llm=llm, store=self.store, settings=self.settings, core=host.settings,
+                                       answers=self.services.answers)
 
     # --- mentions and files ---------------------------------------------------------
 
     @answerer
     async def from_knowledge_base(self, ctx, msg: Incoming):
         """A mention whose question has a strong hit in the knowledge base; else not ours."""
-        question = msg.text.strip()
+        fresh, question = fresh_flag(msg.text)
         if not question or msg.attachments or not await self.store.has_documents(msg.tenant):
             return None
         try:
@@ -58,7 +60,7 @@ class Rag(Feature):
         if passages is None:
             return None
         return await self.answers.answer(question, tenant=msg.tenant, channel=msg.channel, call=ctx.call(PATTERN),
-                                         passages=passages)
+                                         passages=passages, fresh=fresh)
 
     @ingest
     async def ingest_files(self, ctx, msg: Incoming) -> str:
@@ -85,9 +87,11 @@ class Rag(Feature):
 
     @command("ask", description="Ask a question, answered from the knowledge base with sources",
              missing="Ask a question after /ask, e.g. `/ask how do I rotate the API keys?`")
-    async def ask(self, ctx, msg: Incoming, question: str):
-        """question: what you want to know"""
-        return await self.answers.answer(question, tenant=msg.tenant, channel=msg.channel, call=ctx.call(PATTERN))
+    async def ask(self, ctx, msg: Incoming, question: str, fresh: bool = False):
+        """question: what you want to know
+        fresh: ask the model again instead of reusing a cached answer"""
+        return await self.answers.answer(question, tenant=msg.tenant, channel=msg.channel, call=ctx.call(PATTERN),
+                                         fresh=fresh)
 
     @command("kb add", description="Add a file or pasted text to the knowledge base")
     async def kb_add(self, ctx, msg: Incoming, text: str = "", file: Attachment | None = None) -> str:

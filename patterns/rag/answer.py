@@ -9,10 +9,13 @@ import re
 from collections.abc import AsyncIterator
 
 from bot.core import tokens
+from bot.core.answers import CachedAnswers, cached_note
 from bot.core.errors import UserError
 from bot.core.knowledge import Passage
 from bot.core.llm import LLM, ChatOptions
 from bot.core.messages import CallInfo
+from bot.core.semantic import AnswerKey, scope_of, version_of
+from bot.core.standalone import is_standalone
 from bot.core.settings import Settings
 from patterns.rag.settings import RagSettings
 from patterns.rag.store import KnowledgeStore
@@ -73,7 +76,9 @@ class GroundedAnswers:
     """Retrieval + grounded answering over a KnowledgeStore: the RAG feature's commands
     and mentions, and `aibot ask`."""
 
-    def __init__(self, *, llm: LLM, store: KnowledgeStore, settings: RagSettings, core: Settings) -> None:
+    def __init__(self, *, llm: LLM, store: KnowledgeStore, settings: RagSettings, core: Settings,
+                 answers: CachedAnswers | None = None) -> None:
+        self.answers = answers
         self.llm = llm
         self.store = store
         self.settings = settings
@@ -93,9 +98,13 @@ class GroundedAnswers:
         return passages
 
     async def answer(self, question: str, *, tenant: str, channel: str | None, call: CallInfo,
-                     passages: list[Passage] | None = None):
+                     passages: list[Passage] | None = None, fresh: bool = False):
         """A reply: `str` (nothing relevant, or no model configured) or an async iterator
-        of text (the streamed grounded answer followed by its citations)."""
+        of text (the streamed grounded answer followed by its citations).
+
+        A standalone question goes through the answer caches, keyed by the passages it
+        is given: a new or replaced document that changes them changes the key, so no
+        answer built from old passages is reused. `fresh` asks the model again."""
         question = question.strip()
         if not question:
             raise UserError("Ask a question after /ask, e.g. `/ask how do I rotate the API keys?`")
@@ -111,10 +120,14 @@ class GroundedAnswers:
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": f"Sources:\n\n{sources_block(passages)}\n\nQuestion: {question}"},
         ]
-        stream = self.llm.stream(
-            messages, call=call, options=ChatOptions(max_tokens=self.core.answer_max_tokens, temperature=0.1),
-            extra={"chunks": [p.chunk_id for p in passages]},
-        )
+        options = ChatOptions(max_tokens=self.core.answer_max_tokens, temperature=0.1)
+        extra = {"chunks": [p.chunk_id for p in passages]}
+        if self.answers is None or not is_standalone(question):
+            return self._with_citations(self.llm.stream(messages, call=call, options=options, extra=extra), passages)
+        key = AnswerKey(tenant=tenant, kind="rag", model=options.model or self.core.chat_model,
+                        prompt_version=version_of(SYSTEM), scope=scope_of(p.chunk_id for p in passages))
+        stream = self.answers.stream(messages, call=call, options=options, key=key, question=question, fresh=fresh,
+                                     documents=sorted({p.document_id for p in passages}), extra=extra)
         return self._with_citations(stream, passages)
 
     async def _with_citations(self, stream, passages: list[Passage]) -> AsyncIterator[str]:
@@ -123,3 +136,5 @@ class GroundedAnswers:
             parts.append(delta)
             yield delta
         yield "\n\n" + citations(passages, "".join(parts))
+        if getattr(stream, "hit", None):
+            yield cached_note("`/ask --fresh <question>`")

@@ -25,6 +25,7 @@ def add(cli) -> None:
     p.add_argument("question", nargs="+")
     p.add_argument("--tenant", default=CONSOLE_TENANT, help="workspace/guild id (default: console)")
     p.add_argument("--channel", default=None)
+    p.add_argument("--fresh", action="store_true", help="ask the model again instead of reusing a cached answer")
     p.set_defaults(run=ask)
 
 
@@ -213,6 +214,7 @@ async def ask(args, rt) -> int:
         reply = await bot.feature(Rag).answers.answer(
             question, tenant=args.tenant, channel=args.channel,
             call=CallInfo(PATTERN, platform="cli", tenant=args.tenant, channel=args.channel or ""),
+            fresh=getattr(args, "fresh", False),
         )
         if isinstance(reply, AsyncIterable):
             async for delta in reply:

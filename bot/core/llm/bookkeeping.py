@@ -38,6 +38,12 @@ def count_tokens(usage: CompletionUsage | None, messages: list[dict], text: str,
     return Tokens(prompt, completion, estimated=bool(prompt or completion))
 
 
+def tenant_key(call: CallInfo, model: str, messages: list[dict], options: ChatOptions) -> str:
+    """The exact-cache key: the prompt, model and options, within the asker's workspace
+    (a workspace never gets an answer cached for another)."""
+    return cache_key(model, messages, {**options.model_dump(exclude_none=True), "_tenant": call.tenant})
+
+
 def cached_tokens(usage: CompletionUsage) -> int:
     """`usage.prompt_tokens_details.cached_tokens`, 0 where the server does not say."""
     details = getattr(usage, "prompt_tokens_details", None)
@@ -62,7 +68,7 @@ class CallBook:
         self.key: str | None = None
         self.skip_lookup = False  # a fresh answer was asked for: call the model, then replace the entry
         if use_cache and cache is not None and not options.tools:
-            self.key = cache_key(self.model, messages, options.model_dump(exclude_none=True))
+            self.key = tenant_key(call, self.model, messages, options)
 
     async def cached(self) -> Cached | None:
         return None if self.key is None or self.skip_lookup else await self.cache.get(self.key)

@@ -19,10 +19,10 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 
 from bot.core.budgets import Budgets
-from bot.core.cache import Cache, Cached, cache_key
+from bot.core.cache import Cache, Cached
 from bot.core.errors import LLMError, LLMNotConfigured
 from bot.core.ledger import Ledger, UsageRecord
-from bot.core.llm.bookkeeping import PAID, CallBook, count_tokens
+from bot.core.llm.bookkeeping import PAID, CallBook, count_tokens, tenant_key
 from bot.core.llm.chunks import StreamAccumulator, first_choice
 from bot.core.llm.failures import as_llm_error, stream_error
 from bot.core.llm.types import ChatOptions, Completion
@@ -64,13 +64,12 @@ class LLM:
         self.prices = prices or PriceTable(settings.prices)
         self.budgets = budgets
 
-    async def lookup(self, messages: list[dict], options: ChatOptions | None = None) -> Cached | None:
-        """The exact-match cache entry for this prompt, if there is one (nothing recorded)."""
+    async def lookup(self, messages: list[dict], *, call: CallInfo, options: ChatOptions | None = None) -> Cached | None:
+        """The exact-match cache entry for this prompt in `call`'s workspace, if any (nothing recorded)."""
         options = options or ChatOptions()
         if self.cache is None or options.tools:
             return None
-        params = self._params(messages, options)
-        return await self.cache.get(cache_key(params["model"], messages, options.model_dump(exclude_none=True)))
+        return await self.cache.get(tenant_key(call, self._params(messages, options)["model"], messages, options))
 
     async def _admit(self, call: CallInfo) -> None:
         """Refuse a model call over a budget (OverBudget, a UserError): nothing is called."""
