@@ -79,6 +79,27 @@ def _after_stop(text: str, word: str) -> bool:
     return not before or before[-1] in ".?!:\n"
 
 
+_WORDS = re.compile(r"[a-z][a-z'-]+")
+# words whose swap for another rephrases rather than changes a question
+_FILLER = set(
+    "how what which where when who whom does do can could would should is are the a an to for of in on at by with "
+    "from steps step way ways there supported available allowed permitted possible please tell me i my "
+    "our we you your it its this that get got have has into per each every any some use using".split()
+)
+
+
+def _content(text: str) -> set[str]:
+    return {w.strip("'-").removesuffix("'s") for w in _WORDS.findall(text.lower())} - _FILLER
+
+
+def one_word_swapped(a: str, b: str) -> bool:
+    """Both questions say the same thing but one word each ("contractors" / "employees",
+    "billing team" / "platform team"): likely a different question, not a rewording."""
+    ca, cb = _content(a), _content(b)
+    return len(ca - cb) == 1 and len(cb - ca) == 1 and len(ca & cb) >= 2
+
+
 def same_key_terms(a: str, b: str) -> bool:
-    """True when neither question names a number, name or polarity the other does not."""
-    return key_terms(a) == key_terms(b)
+    """True when neither question names a number, name or polarity the other does not,
+    and they do not differ by exactly one swapped content word."""
+    return key_terms(a) == key_terms(b) and not one_word_swapped(a, b)
