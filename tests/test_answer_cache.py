@@ -104,3 +104,20 @@ async def test_entries_of_a_removed_document_can_be_dropped_and_stay_per_tenant(
     assert await cache.invalidate_documents("A", [7]) == 1
     assert await cache.lookup(key_a, "How do I rotate an API key?", vec) is None
     assert (await cache.lookup(key_b, "How do I rotate an API key?", vec)).answer == "B's answer"
+
+
+async def test_the_same_pasted_text_is_summarized_once_per_workspace(bot, app, fake_llm):
+    text = "The launch plan. Marketing starts on Monday, engineering freezes the code on Wednesday. " * 6
+    fake_llm.enqueue("Short summary.")
+    assert (await bot.send(f"/summarize {text}"))[0] == "Short summary."
+    respaced = await bot.send("/summarize " + "  ".join(text.split(" ")), user="U2", channel="C2")
+    assert respaced[0].startswith("Short summary.") and "cached answer" in respaced[0]
+    assert "/summarize --fresh" in respaced[0]
+    assert len(fake_llm.chat_requests) == 1
+    fake_llm.enqueue("Other workspace summary.", "Fresh summary.")
+    assert (await bot.send(f"/summarize {text}", tenant="T2"))[0] == "Other workspace summary."
+    assert (await bot.send(f"/summarize --fresh {text}"))[0] == "Fresh summary."
+    assert len(fake_llm.chat_requests) == 3
+    rows = await _rows(app)
+    assert [r.extra.get("cache") if r.extra else None for r in rows if r.cache_hit] == ["summary"]
+    assert all(r.saved_usd > 0 for r in rows if r.cache_hit)
