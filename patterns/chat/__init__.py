@@ -35,12 +35,19 @@ def standalone_message(msg: Incoming, question: str) -> bool:
     return not in_thread and not msg.in_bot_thread and not msg.attachments and is_standalone(question)
 
 
-async def build_messages(ctx, msg: Incoming, system: str, question: str | None = None) -> list[dict]:
+async def read_history(ctx, msg: Incoming) -> list:
+    """The conversation so far: the thread inside one, else the channel/DM."""
+    scope = "thread" if msg.thread else "channel"
+    return await ctx.conv.history(limit=ctx.services.settings.history_limit, scope=scope)
+
+
+async def build_messages(ctx, msg: Incoming, system: str, question: str | None = None,
+                         history: list | None = None) -> list[dict]:
     """System prompt, the conversation so far (within budget), then the question."""
     settings = ctx.services.settings
     question = (msg.text if question is None else question).strip()
-    scope = "thread" if msg.thread else "channel"
-    history = await ctx.conv.history(limit=settings.history_limit, scope=scope)
+    if history is None:
+        history = await read_history(ctx, msg)
     budget = settings.context_tokens - settings.answer_max_tokens - tokens.count(system) - tokens.count(question) - 50
     messages = [{"role": "system", "content": system}]
     if budget > 0:
@@ -62,8 +69,11 @@ class Chat(Feature):
         options = ChatOptions(max_tokens=settings.answer_max_tokens)
         fresh, question = fresh_flag(msg.text)
         answers = self.services.answers
-        if answers is None or not standalone_message(msg, question) or await self._discussed(ctx, msg, question):
-            messages = await build_messages(ctx, msg, system, question)
+        cacheable = answers is not None and self.services.llm.configured and standalone_message(msg, question)
+        history = await read_history(ctx, msg)  # read once: to see what it states, or as context
+        said = [it.text for it in history[-RECENT:] if not it.is_bot and it.id != msg.id]
+        if not cacheable or discussed(question, said):
+            messages = await build_messages(ctx, msg, system, question, history)
             return self.services.llm.stream(messages, call=ctx.call(PATTERN), options=options)
         messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
         key = AnswerKey(tenant=msg.tenant, kind="chat", model=options.model or settings.chat_model,
@@ -71,11 +81,6 @@ class Chat(Feature):
         stream = answers.stream(messages, call=ctx.call(PATTERN), options=options, key=key, question=question,
                                 fresh=fresh)
         return _marked(stream, f"`@{settings.bot_name} --fresh {_short(question)}`")
-
-
-    async def _discussed(self, ctx, msg: Incoming, question: str) -> bool:
-        history = await ctx.conv.history(limit=RECENT, scope="channel")
-        return discussed(question, [it.text for it in history if not it.is_bot and it.id != msg.id])
 
 
 async def _marked(stream, how_to_refresh: str):
