@@ -176,7 +176,7 @@ class LLM:
         # now: a caller that retries gets a cache hit, so one answer is paid for once
         # (batch jobs resume after a crash relying on it)
         await asyncio.shield(book.settle(reply, used))
-        return replace(reply, prompt_tokens=used.prompt, completion_tokens=used.completion)
+        return replace(reply, prompt_tokens=used.prompt, completion_tokens=used.completion, cached_tokens=used.cached)
 
     # ------------------------------------------------------------------ stream
 
