@@ -69,7 +69,7 @@ def _is_name(word: str, *, first: bool) -> bool:
     if len(word) > 1 and (word.isupper() or any(c.isdigit() for c in word) or any(c.isupper() for c in word[1:])):
         return True  # EU, SSO, S3, iOS, GitHub
     # a capitalised word opening a sentence is grammar, not a name ("Reset my password ...")
-    return word[0].isupper() and not first
+    return word[0].isupper() and not first and word != "I"
 
 
 def _after_stop(text: str, word: str) -> bool:
@@ -89,7 +89,11 @@ _FILLER = set(
 
 
 def _content(text: str) -> set[str]:
-    return {w.strip("'-").removesuffix("'s") for w in _WORDS.findall(text.lower())} - _FILLER
+    """Content words, without the polarity words (compared as key terms already)."""
+    low = text.lower()
+    for phrase in _PHRASES:
+        low = low.replace(phrase, " ")
+    return {w.strip("'-").removesuffix("'s") for w in _WORDS.findall(low)} - _FILLER - set(_POLARITY)
 
 
 def one_word_swapped(a: str, b: str) -> bool:

@@ -10,7 +10,7 @@ _I = re.IGNORECASE
 CONTEXT = re.compile(
     r"\b(it|its|it's|that|this|these|those|they|them|their|theirs|he|she|him|her|his|hers|above|below|"
     r"earlier|previous(ly)?|before|again|same|aforementioned|former|latter|else|instead|too|also|"
-    r"you said|you mentioned|as discussed|here|there)\b", _I
+    r"you said|you mentioned|as discussed)\b", _I
 )
 # a message that continues the previous one
 FOLLOW_UP = re.compile(r"^\s*(and|but|so|or|also|then|what about|how about|why not|ok(ay)?|yes|no|thanks)\b", _I)
@@ -18,11 +18,11 @@ FOLLOW_UP = re.compile(r"^\s*(and|but|so|or|also|then|what about|how about|why n
 TIME = re.compile(
     r"\b(today|tonight|tomorrow|yesterday|now|right now|currently|current|latest|recent(ly)?|newest|"
     r"this (week|month|quarter|year|morning|afternoon|evening)|next|last|upcoming|so far|yet|still|"
-    r"news|status|weather|price of|stock|deadline)\b", _I
+    r"news|status|weather|stock price|share price|exchange rate|deadline)\b", _I
 )
 # the asker's own things ("my balance", "can you hear me") differ per asker; a how-to in
 # the first person ("how do I reset my password?") does not
-PERSONAL = re.compile(r"\b(i|i'm|i've|me|my|mine|myself|we|us|our|ours)\b", _I)
+PERSONAL = re.compile(r"\b(?i:i|i'm|i've|me|my|mine|myself|we|our|ours)\b|\bus\b")  # "US" is a country
 HOW_TO = re.compile(r"^\s*(how|where|what|when|which|who)\b.{0,20}?\b(do|can|should|could|would|must)\s+(i|we)\b", _I)
 _WORD = re.compile(r"\w+")
 MIN_WORDS = 3
