@@ -9,7 +9,9 @@ The day (`--scale 1`), from the labelled pairs of bench/data/semantic_pairs.json
   hit); 20 follow-ups ("and what about the EU?": must not hit); 30 `/summarize` of one
   long text by different people; 5 digests (`/summarize 24h`); 10 agent tasks.
 Prices: chat model gpt-4o, fast model gpt-4o-mini (list prices, cached input included).
-A false hit is a near miss or follow-up answered from the cache.
+A false hit is a chat question answered from the cache with an answer written for a
+question of another meaning (the fake's answers name their question; meanings come from
+the labelled pairs), or a follow-up answered from the cache at all.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/cost_replay.py [--scale 1] [--json]
 """
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
+import re
 import sys
 import tempfile
 from decimal import Decimal
@@ -31,6 +35,7 @@ from sqlalchemy import func, select  # noqa: E402
 from bot.app import App  # noqa: E402
 from bot.core.costs import CostSettings  # noqa: E402
 from bot.core.models import Usage  # noqa: E402
+from bot.core.reports import format_report, usage_report  # noqa: E402
 from bot.core.settings import Settings  # noqa: E402
 from patterns.rag import Rag  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402
@@ -46,10 +51,33 @@ LONG_TEXT = "\n\n".join(
 )
 
 
+ASKED: dict[str, str] = {}  # marker -> the question the model answered
+
+
 def responder(body: dict) -> Script:
-    last = next((m.get("content") or "" for m in reversed(body["messages"]) if m.get("role") == "user"), "")
-    words = " ".join(str(last).split()[:10])
-    return Script(text=f"Answer about {words}. " + "Here are the details you need, step by step. " * 8)
+    """A ~90-token answer that names the question it answers (`[q:…]`), so a reused answer
+    can be traced to the question it was written for."""
+    last = str(next((m.get("content") or "" for m in reversed(body["messages"]) if m.get("role") == "user"), ""))
+    marker = hashlib.sha256(last.encode()).hexdigest()[:10]
+    ASKED[marker] = last
+    return Script(text=f"[q:{marker}] Answer about {' '.join(last.split()[:10])}. "
+                       + "Here are the details you need, step by step. " * 8)
+
+
+def meanings() -> dict[str, str]:
+    """Question -> what it asks (intent and slot values, from bench/semantic_pairs.py)."""
+    out: dict[str, str] = {}
+    for r in (json.loads(x) for x in PAIRS.read_text().splitlines() if x.strip()):
+        out[r["a"]], out[r["b"]] = r["ma"], r["mb"]
+    return out
+
+
+def false_hit(asked: str, reply: str, meaning: dict[str, str]) -> bool:
+    """A reused answer written for a question that means something else."""
+    m = re.search(r"\[q:([0-9a-f]{10})\]", reply)
+    source = ASKED.get(m.group(1), "") if m else ""
+    source = source.split(": ", 1)[-1] if source not in meaning else source  # chat with history: "name: q"
+    return meaning.get(source, "?source") != meaning.get(asked, "?asked")
 
 
 def day(scale: int, seed: int = 15) -> list[tuple[str, str, dict]]:
@@ -90,9 +118,10 @@ async def replay(events, *, cached: bool, fake: FakeOpenAI) -> dict:
         chat_model=CHAT_MODEL, fast_model=FAST_MODEL if cached else CHAT_MODEL,
         cache_ttl_seconds=7 * 86400 if cached else 0,
     ).with_sections(costs)
-    false_hits = must_not_hit = 0
+    false_hits = must_not_hit = answered = 0
     hits_by_kind: dict[str, list[int]] = {}
     false_examples: list[str] = []
+    meaning = meanings()
     async with await App.open(settings) as app:
         if not cached:  # the bot before this work: no answer caches, chat always with its history
             app.services.answers = None
@@ -104,21 +133,25 @@ async def replay(events, *, cached: bool, fake: FakeOpenAI) -> dict:
             seen = hits_by_kind.setdefault(kind, [0, 0])
             seen[0] += 1
             seen[1] += hit
+            if kind in ("unique", "repeat", "paraphrase", "near_miss", "follow_up"):
+                answered += 1
+                wrong = hit and (kind == "follow_up" or false_hit(text.removeprefix("@aibot "), replies[0], meaning))
+                false_hits += wrong
+                if wrong:
+                    false_examples.append(f"{text[:90]} <- {replies[0][:80]}")
             if kind in ("near_miss", "follow_up"):
                 must_not_hit += 1
-                false_hits += hit
-                if hit:
-                    false_examples.append(f"{text[:90]} <- {replies[0][:60]}")
             bot.history = bot.history[-50:]
         async with app.services.db.session() as s:
             rows = (await s.execute(select(Usage.pattern, func.sum(Usage.cost_usd), func.count(),
                                            func.count().filter(Usage.cache_hit), func.sum(Usage.cached_tokens))
                                     .group_by(Usage.pattern))).all()
+        report = format_report(await usage_report(app.services.db, by="pattern"), by="pattern")
     by_pattern = {r[0]: {"cost_usd": float(r[1]), "calls": r[2], "cache_hits": r[3], "provider_cached_tokens": int(r[4])}
                   for r in rows}
     total = sum(Decimal(str(v["cost_usd"])) for v in by_pattern.values())
     return {"total_usd": float(total), "by_pattern": by_pattern, "false_hits": false_hits,
-            "must_not_hit": must_not_hit, "hits_by_kind": {k: f"{v[1]}/{v[0]}" for k, v in hits_by_kind.items()},
+            "must_not_hit": must_not_hit, "questions": answered, "report": report, "hits_by_kind": {k: f"{v[1]}/{v[0]}" for k, v in hits_by_kind.items()},
             "false_hit_examples": false_examples}
 
 
@@ -143,15 +176,16 @@ async def main() -> None:
         "messages": len(events), "off": off, "on": on,
         "saving_overall": round(1 - on["total_usd"] / off["total_usd"], 4),
         "saving_chat": round(1 - chat(on) / chat(off), 4),
-        "false_hits": f"{on['false_hits']}/{on['must_not_hit']}",
+        "false_hits": f"{on['false_hits']}/{on['questions']}",
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return
     print(f"{len(events)} messages; cost without cache+routing ${off['total_usd']:.4f}, with ${on['total_usd']:.4f}")
     print(f"saving overall {result['saving_overall']:.1%}, chat only {result['saving_chat']:.1%}, "
-          f"false hits {result['false_hits']} (near misses + follow-ups)")
+          f"false hits {result['false_hits']} chat questions (a reused answer written for another meaning)")
     print("answers from the cache by kind:", on["hits_by_kind"])
+    print("`aibot stats` after the replay with caches on:\n" + on["report"])
     for example in on["false_hit_examples"]:
         print("  false hit:", example)
     for name, r in (("off", off), ("on", on)):

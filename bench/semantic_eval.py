@@ -6,7 +6,10 @@ A pair "hits" when the cache would answer one question with the other's answer: 
 similarity >= threshold (and, for the rule the bot uses, equal key terms). Hit rate is
 over the paraphrases, false-hit rate over the hard negatives. The threshold is chosen
 on one half of the intents' pairs (even rows) as the lowest with <= 1% false hits, and
-reported on the other half (odd rows), so the figure is not tuned to itself.
+reported on the other half (odd rows), so the figure is not tuned to itself. With ~265
+negatives a half, 1% is under three pairs, so the choice is the lowest threshold with no
+false hit at all on the choosing half (a margin for the noise), and the target (<= 1%)
+is checked on the other half.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/semantic_eval.py [--json]
 """
@@ -35,9 +38,9 @@ def rates(rows: list[dict], theta: float, *, guard: bool) -> tuple[float, float]
 
 
 def choose(rows: list[dict], *, guard: bool) -> float:
-    """The lowest threshold on the grid with at most TARGET false hits."""
+    """The lowest threshold on the grid with no false hit on `rows`."""
     for theta in GRID:
-        if rates(rows, theta, guard=guard)[1] <= TARGET:
+        if rates(rows, theta, guard=guard)[1] == 0:
             return theta
     return 1.0
 
@@ -61,7 +64,7 @@ def main() -> None:
         hit, false_hit = rates(test, theta, guard=guard)
         all_hit, all_false = rates(rows, theta, guard=guard)
         at_090 = rates(rows, 0.90, guard=guard)
-        result[name] = {"threshold": theta, "test_hit_rate": round(hit, 4), "test_false_hit_rate": round(false_hit, 4),
+        result[name] = {"threshold": theta, "meets_target": false_hit <= TARGET, "test_hit_rate": round(hit, 4), "test_false_hit_rate": round(false_hit, 4),
                         "all_hit_rate": round(all_hit, 4), "all_false_hit_rate": round(all_false, 4),
                         "at_0.90": {"hit_rate": round(at_090[0], 4), "false_hit_rate": round(at_090[1], 4)}}
     theta = result["embedding_and_key_terms"]["threshold"]
@@ -72,6 +75,7 @@ def main() -> None:
             by_kind[r["kind"]][0] += 1
             by_kind[r["kind"]][1] += int(r["sim"] >= theta and r["same_terms"])
     result["false_hits_by_kind_at_chosen"] = {k: f"{v[1]}/{v[0]}" for k, v in sorted(by_kind.items())}
+    result["curve"] = {f"{t:.2f}": [round(x, 4) for x in rates(rows, t, guard=True)] for t in GRID}
     if args.json:
         print(json.dumps(result, indent=2))
         return

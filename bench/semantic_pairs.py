@@ -2,8 +2,10 @@
 network, no model): question pairs a team bot sees, each either a true paraphrase
 (label 1: the same answer is right for both) or a hard negative that differs in one
 answer-changing thing (label 0): region (EU vs US), year (2025 vs 2026), polarity
-(enable vs disable, add vs remove, max vs min), product, person, a number, or a
-lower-case role word (contractors vs employees), which no key-term rule sees.
+(enable vs disable, add vs remove, max vs min), product, person, a number, a
+lower-case role word (contractors vs employees), or the question itself with the same
+names and numbers ("why does enabling SSO in Okta fail?" vs "how do I enable SSO in
+Okta?"), which only the similarity threshold can tell apart.
 
     .venv/bin/python bench/semantic_pairs.py        # writes bench/data/semantic_pairs.jsonl
 """
@@ -79,6 +81,14 @@ INTENTS = [
 ]
 
 
+def meaning(intent: int, values: dict, side: int) -> str:
+    """What a question asks, whatever its wording: the intent and its slot values (the
+    two words of a polarity pair as on/off, so "enable", "activate" and "turn on" agree)."""
+    canon = {k: (("on", "off")[side] if k != "role" else v[side]) if isinstance(v, tuple) else v
+             for k, v in sorted(values.items())}
+    return f"{intent}:" + json.dumps(canon, sort_keys=True)
+
+
 def _fill(phrasing: str, values: dict, side: int) -> str:
     """`side` picks the first or second word of a polarity/role pair."""
     out = {k: (v[side] if isinstance(v, tuple) else v) for k, v in values.items()}
@@ -98,24 +108,31 @@ def generate(seed: int = 15) -> list[dict]:
             a, b, c = (rng.sample(intent["phrasings"], 3) if len(intent["phrasings"]) > 2
                        else [*rng.sample(intent["phrasings"], 2), None])
             for side in (0, 1) if any(isinstance(v, tuple) for v in values.values()) else (0,):
+                m = meaning(n, values, side)
                 pairs.append(dict(a=_fill(a, values, side), b=_fill(b, values, side), label=1, kind="paraphrase",
-                                  intent=n))
+                                  intent=n, ma=m, mb=m))
             if c is not None:
-                pairs.append(dict(a=_fill(b, values, 0), b=_fill(c, values, 0), label=1, kind="paraphrase", intent=n))
+                m = meaning(n, values, 0)
+                pairs.append(dict(a=_fill(b, values, 0), b=_fill(c, values, 0), label=1, kind="paraphrase", intent=n,
+                                  ma=m, mb=m))
             # a hard negative: one slot changed (a pair's other word, or another value)
             slot = rng.choice(names)
             other = dict(values)
+            m1 = meaning(n, values, 0)
             if isinstance(values[slot], tuple):
-                q1, q2 = _fill(a, values, 0), _fill(rng.choice([a, b]), values, 1)
+                q1, q2, m2 = _fill(a, values, 0), _fill(rng.choice([a, b]), values, 1), meaning(n, values, 1)
             else:
                 other[slot] = rng.choice([v for v in slots[slot] if v != values[slot]])
-                q1, q2 = _fill(a, values, 0), _fill(rng.choice([a, b]), other, 0)
+                q1, q2, m2 = _fill(a, values, 0), _fill(rng.choice([a, b]), other, 0), meaning(n, other, 0)
             kind = intent["kind"] if isinstance(values[slot], tuple) or slot in ("region", "year", "person", "n") else slot
-            pairs.append(dict(a=q1, b=q2, label=0, kind=kind, intent=n))
+            pairs.append(dict(a=q1, b=q2, label=0, kind=kind, intent=n, ma=m1, mb=m2))
             # the same phrasing with another value: the hardest negative
             if not isinstance(values[slot], tuple):
                 q3 = _fill(a, other, 0)
-                pairs.append(dict(a=q1, b=q3, label=0, kind=kind, intent=n))
+                pairs.append(dict(a=q1, b=q3, label=0, kind=kind, intent=n, ma=m1, mb=m2))
+    # the same things asked about, but another question: "does Okta support SSO?" is not
+    # "how do I enable SSO in Okta?"
+    pairs += _other_questions(rng)
     seen: set[tuple[str, str]] = set()
     unique = []
     for p in pairs:
@@ -124,6 +141,35 @@ def generate(seed: int = 15) -> list[dict]:
             seen.add(key)
             unique.append(p)
     return unique
+
+
+# the same things (names, numbers, polarity) in another question: only the threshold can
+# tell these apart, the key terms are the same
+OTHER_QUESTIONS = {
+    0: ["Why does {on} {feature} in {product} keep failing?", "Who is allowed to {on} {feature} in {product}?",
+        "How long does it take to {on} {feature} in {product}?", "What happens to existing users if I {on} {feature} in {product}?"],
+    2: ["When is the VAT for digital services due in the {region}?", "Who files the VAT return for digital services in the {region}?",
+        "Do we need to register for VAT on digital services in the {region}?"],
+    4: ["Who set the {team} team's OKRs for {year}?", "Did the {team} team meet its OKRs for {year}?",
+        "Where are the {team} team's OKRs for {year} documented?"],
+    7: ["Who manages {person} on the {team} team?", "Since when has {person} been on the {team} team?",
+        "How do I contact {person} from the {team} team?"],
+    12: ["Who decides whether {role} can access {system} from home?", "How do {role} request access to {system}?",
+         "Why can't {role} reach {system} from home?"],
+}
+
+
+def _other_questions(rng: random.Random) -> list[dict]:
+    out = []
+    for n, others in OTHER_QUESTIONS.items():
+        intent = INTENTS[n]
+        for _ in range(30):
+            values = {k: rng.choice(v) for k, v in intent["slots"].items()}
+            q1 = _fill(rng.choice(intent["phrasings"]), values, 0)
+            q2 = _fill(rng.choice(others), values, 0)
+            out.append(dict(a=q1, b=q2, label=0, kind="question", intent=n, ma=meaning(n, values, 0),
+                            mb=f"other:{q2}"))
+    return out
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ def test_a_question_about_what_the_channel_just_said_is_not_standalone():
 
 @pytest.mark.parametrize("a, b", [
     ("How do I enable SSO in Okta?", "How can I turn on SSO in Okta?"),
-    ("What is the VAT rate for digital services in the EU?", "How much VAT do we charge on digital services in the EU?"),
+    ("What is the VAT rate for digital services in the EU?", "Which VAT rate applies to digital services sold in the EU?"),
     ("Does Jira support audit logging?", "Is audit logging available in Jira?"),
 ])
 def test_paraphrases_keep_their_key_terms(a, b):

@@ -15,7 +15,7 @@ class CostSettings(Section):
         "semantic answer cache, per workspace",
     )
     semantic_threshold: float = env(
-        "AIBOT_SEMANTIC_THRESHOLD", 0.83, gt=0, le=1,
+        "AIBOT_SEMANTIC_THRESHOLD", 0.89, gt=0, le=1,
         description="cosine similarity at or above which a cached answer is reused (chosen on the labelled "
         "set in `bench/semantic_eval.py`; key terms must match too)",
     )

@@ -10,6 +10,14 @@ from collections import Counter
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _TOKEN = re.compile(r"[A-Za-z][\w.+#-]*[\w+#]|[A-Za-z]")
+# nouns whose lower-case qualifier names one of several ("the billing team", "the pro plan")
+_UNITS = set("team teams department dept group squad office plan tier region channel project server cluster "
+             "environment org organisation organization unit account".split())
+_NOT_A_NAME = set("the a an our my your their his her its this that which what whose same whole entire new old "
+                  "each every any whole".split())
+_ASKS = [("who", re.compile(r"\bwho(m|se)?\b")), ("why", re.compile(r"\bwhy\b|\bhow come\b")),
+         ("when", re.compile(r"\bwhen\b|\bsince when\b|\bhow long\b|\bwhat time\b")),
+         ("whether", re.compile(r"^\s*(did|do|does|is|are|was|were|can|should|must)\b.*\b(meet|met|need|needed|allowed|required)\b"))]
 _POLARITY: dict[str, str] = {}
 for label, words in {
     "on": "enable enabled enables enabling activate activated turn-on switch-on",
@@ -51,6 +59,11 @@ def key_terms(text: str) -> Counter:
         if phrase in low:
             terms["pol:" + _POLARITY[phrase]] += low.count(phrase)
             low = low.replace(phrase, " ")
+    # what kind of answer is asked for: a person, a reason, a time ("how do I" and "what are
+    # the steps" are the same kind; "who", "why" and "when" are not)
+    for kind, pattern in _ASKS:
+        if pattern.search(low):
+            terms["ask:" + kind] += 1
     for n in _NUMBER.findall(text):
         terms["num:" + n.replace(",", "")] += 1
     words = _TOKEN.findall(text)
@@ -62,6 +75,11 @@ def key_terms(text: str) -> Counter:
             terms["pol:neg"] += 1
         elif _is_name(w, first=(i == 0 or _after_stop(text, w))):
             terms["name:" + lw] += 1
+    # the word naming which team, plan or office is a name even in lower case ("billing team")
+    for prev, noun in zip(words, words[1:]):
+        unit, which = noun.lower().removesuffix("'s"), prev.lower()
+        if unit in _UNITS and which not in _NOT_A_NAME and which not in _POLARITY and "name:" + which not in terms:
+            terms["name:" + which] += 1
     return terms
 
 
@@ -84,7 +102,8 @@ _WORDS = re.compile(r"[a-z][a-z'-]+")
 _FILLER = set(
     "how what which where when who whom does do can could would should is are the a an to for of in on at by with "
     "from steps step way ways there supported available allowed permitted possible please tell me i my "
-    "our we you your it its this that get got have has into per each every any some use using".split()
+    "our we you your it its this that get got have has into per each every any some use using "
+    "were was be been being did done list give show tell explain find see know need want like much many".split()
 )
 
 
