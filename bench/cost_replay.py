@@ -1,7 +1,8 @@
-"""Replay a team's day against the fake model with a price table, twice in one process:
-without caches and routing (the baseline: no exact or semantic cache, every call on the
-chat model, chat with its history) and with them (exact + semantic answer cache,
-summaries and digests on the fast model, standalone questions without history).
+"""Replay a team's day against the fake model with a price table, three times in one
+process: without caches and routing (the baseline: no exact or semantic cache, every
+call on the chat model, chat with its history), with routing only (summaries and
+digests on the fast model, standalone questions asked without the history, no answer
+caches) and with both (plus the exact and semantic answer caches).
 
 The day (`--scale 1`), from the labelled pairs of bench/data/semantic_pairs.jsonl:
   80 unique questions; 60 exact repeats of them by other people in other channels;
@@ -23,6 +24,7 @@ import hashlib
 import json
 import random
 import re
+import shutil
 import sys
 import tempfile
 from decimal import Decimal
@@ -110,12 +112,15 @@ def day(scale: int, seed: int = 15) -> list[tuple[str, str, dict]]:
     return events + later
 
 
-async def replay(events, *, cached: bool, fake: FakeOpenAI) -> dict:
+async def replay(events, *, cached: bool, fake: FakeOpenAI, routed: bool | None = None) -> dict:
+    """`routed`: the fast model for summaries and standalone questions without history
+    (default: as `cached`); `cached`: the exact and semantic answer caches."""
+    routed = cached if routed is None else routed
     data = Path(tempfile.mkdtemp(prefix="aibot-cost-"))
     costs = CostSettings(_env_file=None, semantic_cache=cached)
     settings = Settings(
         _env_file=None, openai_base_url=fake.base_url, openai_api_key="bench", data_dir=data,
-        chat_model=CHAT_MODEL, fast_model=FAST_MODEL if cached else CHAT_MODEL,
+        chat_model=CHAT_MODEL, fast_model=FAST_MODEL if routed else CHAT_MODEL,
         cache_ttl_seconds=7 * 86400 if cached else 0,
     ).with_sections(costs)
     false_hits = must_not_hit = answered = 0
@@ -123,7 +128,7 @@ async def replay(events, *, cached: bool, fake: FakeOpenAI) -> dict:
     false_examples: list[str] = []
     meaning = meanings()
     async with await App.open(settings) as app:
-        if not cached:  # the bot before this work: no answer caches, chat always with its history
+        if not routed:  # the bot before this work: no answer caches, chat always with its history
             app.services.answers = None
             app.feature(Rag).answers.answers = None
         bot = Harness(app)
@@ -147,6 +152,7 @@ async def replay(events, *, cached: bool, fake: FakeOpenAI) -> dict:
                                            func.count().filter(Usage.cache_hit), func.sum(Usage.cached_tokens))
                                     .group_by(Usage.pattern))).all()
         report = format_report(await usage_report(app.services.db, by="pattern"), by="pattern")
+    shutil.rmtree(data, ignore_errors=True)
     by_pattern = {r[0]: {"cost_usd": float(r[1]), "calls": r[2], "cache_hits": r[3], "provider_cached_tokens": int(r[4])}
                   for r in rows}
     total = sum(Decimal(str(v["cost_usd"])) for v in by_pattern.values())
@@ -165,6 +171,8 @@ async def main() -> None:
     try:
         off = await replay(events, cached=False, fake=fake)
         fake.reset()
+        routing = await replay(events, cached=False, routed=True, fake=fake)
+        fake.reset()
         on = await replay(events, cached=True, fake=fake)
     finally:
         fake.stop()
@@ -173,7 +181,9 @@ async def main() -> None:
         return sum(v["cost_usd"] for k, v in r["by_pattern"].items() if k in ("streaming", "rag"))
 
     result = {
-        "messages": len(events), "off": off, "on": on,
+        "messages": len(events), "off": off, "routing_only": routing, "on": on,
+        "saving_routing_only": round(1 - routing["total_usd"] / off["total_usd"], 4),
+        "saving_chat_routing_only": round(1 - chat(routing) / chat(off), 4),
         "saving_overall": round(1 - on["total_usd"] / off["total_usd"], 4),
         "saving_chat": round(1 - chat(on) / chat(off), 4),
         "false_hits": f"{on['false_hits']}/{on['questions']}",
@@ -182,13 +192,15 @@ async def main() -> None:
         print(json.dumps(result, indent=2))
         return
     print(f"{len(events)} messages; cost without cache+routing ${off['total_usd']:.4f}, with ${on['total_usd']:.4f}")
+    print(f"routing only (no answer caches): ${routing['total_usd']:.4f}, saving {result['saving_routing_only']:.1%}, "
+          f"chat {result['saving_chat_routing_only']:.1%}")
     print(f"saving overall {result['saving_overall']:.1%}, chat only {result['saving_chat']:.1%}, "
           f"false hits {result['false_hits']} chat questions (a reused answer written for another meaning)")
     print("answers from the cache by kind:", on["hits_by_kind"])
     print("`aibot stats` after the replay with caches on:\n" + on["report"])
     for example in on["false_hit_examples"]:
         print("  false hit:", example)
-    for name, r in (("off", off), ("on", on)):
+    for name, r in (("off", off), ("rt", routing), ("on", on)):
         for p, v in sorted(r["by_pattern"].items()):
             print(f"  {name:3s} {p:12s} calls {v['calls']:4d}  hits {v['cache_hits']:4d}  "
                   f"prov-cached {v['provider_cached_tokens']:7d}  ${v['cost_usd']:.4f}")
