@@ -121,3 +121,17 @@ async def test_the_same_pasted_text_is_summarized_once_per_workspace(bot, app, f
     rows = await _rows(app)
     assert [r.extra.get("cache") if r.extra else None for r in rows if r.cache_hit] == ["summary"]
     assert all(r.saved_usd > 0 for r in rows if r.cache_hit)
+
+
+async def test_expired_answers_are_not_reused_and_are_cleared_on_the_next_write(app):
+    cache = app.services.answers.semantic
+    key = AnswerKey(tenant="T1", kind="chat", model="m", prompt_version="v")
+    vec = await cache.embed("How do I rotate an API key?")
+    await cache.store(key, "How do I rotate an API key?", vec, "old", prompt_tokens=1, completion_tokens=1)
+    async with app.services.db.engine.begin() as conn:
+        await conn.execute(text("UPDATE answer_cache SET expires_at = now() - interval '1 second'"))
+    assert await cache.lookup(key, "How do I rotate an API key?", vec) is None
+    other = await cache.embed("Where is the holiday calendar?")
+    await cache.store(key, "Where is the holiday calendar?", other, "new", prompt_tokens=1, completion_tokens=1)
+    async with app.services.db.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT answer FROM answer_cache"))).scalars().all() == ["new"]

@@ -59,6 +59,7 @@ async def test_ai_stats_shows_only_this_workspaces_figures_by_any_dimension(bot,
     assert "saved $" in table and "Cache hits: 1" in table
     by_user = (await bot.send("/ai-stats 24h user", tenant="T1"))[0]
     assert "U5" in by_user and "last 24h" in by_user
-    assert "Group by one of" in (await bot.send("/ai-stats 24h workspace", tenant="T1"))[0]
+    refused = (await bot.send("/ai-stats 24h workspace", tenant="T1"))[0]  # no other workspace's rows, ever
+    assert "/ai-stats [24h] [pattern|channel|user|model]" in refused
     other = (await bot.send("/ai-stats channel", tenant="T2"))[0]
     assert "C-secret-beta" in other and "C-alpha" not in other

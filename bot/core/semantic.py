@@ -137,9 +137,11 @@ class SemanticCache:
                       e=_vec(vector) if vector is not None else None)
         try:
             async with self.db.engine.begin() as conn:
+                # the entry this answer replaces, and the workspace's expired ones (the table stays small)
                 await conn.execute(text(
-                    "DELETE FROM answer_cache WHERE tenant = :tenant AND kind = :kind AND model = :model "
-                    "AND prompt_version = :version AND scope = :scope AND norm_key = :norm"), params)
+                    "DELETE FROM answer_cache WHERE tenant = :tenant AND (expires_at <= now() OR (kind = :kind "
+                    "AND model = :model AND prompt_version = :version AND scope = :scope AND norm_key = :norm))"),
+                    params)
                 await conn.execute(text(
                     """INSERT INTO answer_cache (tenant, kind, model, prompt_version, scope, norm_key, question,
                            embed_model, dim, embedding, answer, prompt_tokens, completion_tokens, documents, expires_at)

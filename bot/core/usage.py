@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Literal
 
 from bot.core.commands import command
 from bot.core.costs import CostSettings
@@ -21,14 +22,13 @@ class UsageStats(Feature):
 
     @command("ai-stats", description="Model usage and cost: by pattern, channel, user or model, over a window",
              usage="/ai-stats [24h] [pattern|channel|user|model]", ephemeral=True)
-    async def ai_stats(self, ctx, msg: Incoming, window: str = "", by: str = "") -> str:
+    async def ai_stats(self, ctx, msg: Incoming, window: str = "",
+                       by: Literal["pattern", "channel", "user", "model"] | None = None) -> str:
         """window: only the last window, e.g. 24h or 7d
         by: group by pattern, channel, user or model"""
         if window.lower() in _CHAT_BY and not by:  # `/ai-stats channel`
             window, by = "", window.lower()
-        by = (by or "pattern").lower()
-        if by not in _CHAT_BY:
-            return f"Group by one of {', '.join(_CHAT_BY)}, e.g. `/ai-stats 7d channel`."
+        by = by or "pattern"
         since = parse_window(window) if window else None
         if window and since is None:
             return "Give a window like `24h` or `7d`, or nothing for all time."
