@@ -77,7 +77,10 @@ async def test_a_command_the_core_does_not_have_gets_a_clear_note(app, fake, dis
 @pytest.mark.parametrize(
     "name, options, command, expected",
     [
-        ("ask", [option("question", "what is our refund policy?")], "ask", {"question": "what is our refund policy?"}),
+        ("ask", [option("question", "what is our refund policy?")], "ask",
+         {"question": "what is our refund policy?", "fresh": False}),
+        ("ask", [option("question", "what is our refund policy?"), option("fresh", True, type=5)], "ask",
+         {"question": "what is our refund policy?", "fresh": True}),  # 5: BOOLEAN
         ("agent", [option("task", "add up the invoices")], "agent", {"task": "add up the invoices"}),
         ("digest", [option("action", "on"), option("time", "09:00")], "digest", {"action": "on", "time": "09:00"}),
         ("digest", [], "digest", {"action": "status", "time": ""}),
@@ -111,7 +114,7 @@ async def test_each_command_reaches_its_handler_with_typed_options_deferred_firs
 
 
 async def test_a_streamed_command_answer_edits_the_deferred_response(app, fake, fake_llm, discord_bot):
-    async def ask(ctx, msg, question: str):
+    async def ask(ctx, msg, question: str, fresh: bool = False):
         return app.services.llm.stream([{"role": "user", "content": question}], call=ctx.call("streaming"))
 
     app.router.add(app.router.commands["ask"].spec, ask)

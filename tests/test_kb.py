@@ -267,5 +267,5 @@ async def test_reembed_rebuilds_vectors_after_a_model_change(app, fake_llm):
 async def test_ask_without_a_question_explains_itself(bot, fake_llm):
     assert (await bot.send("/ask"))[0].startswith("Ask a question after /ask")
     help_text = (await bot.send("/help"))[0]
-    assert "/ask <question>" in help_text and "/kb add [text]" in help_text
+    assert "/ask [--fresh] <question>" in help_text and "/kb add [text]" in help_text
     assert fake_llm.chat_requests == []

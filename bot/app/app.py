@@ -13,7 +13,11 @@ from contextlib import suppress
 from typing import TypeVar
 
 from bot.app import composition
+from bot.core.answer_cache import CachedAnswers
+from bot.core.budgets import Budgets
 from bot.core.cache import Cache
+from bot.core.costs import CostSettings
+from bot.core.embeddings import build_embedder
 from bot.core.db import Database
 from bot.core.errors import ConfigError
 from bot.core.dedupe import Dedupe
@@ -24,6 +28,7 @@ from bot.core.load import Load
 from bot.core.llm import LLM, build_client
 from bot.core.metrics import METRICS
 from bot.core.router import Router
+from bot.core.semantic import SemanticCache
 from bot.core.services import Services
 from bot.core.settings import Settings
 from bot.core.tenants import TenantData, Tenants, delete_usage, usage_rows
@@ -71,9 +76,16 @@ class App:
             load = Load(limit=settings.max_in_flight, notice_after=settings.queued_notice_seconds)
             ledger = Ledger(db, load=load)
             cache = Cache(db, ttl_seconds=settings.cache_ttl_seconds)
-            llm = LLM(client=client, settings=settings, ledger=ledger, cache=cache)
+            costs = settings.section(CostSettings)
+            budgets = Budgets(db=db, settings=costs, ledger=ledger)
+            llm = LLM(client=client, settings=settings, ledger=ledger, cache=cache, budgets=budgets)
+            semantic = SemanticCache(
+                db=db, embedder=build_embedder(settings, client), threshold=costs.semantic_threshold,
+                ttl_seconds=costs.semantic_ttl_seconds if costs.semantic_cache else 0,
+            )
             services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db),
-                                load=load, feedback=FeedbackStore(db, ledger=ledger))
+                                load=load, feedback=FeedbackStore(db, ledger=ledger),
+                                answer_cache=CachedAnswers(llm=llm, semantic=semantic), budgets=budgets)
             services.tenants = Tenants(db, grace=timedelta(days=settings.tenant_grace_days))
             services.tenants.register("usage", TenantData(
                 export=partial(usage_rows, db, ledger=ledger), delete=partial(delete_usage, db, ledger=ledger)))

@@ -48,6 +48,8 @@ class Option:
     @property
     def placeholder(self) -> str:
         inner = "|".join(self.choices) if self.choices else self.name
+        if self.type is bool:
+            return f"[--{self.name}]"
         return f"<{inner}>" if self.required else f"[{inner}]"
 
 
@@ -79,7 +81,9 @@ class CommandSpec:
     def usage_line(self) -> str:
         if self.usage:
             return self.usage
-        return " ".join([f"/{self.name}", *(o.placeholder for o in self.options if o.type is not Attachment)])
+        flags = [o for o in self.options if o.type is bool]
+        rest = [o for o in self.options if o.type not in (Attachment, bool)]
+        return " ".join([f"/{self.name}", *(o.placeholder for o in (*flags, *rest))])
 
 
 @dataclass(frozen=True)
@@ -256,11 +260,19 @@ def param_docs(fn: Callable) -> tuple[str, dict[str, str]]:
 
 
 def parse(spec: CommandSpec, text: str, attachments: tuple[Attachment, ...] = ()) -> dict[str, Any]:
-    """The options of `spec` from a command's text: one word per option, the last text
-    option takes the rest; files come from the message's attachments."""
+    """The options of `spec` from a command's text: bool options are leading `--name`
+    flags, then one word per other option, the last text option takes the rest; files
+    come from the message's attachments."""
     values: dict[str, Any] = {}
     rest = text.strip()
-    words = [o for o in spec.options if o.type is not Attachment]
+    flags = {o.name: o for o in spec.options if o.type is bool}
+    while flags and rest.startswith("--"):  # `/ask --fresh why ...`: a bool option as a leading flag
+        word, after = _first_word(rest)
+        if word[2:].lower() not in flags:
+            break
+        values[word[2:].lower()] = True
+        rest = after
+    words = [o for o in spec.options if o.type not in (Attachment, bool)]
     for i, opt in enumerate(words):
         if i == len(words) - 1 and opt.type is str and not opt.choices:
             raw, rest = rest, ""
@@ -270,6 +282,8 @@ def parse(spec: CommandSpec, text: str, attachments: tuple[Attachment, ...] = ()
     for opt in spec.options:
         if opt.type is Attachment:
             values[opt.name] = _value(spec, opt, attachments[0] if attachments else None)
+        elif opt.type is bool and opt.name not in values:
+            values[opt.name] = opt.default
     return values
 
 

@@ -29,6 +29,8 @@ class UsageRecord:
     ttft_ms: float | None = None
     cost_usd: Decimal = Decimal(0)
     cache_hit: bool = False
+    cached_tokens: int = 0  # prompt tokens the provider served from its prompt cache
+    saved_usd: Decimal = Decimal(0)  # a cache hit: what the model call would have cost
     outcome: str = "ok"
     streamed: bool = False
     extra: dict | None = None
@@ -94,6 +96,8 @@ class Ledger:
             "ttft_ms": None if rec.ttft_ms is None else round(rec.ttft_ms, 3),
             "cost_usd": rec.cost_usd,
             "cache_hit": rec.cache_hit,
+            "cached_tokens": int(rec.cached_tokens),
+            "saved_usd": rec.saved_usd,
             "outcome": rec.outcome,
             "streamed": rec.streamed,
             "platform": rec.call.platform[:32],

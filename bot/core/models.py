@@ -28,6 +28,8 @@ class Usage(Base):
     ttft_ms: Mapped[float | None] = mapped_column(Numeric(12, 3), nullable=True)
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 8), default=0)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)  # provider prompt-cache reads (0008)
+    saved_usd: Mapped[Decimal] = mapped_column(Numeric(14, 8), default=0)  # cost a cache hit avoided (0008)
     outcome: Mapped[str] = mapped_column(String(32), default="ok")
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     platform: Mapped[str] = mapped_column(String(32), default="")

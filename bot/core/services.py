@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.core.answer_cache import CachedAnswers
 from bot.core.answers import Answers
+from bot.core.budgets import Budgets
 from bot.core.cache import Cache
 from bot.core.channels import Channels
 from bot.core.settings import Settings
@@ -34,3 +36,5 @@ class Services:
     documents: DocumentReader | None = None  # set by the RAG pattern: text of PDF, Word, HTML files
     answers: Answers = field(default_factory=Answers)  # answers in flight and their controls
     feedback: FeedbackStore | None = None  # 👍/👎 on answers
+    answer_cache: CachedAnswers | None = None  # exact + semantic answer caches in front of the model
+    budgets: Budgets | None = None

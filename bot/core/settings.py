@@ -127,7 +127,10 @@ class Settings(Section):
         "`http://localhost:8000/v1` vLLM, Azure, llama.cpp); unset: OpenAI",
     )
     chat_model: str = env("AIBOT_CHAT_MODEL", "gpt-4o-mini", description="model for answers")
-    fast_model: str = env("AIBOT_FAST_MODEL", "gpt-4o-mini", description="model for summaries and other cheap calls")
+    fast_model: str | None = env(
+        "AIBOT_FAST_MODEL", None, validate_default=True,
+        description="model for summaries, digests and other cheap calls; unset: the chat model",
+    )
     llm_timeout: float = env("AIBOT_LLM_TIMEOUT", 60.0, gt=0, description="seconds without data from the model before a call fails")
     llm_max_retries: int = env(
         "AIBOT_LLM_MAX_RETRIES", 3, ge=0, le=10,
@@ -240,6 +243,12 @@ class Settings(Section):
         if level not in LOG_LEVELS:
             raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("fast_model", mode="after")
+    @classmethod
+    def _fast_defaults_to_chat(cls, value: str | None, info) -> str:
+        # a server with one model (Ollama, vLLM) must not be asked for a model it lacks
+        return value or info.data.get("chat_model") or "gpt-4o-mini"
 
     _sections: dict[type, Section] = PrivateAttr(default_factory=dict)
     _env_file: Any = PrivateAttr(default=ENV_FILE)

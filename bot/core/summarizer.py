@@ -113,8 +113,10 @@ async def summarize(
     instruction: str = TEXT_PROMPT,
     max_tokens: int = 700,
     concurrency: int = 4,
+    fresh: bool = False,
 ) -> str:
-    """Summarize `text` of any length with at most `budget_tokens` per model call."""
+    """Summarize `text` of any length with at most `budget_tokens` per model call
+    (`fresh`: without reusing cached calls; their entries are replaced)."""
     if not text.strip():
         raise UserError("There is nothing to summarize: the text is empty.")
     plan = Plan(instruction=instruction, budget_tokens=budget_tokens, max_tokens=max_tokens, model=model)
@@ -122,7 +124,7 @@ async def summarize(
 
     async def one(messages: list[dict]) -> str:
         async with gate:
-            result = await llm.complete(messages, call=call, options=plan.options, cache=True)
+            result = await llm.complete(messages, call=call, options=plan.options, cache=True, fresh=fresh)
         return result.text
 
     state: str | Stage = Stage(text)

@@ -286,7 +286,8 @@ def _spend(out: Outcome, llm, completion) -> None:
     if completion is None:
         return
     out.tokens += completion.prompt_tokens + completion.completion_tokens
-    out.cost += llm.prices.cost(completion.model, completion.prompt_tokens, completion.completion_tokens)
+    out.cost += llm.prices.cost(completion.model, completion.prompt_tokens, completion.completion_tokens,
+                                cached_tokens=completion.cached_tokens)
 
 
 def _status_line(by_name: dict[str, Tool], tc: ToolCall) -> str:

@@ -172,6 +172,7 @@ class _Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str | None = None
+    cached_tokens: int = 0  # usage.prompt_tokens_details.cached_tokens
 
 
 def _answer(rec: dict | None) -> _Answer:
@@ -183,7 +184,8 @@ def _answer(rec: dict | None) -> _Answer:
         usage = body.get("usage") or {}
         return _Answer((body["choices"][0].get("message") or {}).get("content") or "",
                        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                       completion_tokens=int(usage.get("completion_tokens") or 0), model=body.get("model"))
+                       completion_tokens=int(usage.get("completion_tokens") or 0), model=body.get("model"),
+                       cached_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0))
     code = (rec.get("error") or body.get("error") or {}).get("code") or resp.get("status_code")
     return _Answer(None, f"provider error: {code}")
 
@@ -241,5 +243,5 @@ async def _collect_item(services, job, seq: int, round_: int, pieces: dict[int, 
             await services.llm.record_usage(
                 CallInfo(PATTERN, platform="batch", tenant=job.id, channel=item.item_id[:200]),
                 a.model or job.model, prompt_tokens=a.prompt_tokens, completion_tokens=a.completion_tokens,
-                discount=BATCH_DISCOUNT, extra={"provider_batch": job.provider_batch_id, "custom_id": f"{seq}:{round_}:{i}"},
+                cached_tokens=a.cached_tokens, discount=BATCH_DISCOUNT, extra={"provider_batch": job.provider_batch_id, "custom_id": f"{seq}:{round_}:{i}"},
             )

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 
+from bot.core.answer_cache import fresh_flag
 from bot.core.commands import Attachment, Group, answerer, command, ingest
 from bot.core.embeddings import build_embedder
 from bot.core.errors import UserError
@@ -48,14 +49,15 @@ class Rag(Feature):
                 export=lambda platform, tenant: self.store.export_tenant(tenant),
                 delete=lambda platform, tenant: self.store.delete_tenant(tenant)))
         self.services.documents = Documents(limits=lambda: self.store.limits)
-        self.answers = GroundedAnswers(llm=llm, store=self.store, settings=self.settings, core=host.settings)
+        self.answers = GroundedAnswers(llm=llm, store=self.store, settings=self.settings, core=host.settings,
+                                       answers=self.services.answer_cache)
 
     # --- mentions and files ---------------------------------------------------------
 
     @answerer
     async def from_knowledge_base(self, ctx, msg: Incoming):
         """A mention whose question has a strong hit in the knowledge base; else not ours."""
-        question = msg.text.strip()
+        fresh, question = fresh_flag(msg.text)
         if not question or msg.attachments or not await self.store.has_documents(msg.tenant):
             return None
         if not (await self.services.prefs.for_message(msg)).auto_route:  # the workspace turned it off
@@ -68,7 +70,7 @@ class Rag(Feature):
         if passages is None:
             return None
         return await self.answers.answer(question, tenant=msg.tenant, channel=msg.channel, call=ctx.call(PATTERN),
-                                         passages=passages)
+                                         passages=passages, fresh=fresh)
 
     @ingest
     async def ingest_files(self, ctx, msg: Incoming) -> str:
@@ -96,9 +98,11 @@ class Rag(Feature):
 
     @command("ask", description="Ask a question, answered from the knowledge base with sources",
              missing="Ask a question after /ask, e.g. `/ask how do I rotate the API keys?`")
-    async def ask(self, ctx, msg: Incoming, question: str):
-        """question: what you want to know"""
-        return await self.answers.answer(question, tenant=msg.tenant, channel=msg.channel, call=ctx.call(PATTERN))
+    async def ask(self, ctx, msg: Incoming, question: str, fresh: bool = False):
+        """question: what you want to know
+        fresh: ask the model again instead of reusing a cached answer"""
+        return await self.answers.answer(question, tenant=msg.tenant, channel=msg.channel, call=ctx.call(PATTERN),
+                                         fresh=fresh)
 
     @command("kb add", description="Add a file or pasted text to the knowledge base")
     async def kb_add(self, ctx, msg: Incoming, text: str = "", file: Attachment | None = None) -> str:

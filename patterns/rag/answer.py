@@ -9,10 +9,13 @@ import re
 from collections.abc import AsyncIterator
 
 from bot.core import tokens
+from bot.core.answer_cache import CachedAnswers, cached_note
 from bot.core.errors import UserError
 from bot.core.knowledge import Passage
 from bot.core.llm import LLM, ChatOptions
 from bot.core.messages import CallInfo
+from bot.core.semantic import AnswerKey, scope_of, version_of
+from bot.core.standalone import is_standalone
 from bot.core.settings import Settings
 from patterns.rag.settings import RagSettings
 from patterns.rag.store import KnowledgeStore
@@ -77,7 +80,9 @@ class GroundedAnswers:
     """Retrieval + grounded answering over a KnowledgeStore: the RAG feature's commands
     and mentions, and `aibot ask`."""
 
-    def __init__(self, *, llm: LLM, store: KnowledgeStore, settings: RagSettings, core: Settings) -> None:
+    def __init__(self, *, llm: LLM, store: KnowledgeStore, settings: RagSettings, core: Settings,
+                 answers: CachedAnswers | None = None) -> None:
+        self.answers = answers
         self.llm = llm
         self.store = store
         self.settings = settings
@@ -97,10 +102,15 @@ class GroundedAnswers:
         return passages
 
     async def answer(self, question: str, *, tenant: str, channel: str | None, call: CallInfo,
-                     passages: list[Passage] | None = None, add_hint: str = "Add documents with /kb add."):
+                     passages: list[Passage] | None = None, fresh: bool = False,
+                     add_hint: str = "Add documents with /kb add."):
         """A reply: `str` (nothing relevant, or no model configured) or an async iterator
         of text (the streamed grounded answer followed by its citations). `add_hint` ends
-        the "nothing relevant" reply (the CLI names its own command)."""
+        the "nothing relevant" reply (the CLI names its own command).
+
+        A standalone question goes through the answer caches, keyed by the passages it
+        is given: a new or replaced document that changes them changes the key, so no
+        answer built from old passages is reused. `fresh` asks the model again."""
         question = question.strip()
         if not question:
             raise UserError("Ask a question after /ask, e.g. `/ask how do I rotate the API keys?`")
@@ -110,21 +120,27 @@ class GroundedAnswers:
             return f"{NOT_IN_KB}: I found nothing relevant to “{short(question)}”. {add_hint}"
         if not self.llm.configured:
             return passages_reply(passages, header="No language model is configured, so here are the best passages:")
-        passages, stream = self.grounded(question, passages, call=call)
+        passages, stream = self.grounded(question, passages, call=call, fresh=fresh)
         return self._with_citations(stream, passages)
 
-    def grounded(self, question: str, passages: list[Passage], *, call: CallInfo):
-        """The passages that fit the prompt, and the model's streamed answer from them."""
+    def grounded(self, question: str, passages: list[Passage], *, call: CallInfo, fresh: bool = False):
+        """The passages that fit the prompt, and the model's streamed answer from them
+        (through the answer caches for a standalone question; the key's workspace is
+        `call.tenant`)."""
         budget = self.core.context_tokens - self.core.answer_max_tokens - _PROMPT_OVERHEAD - tokens.count(question)
         passages = fit_passages(passages, max(200, budget))
         messages = [
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": f"Sources:\n\n{sources_block(passages)}\n\nQuestion: {question}"},
         ]
-        stream = self.llm.stream(
-            messages, call=call, options=ChatOptions(max_tokens=self.core.answer_max_tokens, temperature=0.1),
-            extra={"chunks": [p.chunk_id for p in passages]},
-        )
+        options = ChatOptions(max_tokens=self.core.answer_max_tokens, temperature=0.1)
+        extra = {"chunks": [p.chunk_id for p in passages]}
+        if self.answers is None or not is_standalone(question):
+            return passages, self.llm.stream(messages, call=call, options=options, extra=extra)
+        key = AnswerKey(tenant=call.tenant, kind="rag", model=options.model or self.core.chat_model,
+                        prompt_version=version_of(SYSTEM), scope=scope_of(p.chunk_id for p in passages))
+        stream = self.answers.stream(messages, call=call, options=options, key=key, question=question, fresh=fresh,
+                                     documents=sorted({p.document_id for p in passages}), extra=extra)
         return passages, stream
 
     async def _with_citations(self, stream, passages: list[Passage]) -> AsyncIterator[str]:
@@ -133,3 +149,5 @@ class GroundedAnswers:
             parts.append(delta)
             yield delta
         yield "\n\n" + citations(passages, "".join(parts))
+        if getattr(stream, "hit", None):
+            yield cached_note("`/ask --fresh <question>`")

@@ -26,6 +26,7 @@ def add(cli) -> None:
     p.add_argument("question", nargs="+")
     p.add_argument("--tenant", default=CONSOLE_TENANT, help="workspace/guild id (default: console)")
     p.add_argument("--channel", default=None)
+    p.add_argument("--fresh", action="store_true", help="ask the model again instead of reusing a cached answer")
     p.set_defaults(run=ask)
 
 
@@ -215,6 +216,7 @@ async def ask(args, rt) -> int:
             question, tenant=args.tenant, channel=args.channel,
             call=CallInfo(PATTERN, platform="cli", tenant=args.tenant, channel=args.channel or ""),
             add_hint=f"Add documents with `{ADD_COMMAND}`.",
+            fresh=getattr(args, "fresh", False),
         )
         if isinstance(reply, AsyncIterable):
             async for delta in reply:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from bot.core import tokens
+from bot.core.answer_cache import cached_note
+from bot.core.answers import FRESH
 from bot.core.commands import answerer, command
 from bot.core.feature import Feature
 from bot.core.messages import Incoming, utcnow
-from bot.core.summarizer import CHAT_PROMPT, summarize, transcript
+from bot.core.semantic import AnswerKey, version_of
+from bot.core.summarizer import CHAT_PROMPT, TEXT_PROMPT, summarize, transcript
 from bot.core.timewindow import describe, parse_window
 
 PATTERN = "api_wrapper"
@@ -61,19 +65,42 @@ class Summarize(Feature):
     @command(
         "summarize",
         description="Summarize this thread or channel, the last hours (4h), or the text you give",
-        usage="/summarize [4h | text]",
+        usage="/summarize [--fresh] [4h | text]",
     )
-    async def summarize_command(self, ctx, msg: Incoming, what: str = "") -> str:
-        """what: a time window like 4h or 2d, or the text to summarize; empty: the recent messages"""
+    async def summarize_command(self, ctx, msg: Incoming, what: str = "", fresh: bool = False) -> str:
+        """what: a time window like 4h or 2d, or the text to summarize; empty: the recent messages
+        fresh: summarize the text again instead of reusing a cached summary"""
         window = parse_window(what) if what else None
         if not what or window is not None:
             return await summarize_conversation(ctx, msg, window)
+        return await self.summarize_text(ctx, what, fresh=fresh)
+
+    async def summarize_text(self, ctx, text: str, *, fresh: bool = False) -> str:
+        """A pasted text's summary; the same text again (any spacing or case, anyone in the
+        workspace) is answered from the answer cache and says so."""
         settings = self.host.settings
-        prefs = await self.services.prefs.for_message(msg)
-        return await summarize(
-            self.services.llm, what, call=ctx.call(PATTERN), budget_tokens=settings.context_tokens,
-            model=prefs.fast_model or settings.fast_model,
+        prefs = await self.services.prefs.for_message(ctx.msg)
+        model = prefs.fast_model or settings.fast_model
+        semantic = self.services.answer_cache.semantic if self.services.answer_cache else None
+        key = AnswerKey(tenant=ctx.msg.tenant, kind="summary", model=model, prompt_version=version_of(TEXT_PROMPT))
+        fresh = fresh or FRESH.get()  # Regenerate asks again
+        if semantic is not None and not fresh:
+            hit = await semantic.lookup(key, text, None)
+            if hit is not None:
+                await self.services.llm.record_hit(ctx.call(PATTERN), model,
+                                                   prompt_tokens=hit.prompt_tokens,
+                                                   completion_tokens=hit.completion_tokens,
+                                                   extra={"cache": "summary"})
+                return hit.answer + cached_note("`/summarize --fresh <text>`")
+        summary = await summarize(
+            self.services.llm, text, call=ctx.call(PATTERN), budget_tokens=settings.context_tokens,
+            model=model, fresh=fresh,
         )
+        if semantic is not None:
+            # what a repeat saves: at least one call reading the whole text and writing the summary
+            await semantic.store(key, text, None, summary, prompt_tokens=tokens.count(text) + tokens.count(TEXT_PROMPT),
+                                 completion_tokens=tokens.count(summary))
+        return summary
 
     def mount(self, http) -> None:
         from patterns.summarize.api import mount

@@ -19,6 +19,11 @@ API: POST /v1/files, GET /v1/files/{id}[/content], POST /v1/batches, GET /v1/bat
 (a batch answers each line like a chat request and completes after
 `batch_polls_to_complete` GETs).
 
+Prompt caching as OpenAI documents it: automatic for prompts of at least 1,024 tokens;
+the longest prefix (tools, then messages in order) already seen for the same model is
+reported as `usage.prompt_tokens_details.cached_tokens`, counted from 1,024 in steps of
+128 tokens (`cache_min_tokens`, `cache_step` change the numbers for small tests).
+
 Run standalone for demos and benchmarks:
     python -m tests.fakes.openai_server --port 8399 --ttft 0.3 --tps 40
 """
@@ -61,6 +66,7 @@ class Script:
     finish_reason: str | None = None
     send_finish: bool = True  # stream: False ends the stream cleanly ([DONE]) with no finish_reason
     send_usage: bool = True  # False: no usage in the reply or the stream, as some servers do
+    cached_tokens: int | None = None  # override the prompt cache's count for this reply
 
 
 @dataclass
@@ -153,6 +159,9 @@ class FakeOpenAI:
         self.files: dict[str, dict] = {}  # Batch API state (issue 7)
         self.batches: dict[str, dict] = {}
         self.batch_polls_to_complete = 1  # GETs of a batch before it reports "completed"
+        self.cache_min_tokens = 1024  # OpenAI: prompts shorter than this are never cached
+        self.cache_step = 128  # cache hits grow in steps of this many tokens
+        self._prefixes: dict[str, set[str]] = {}  # model -> hashes of prompt prefixes at each step
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -239,6 +248,9 @@ class FakeOpenAI:
             self.files.clear()
             self.batches.clear()
             self.batch_polls_to_complete = 1
+            self._prefixes.clear()
+            self.cache_min_tokens = 1024
+            self.cache_step = 128
 
     @property
     def pending(self) -> int:
@@ -248,6 +260,26 @@ class FakeOpenAI:
     @property
     def chat_requests(self) -> list[dict]:
         return [r.body for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def _prompt_cache(self, body: dict) -> int:
+        """Tokens of this prompt's longest prefix seen before (same model), in steps; then
+        this prompt's prefixes are remembered for the next request."""
+        pieces: list[str] = []
+        if body.get("tools"):
+            pieces += tokenize(json.dumps(body["tools"], sort_keys=True))
+        for m in body["messages"]:
+            pieces += [f"<{m.get('role')}>", *tokenize(json.dumps(m.get("content"), ensure_ascii=False)), "</>"]
+        seen = self._prefixes.setdefault(str(body.get("model")), set())
+        cached = 0
+        digest = hashlib.sha256()
+        for n in range(self.cache_min_tokens, len(pieces) + 1, self.cache_step):
+            start = n - self.cache_step if n > self.cache_min_tokens else 0
+            digest.update("".join(pieces[start:n]).encode())
+            key = digest.copy().hexdigest()
+            if key in seen:
+                cached = n
+            seen.add(key)
+        return cached
 
     def _next(self, body: dict) -> Script:
         with self._lock:
@@ -311,8 +343,12 @@ class FakeOpenAI:
         completion_tokens = script.completion_tokens if script.completion_tokens is not None else len(pieces)
         calls = [_tool_call(i, tc) for i, tc in enumerate(script.tool_calls)]
         finish = script.finish_reason or ("tool_calls" if calls else "stop")
+        cached = self._prompt_cache(body)
+        if script.cached_tokens is not None:
+            cached = script.cached_tokens
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                 "total_tokens": prompt_tokens + completion_tokens}
+                 "total_tokens": prompt_tokens + completion_tokens,
+                 "prompt_tokens_details": {"cached_tokens": min(cached, prompt_tokens), "audio_tokens": 0}}
         ttft = self.ttft if script.ttft is None else script.ttft
         tps = script.tokens_per_second if script.tokens_per_second is not None else self.tokens_per_second
         cid = "chatcmpl-" + uuid.uuid4().hex[:12]

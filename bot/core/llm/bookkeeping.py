@@ -28,15 +28,29 @@ class Tokens:
     prompt: int
     completion: int
     estimated: bool  # the server sent no usage; counted here with tiktoken
+    cached: int = 0  # prompt tokens the provider read from its prompt cache (billed at the cached rate)
 
 
 def count_tokens(usage: CompletionUsage | None, messages: list[dict], text: str, outcome: str = "ok") -> Tokens:
     """The server's usage, or an estimate: the prompt only when it was paid for."""
     if usage is not None:
-        return Tokens(usage.prompt_tokens, usage.completion_tokens, estimated=False)
+        return Tokens(usage.prompt_tokens, usage.completion_tokens, estimated=False, cached=cached_tokens(usage))
     prompt = _estimate_prompt(messages) if outcome in PAID else 0
     completion = tokens.count(text)
     return Tokens(prompt, completion, estimated=bool(prompt or completion))
+
+
+def tenant_key(call: CallInfo, model: str, messages: list[dict], options: ChatOptions) -> str:
+    """The exact-cache key: the prompt, model and options, within the asker's workspace
+    (a workspace never gets an answer cached for another)."""
+    return cache_key(model, messages, options.model_dump(exclude_none=True),
+                     scope=f"{call.platform}:{call.tenant}" if call.tenant else "")
+
+
+def cached_tokens(usage: CompletionUsage) -> int:
+    """`usage.prompt_tokens_details.cached_tokens`, 0 where the server does not say."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    return int(getattr(details, "cached_tokens", None) or 0)
 
 
 class CallBook:
@@ -55,12 +69,12 @@ class CallBook:
         self.extra = extra
         self.started = time.perf_counter()
         self.key: str | None = None
+        self.skip_lookup = False  # a fresh answer was asked for: call the model, then replace the entry
         if use_cache and cache is not None and not options.tools:
-            self.key = cache_key(self.model, messages, options.model_dump(exclude_none=True),
-                                 scope=f"{call.platform}:{call.tenant}" if call.tenant else "")
+            self.key = tenant_key(call, self.model, messages, options)
 
     async def cached(self) -> Cached | None:
-        if self.key is None or FRESH.get():  # Regenerate: a new answer, stored again afterwards
+        if self.key is None or self.skip_lookup or FRESH.get():  # a fresh answer (--fresh, Regenerate)
             return None
         hit = await self.cache.get(self.key)
         METRICS.cache_lookup("exact", hit=hit is not None)
@@ -78,6 +92,7 @@ class CallBook:
     async def record_tokens(self, used: Tokens, *, outcome: str = "ok", ttft: float | None = None, streamed: bool = False) -> None:
         await self.record(
             ttft=ttft, outcome=outcome, streamed=streamed, prompt_tokens=used.prompt, completion_tokens=used.completion,
+            cached_tokens=used.cached,
             extra=_merge(self.extra, {"usage_estimated": True} if used.estimated else None),
         )
 

@@ -86,7 +86,7 @@ class StreamAccumulator:
     def completion(self, model: str, used: Tokens) -> Completion:
         return Completion(
             text=self.text, model=model, finish_reason=self.finish,
-            prompt_tokens=used.prompt, completion_tokens=used.completion,
+            prompt_tokens=used.prompt, completion_tokens=used.completion, cached_tokens=used.cached,
             tool_calls=[
                 ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
                 for i, c in sorted(self.calls.items())

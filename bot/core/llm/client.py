@@ -18,10 +18,11 @@ from typing import Any
 
 import openai
 
-from bot.core.cache import Cache
+from bot.core.budgets import Budgets
+from bot.core.cache import Cache, Cached
 from bot.core.errors import LLMError, LLMNotConfigured
 from bot.core.ledger import Ledger, UsageRecord
-from bot.core.llm.bookkeeping import PAID, CallBook, count_tokens
+from bot.core.llm.bookkeeping import PAID, CallBook, count_tokens, tenant_key
 from bot.core.llm import sse
 from bot.core.llm.chunks import StreamAccumulator, first_choice
 from bot.core.llm.failures import as_llm_error, stream_error
@@ -56,12 +57,26 @@ class LLM:
         ledger: Ledger | None = None,
         cache: Cache | None = None,
         prices: PriceTable | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.ledger = ledger
         self.cache = cache
         self.prices = prices or PriceTable(settings.prices)
+        self.budgets = budgets
+
+    async def lookup(self, messages: list[dict], *, call: CallInfo, options: ChatOptions | None = None) -> Cached | None:
+        """The exact-match cache entry for this prompt in `call`'s workspace, if any (nothing recorded)."""
+        options = options or ChatOptions()
+        if self.cache is None or options.tools:
+            return None
+        return await self.cache.get(tenant_key(call, self._params(messages, options)["model"], messages, options))
+
+    async def _admit(self, call: CallInfo) -> None:
+        """Refuse a model call over a budget (OverBudget, a UserError): nothing is called."""
+        if self.budgets is not None:
+            await self.budgets.check(call)
 
     @property
     def configured(self) -> bool:
@@ -89,9 +104,13 @@ class LLM:
         """One call's outcome: the metrics, a log line (with the request id of the event
         it served) and its ledger row."""
         discount = kw.pop("discount", Decimal(1))
+        saved = kw.pop("saved", None)  # a cache hit: the (prompt, completion) tokens it did not pay for
         cost = Decimal(0)
-        if not kw.get("cache_hit") and kw.get("outcome", "ok") in PAID:
-            cost = self.prices.cost(model, kw.get("prompt_tokens", 0), kw.get("completion_tokens", 0), discount=discount)
+        if saved is not None:
+            kw["saved_usd"] = self.prices.cost(model, *saved)
+        elif not kw.get("cache_hit") and kw.get("outcome", "ok") in PAID:
+            cost = self.prices.cost(model, kw.get("prompt_tokens", 0), kw.get("completion_tokens", 0),
+                                    cached_tokens=kw.get("cached_tokens", 0), discount=discount)
         seconds = time.perf_counter() - started
         first = None if ttft is None else ttft - started
         outcome = kw.get("outcome", "ok")
@@ -118,14 +137,21 @@ class LLM:
 
     async def record_usage(
         self, call: CallInfo, model: str, *, prompt_tokens: int, completion_tokens: int,
-        discount: Decimal = Decimal(1), extra: dict | None = None,
+        discount: Decimal = Decimal(1), extra: dict | None = None, cached_tokens: int = 0,
     ) -> None:
         """Record a call whose result arrived another way (a provider batch's output file),
         priced at `discount` times the list price."""
         await self._record(
             call, model, time.perf_counter(), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            discount=discount, extra=extra,
+            discount=discount, extra=extra, cached_tokens=cached_tokens,
         )
+
+    async def record_hit(self, call: CallInfo, model: str, *, prompt_tokens: int, completion_tokens: int,
+                         streamed: bool = False, extra: dict | None = None) -> None:
+        """Record an answer served from a cache outside this client (the semantic answer
+        cache): cost 0, and what the model call would have cost as the saving."""
+        await self._record(call, model, time.perf_counter(), ttft=time.perf_counter(), cache_hit=True,
+                           streamed=streamed, saved=(prompt_tokens, completion_tokens), extra=extra)
 
     # ------------------------------------------------------------------ complete
 
@@ -137,17 +163,21 @@ class LLM:
         options: ChatOptions | None = None,
         cache: bool = False,
         extra: dict | None = None,
+        fresh: bool = False,
     ) -> Completion:
-        """One chat completion. Raises LLMNotConfigured or LLMError (never SDK errors)."""
+        """One chat completion. Raises LLMNotConfigured or LLMError (never SDK errors), or
+        OverBudget. `fresh`: skip the cache lookup (the answer still replaces the entry)."""
         client = self._require()
         options = options or ChatOptions()
         params = self._params(messages, options)
         book = CallBook(cache=self.cache, record=self._record, call=call, messages=messages, options=options,
                         params=params, use_cache=cache, extra=extra)
+        book.skip_lookup = fresh
         hit = await book.cached()
         if hit is not None:
-            await book.record(cache_hit=True)
+            await book.record(cache_hit=True, saved=(hit.prompt_tokens, hit.completion_tokens))
             return Completion(text=hit.text, model=book.model, finish_reason="stop", cached=True)
+        await self._admit(call)
         try:
             resp = await client.chat.completions.create(**params)
         except Exception as exc:
@@ -161,7 +191,7 @@ class LLM:
         # now: a caller that retries gets a cache hit, so one answer is paid for once
         # (batch jobs resume after a crash relying on it)
         await asyncio.shield(book.settle(reply, used))
-        return replace(reply, prompt_tokens=used.prompt, completion_tokens=used.completion)
+        return replace(reply, prompt_tokens=used.prompt, completion_tokens=used.completion, cached_tokens=used.cached)
 
     # ------------------------------------------------------------------ stream
 
@@ -173,14 +203,17 @@ class LLM:
         options: ChatOptions | None = None,
         cache: bool = False,
         extra: dict | None = None,
+        fresh: bool = False,
     ) -> "LLMStream":
         """Text deltas as they arrive; `.completion` holds the whole result afterwards.
         Failures raise LLMError from the iteration (`cut` once text has been sent)."""
-        return LLMStream(self, messages, call, options or ChatOptions(), cache, extra)
+        return LLMStream(self, messages, call, options or ChatOptions(), cache, extra, fresh=fresh)
 
 
 class LLMStream:
-    def __init__(self, llm: LLM, messages: list[dict], call: CallInfo, options: ChatOptions, cache: bool, extra: dict | None) -> None:
+    def __init__(self, llm: LLM, messages: list[dict], call: CallInfo, options: ChatOptions, cache: bool,
+                 extra: dict | None, *, fresh: bool = False) -> None:
+        self.fresh = fresh
         self.llm = llm
         self.messages = messages
         self.call = call
@@ -197,12 +230,15 @@ class LLMStream:
         params = self.llm._params(self.messages, self.options)
         book = CallBook(cache=self.llm.cache, record=self.llm._record, call=self.call, messages=self.messages,
                         options=self.options, params=params, use_cache=self.use_cache, extra=self.extra)
+        book.skip_lookup = self.fresh
         hit = await book.cached()
         if hit is not None:
             self.completion = Completion(text=hit.text, model=book.model, finish_reason="stop", cached=True)
-            await book.record(ttft=time.perf_counter(), cache_hit=True, streamed=True)
+            await book.record(ttft=time.perf_counter(), cache_hit=True, streamed=True,
+                              saved=(hit.prompt_tokens, hit.completion_tokens))
             yield hit.text
             return
+        await self.llm._admit(self.call)
         acc = StreamAccumulator()
         outcome = "ok"
         try:

@@ -42,6 +42,7 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False
+    cached_tokens: int = 0  # prompt tokens the provider served from its prompt cache
 
     def assistant_message(self) -> dict:
         """This completion as an assistant message, to continue a conversation."""
