@@ -28,17 +28,22 @@ def test_kb_cli_add_list_search_ask_remove(env, tmp_path, fake_llm):
     (docs / "handbook.md").write_bytes(HANDBOOK)
     (docs / "sub" / "manual.pdf").write_bytes(kb_docs.pdf(["Paper jams are cleared from tray 2."]))
     (docs / "sub" / "ignored.bin").write_bytes(b"\x00\x01")
+    for folder, what in (("a", "The a service restarts at midnight."), ("b", "The b service never restarts.")):
+        (docs / folder).mkdir()
+        (docs / folder / "README.md").write_text(f"# README\n\n{what}\n")
     (tmp_path / "empty.txt").write_bytes(b"")
 
     out = aibot("kb", "add", str(docs), str(tmp_path / "empty.txt"), env=env)
     assert out.returncode == 1, out.stderr  # one file was refused
-    assert "Added handbook.md" in out.stdout and "Added manual.pdf" in out.stdout
+    assert "Added handbook.md" in out.stdout and "Added sub/manual.pdf" in out.stdout
+    assert "Added a/README.md" in out.stdout and "Added b/README.md" in out.stdout  # named by path: both kept
     assert "empty.txt is empty" in out.stdout
-    assert "3/3" in out.stderr  # the progress bar
-    assert any(r.path.endswith("/embeddings") for r in fake_llm.requests)
+    assert "5/5" in out.stderr  # the progress bar
+    # the five small files are embedded together, not one model call per file
+    assert sum(r.path.endswith("/embeddings") for r in fake_llm.requests) == 1
 
     listing = json.loads(aibot("kb", "list", "--json", env=env).stdout)
-    assert sorted(d["name"] for d in listing) == ["handbook.md", "manual.pdf"]
+    assert sorted(d["name"] for d in listing) == ["a/README.md", "b/README.md", "handbook.md", "sub/manual.pdf"]
     assert all(d["added_by"] == "tester" and d["chunks"] >= 1 for d in listing)
 
     found = json.loads(aibot("kb", "search", "--json", "-k", "1", "how", "are", "refunds", "paid", env=env).stdout)
@@ -56,6 +61,7 @@ def test_kb_cli_add_list_search_ask_remove(env, tmp_path, fake_llm):
     doc_id = next(d["id"] for d in listing if d["name"] == "handbook.md")
     out = aibot("kb", "remove", str(doc_id), env=env)
     assert out.returncode == 0 and f"Removed handbook.md (#{doc_id})" in out.stdout
-    assert [d["name"] for d in json.loads(aibot("kb", "list", "--json", env=env).stdout)] == ["manual.pdf"]
+    assert [d["name"] for d in json.loads(aibot("kb", "list", "--json", env=env).stdout)] == [
+        "a/README.md", "b/README.md", "sub/manual.pdf"]
     out = aibot("kb", "remove", str(doc_id), env=env)
     assert out.returncode == 1 and "no document" in out.stderr

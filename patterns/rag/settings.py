@@ -18,14 +18,18 @@ class RagSettings(Section):
     chunk_overlap: int = env("AIBOT_KB_CHUNK_OVERLAP", 30, ge=0, le=500, description="chunk overlap in tokens")
     top_k: int = env("AIBOT_KB_TOP_K", 5, ge=1, le=50, description="passages given to the model per question")
     min_score: float = env(
-        "AIBOT_KB_MIN_SCORE", 0.30, ge=-1, le=1,
+        "AIBOT_KB_MIN_SCORE", 0.30, ge=-1, le=2,
         description="cosine similarity below which a passage is not used: below it for every passage, "
         'the answer is "not in the knowledge base"',
     )
     strong_score: float = env(
-        "AIBOT_KB_STRONG_SCORE", 0.50, ge=-1, le=1,
+        "AIBOT_KB_STRONG_SCORE", 0.50, ge=-1, le=2,
         description="a mention is answered from the knowledge base (not plain chat) when its best passage "
         "scores at least this",
+    )
+    per_document: int = env(
+        "AIBOT_KB_PER_DOCUMENT", 2, ge=1, le=50,
+        description="most passages of one document among the results, while other documents can fill them",
     )
     hybrid: bool = env(
         "AIBOT_KB_HYBRID", True,
