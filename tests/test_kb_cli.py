@@ -65,3 +65,20 @@ def test_kb_cli_add_list_search_ask_remove(env, tmp_path, fake_llm):
         "a/README.md", "b/README.md", "sub/manual.pdf"]
     out = aibot("kb", "remove", str(doc_id), env=env)
     assert out.returncode == 1 and "no document" in out.stderr
+
+
+@pytest.mark.slow
+def test_first_question_after_start_uses_the_preloaded_local_model_and_prints_no_progress_bars(env, tmp_path, fake_llm):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "handbook.md").write_bytes(HANDBOOK)
+    out = aibot("kb", "add", str(docs), env=env, timeout=180)  # the local model (the default)
+    assert out.returncode == 0, out.stderr
+    fake_llm.enqueue("Refunds are paid back to the original card [1].")
+    run = subprocess.run([AIBOT, "run"], input="@aibot how are refunds paid back?\n", env=env, capture_output=True,
+                         timeout=180, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "Refunds are paid back to the original card [1]." in run.stdout
+    assert "handbook.md, § Billing > Refunds" in run.stdout
+    for stream in (run.stdout, run.stderr, out.stdout, out.stderr):
+        assert "Loading weights" not in stream and "it/s]" not in stream

@@ -50,6 +50,7 @@ def _load_local(name: str):
     with _load_lock:
         if name not in _models:
             try:
+                _quiet_model_libraries()
                 from sentence_transformers import SentenceTransformer
             except ImportError:
                 raise ConfigError(
@@ -67,6 +68,17 @@ def _load_local(name: str):
             log.info("loading embedding model %s", name)
             _models[name] = SentenceTransformer(path, device="cpu")
         return _models[name]
+
+
+def _quiet_model_libraries() -> None:
+    """No third-party progress bars ("Loading weights ...") or info logs: they would land in
+    a console chat or the bot's log. Our own log line says that the model loads."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    for name in ("sentence_transformers", "transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class LocalEmbedder:
@@ -90,6 +102,19 @@ class LocalEmbedder:
             async with self._gate:
                 out += await asyncio.to_thread(self.encode, texts[i : i + self.batch_size * 4])
         return out
+
+    def preload(self) -> None:
+        """Start loading the model in a daemon thread and return at once; the first
+        `embed` waits for it (one lock), and exiting the process never waits for it."""
+
+        def load() -> None:
+            try:
+                _load_local(self.model)
+                log.info("embedding model %s ready", self.model)
+            except Exception as exc:  # the first search reports it to the user
+                log.warning("embedding model %s could not be preloaded: %s", self.model, exc)
+
+        threading.Thread(target=load, name="embedding-preload", daemon=True).start()
 
     async def ensure_loaded(self) -> None:
         await asyncio.to_thread(_load_local, self.model)

@@ -42,6 +42,13 @@ class Rag(Feature):
         self.services.kb = self.store
         self.answers = GroundedAnswers(llm=llm, store=self.store, settings=self.settings, core=host.settings)
 
+    async def start(self) -> None:
+        """When the knowledge base has documents, load the local embedding model in the
+        background as the bot starts, so that the first question does not wait for it."""
+        preload = getattr(self.store.embedder, "preload", None)
+        if preload is not None and await self.store.has_any_documents():
+            preload()
+
     # --- mentions and files ---------------------------------------------------------
 
     @answerer
