@@ -82,3 +82,19 @@ def test_first_question_after_start_uses_the_preloaded_local_model_and_prints_no
     assert "handbook.md, § Billing > Refunds" in run.stdout
     for stream in (run.stdout, run.stderr, out.stdout, out.stderr):
         assert "Loading weights" not in stream and "it/s]" not in stream
+
+    # a search from the command line needs neither torch nor sentence-transformers: it runs
+    # the ONNX copy of the same model that the first load saved in the data directory
+    assert (Path(env["AIBOT_DATA_DIR"]) / "models" / "all-MiniLM-L6-v2" / "model.onnx").is_file()
+    search = subprocess.run([sys.executable, "-X", "importtime", "-m", "bot.cli", "kb", "search", "--json", "-k", "1",
+                             "how", "are", "refunds", "paid?"], env=env, capture_output=True, timeout=120, text=True)
+    assert search.returncode == 0, search.stderr
+    assert json.loads(search.stdout)[0]["citation"] == "handbook.md, § Billing > Refunds"
+    imported = {line.split("|")[-1].strip() for line in search.stderr.splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" in imported and not {"torch", "sentence_transformers", "transformers"} & imported
+    for args in (["--help"], ["kb", "list"]):  # and these need no model at all
+        quick = subprocess.run([sys.executable, "-X", "importtime", "-m", "bot.cli", *args], env=env,
+                               capture_output=True, timeout=120, text=True)
+        assert quick.returncode == 0, quick.stderr
+        imported = {line.split("|")[-1].strip() for line in quick.stderr.splitlines() if line.startswith("import time:")}
+        assert not {"torch", "sentence_transformers", "onnxruntime"} & imported, args
