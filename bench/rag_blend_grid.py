@@ -1,13 +1,14 @@
 """The measurement behind the "hybrid" ranking (patterns/rag/ranking.py): the dense top-100
-chunks of each Cranfield and CISI query, with their cosine, their cosine to the centroid of
-the top few (pseudo-relevance feedback) and their full-text `ts_rank`, scored offline with a
-grid of weights. Only Cranfield and CISI are used; the FAQ set stays held out.
+chunks of each Cranfield and CISI query (exact search), with their cosine and full-text
+`ts_rank`, scored offline with the product's `blend` and `choose` over a grid of weights. Only Cranfield and CISI are used; the FAQ set stays held out.
 
 Run `bench/rag_retrieval.py --data-dir DIR` first (it ingests the collections), then:
 
     .venv/bin/python bench/rag_blend_grid.py DIR > bench/results/rag_blend_grid.txt
 
-Lines: `prf_weight prf_depth lexical_weight lexical_scale per_doc  cranfield nDCG@10  cisi nDCG@10  mean`.
+Lines: `lexical_weight lexical_scale per_document  cranfield nDCG@10  cisi nDCG@10  mean`.
+(bench/results/rag_blend_grid.txt was made by this script's version in commit bbbed37, which
+also tried pseudo-relevance feedback: two more columns first, PRF weight 0 = this grid.)
 """
 from __future__ import annotations
 
@@ -55,15 +56,12 @@ async def candidates(app, c) -> list[dict]:
     return out
 
 
-def evaluate(cands, qrels, prf_w, prf_m, lex_w, lex_scale, per_doc) -> float:
+def evaluate(cands, qrels, lex_w, lex_scale, per_doc) -> float:
     """Mean nDCG@10 with the product's own `blend` and `choose`."""
     total = 0.0
     for c in cands:
-        cen = c["vecs"][:prf_m].mean(axis=0)
-        cen_cos = c["vecs"] @ (cen / np.linalg.norm(cen))
-        rows = [(i, int(c["docs"][i]), blend(Candidate(i, int(c["docs"][i]), float(c["cos"][i]), float(cen_cos[i]),
-                                                       float(c["ts"][i])),
-                                             lexical_weight=lex_w, lexical_scale=lex_scale, prf_weight=prf_w))
+        rows = [(i, int(c["docs"][i]), blend(Candidate(i, int(c["docs"][i]), float(c["cos"][i]), float(c["ts"][i])),
+                                             lexical_weight=lex_w, lexical_scale=lex_scale))
                 for i in range(len(c["cos"]))]
         chosen = choose(rows, k=K_CHUNKS, per_document=per_doc)
         ranked = list(dict.fromkeys(int(c["docs"][i]) for i, _ in chosen))
@@ -75,14 +73,10 @@ async def main(data_dir: str) -> None:
     cols = [load_cranfield(DATA / "cranfield"), load_cisi(DATA / "cisi")]
     async with await App.open(Settings(_env_file=None, data_dir=Path(data_dir))) as app:
         cands = {c.name: await candidates(app, c) for c in cols}
-    grid = itertools.product((0.0, 0.5, 1.0, 2.0), (3, 5), (0.0, 0.05, 0.1, 0.15, 0.2, 0.3), (0.02, 0.05, 0.1), (1, 2, 30))
-    for prf_w, prf_m, lex_w, lex_scale, per_doc in grid:
-        if (not prf_w and prf_m != 3) or (not lex_w and lex_scale != 0.05):
-            continue
-        got = [evaluate(cands[c.name], c.qrels, prf_w, prf_m, lex_w, lex_scale, per_doc) for c in cols]
-        print(f"{prf_w:.2f} {prf_m:2d} {lex_w:.2f} {lex_scale:.2f} {per_doc:2d}  {got[0]:.4f} {got[1]:.4f}  "
-              f"{sum(got) / 2:.4f}", flush=True)
-
+    grid = itertools.product((0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7), (0.01, 0.02, 0.05, 0.1), (1, 2, 30))
+    for lex_w, lex_scale, per_doc in grid:
+        got = [evaluate(cands[c.name], c.qrels, lex_w, lex_scale, per_doc) for c in cols]
+        print(f"{lex_w:.2f} {lex_scale:.2f} {per_doc:2d}  {got[0]:.4f} {got[1]:.4f}  {sum(got) / 2:.4f}", flush=True)
 
 if __name__ == "__main__":
     asyncio.run(main(sys.argv[1]))

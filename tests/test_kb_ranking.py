@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from patterns.rag import Rag
-from patterns.rag.ranking import Candidate, blend, choose
+from patterns.rag.ranking import LEXICAL_WEIGHT, Candidate, blend, choose
 from patterns.rag.store import MODES
 from tests.test_kb import HANDBOOK, upload
 
@@ -48,9 +48,9 @@ def test_one_document_fills_the_results_only_when_no_other_can():
 
 
 def test_the_hybrid_score_stays_on_the_cosine_scale():
-    assert blend(Candidate(1, 1, cosine=0.42)) == pytest.approx(0.42)  # no word in common, no feedback
+    assert blend(Candidate(1, 1, cosine=0.42)) == pytest.approx(0.42)  # no word in common
     with_words = blend(Candidate(1, 1, cosine=0.42, lexical=10.0))
-    assert 0.42 < with_words <= 0.42 + 0.1 + 1e-9  # a bounded bonus for the question's words
+    assert 0.42 < with_words <= 0.42 + LEXICAL_WEIGHT + 1e-9  # a bounded bonus for the question's words
     assert blend(Candidate(1, 1, cosine=0.42, lexical=0.01)) < with_words
 
 

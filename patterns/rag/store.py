@@ -35,13 +35,11 @@ from patterns.rag.settings import RagSettings
 
 log = logging.getLogger(__name__)
 
-# Hybrid: the dense top-100 (HNSW) re-ranked by reciprocal rank fusion with the full-text
-# rank of those same candidates. On Cranfield this is as good as fusing with a full-text
-# search of the whole tenant (0.407 vs 0.406 nDCG@10) and it stays fast at any size: only
-# 100 rows are ranked by ts_rank (README, "Knowledge base" benchmarks).
+# Hybrid and RRF rank the dense top-100 (HNSW) with the full-text rank of those same
+# candidates: as good as a full-text search of the whole tenant, and fast at any size (only
+# 100 rows are ranked by ts_rank; docs/benchmarks.md, "Knowledge base").
 FUSION_DEPTH = 100
 FULLTEXT_WEIGHT = 1.0
-PRF_DEPTH = 3  # the centroid of this many nearest chunks is the pseudo-relevance feedback
 MODES = ("dense", "fulltext", "rrf", "hybrid")
 # the question's lexemes OR-ed (plainto_tsquery AND-s them: too strict for questions)
 _OR_QUERY = "CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery)"
@@ -376,26 +374,20 @@ class KnowledgeStore:
         return (await conn.execute(sql, params)).all()
 
     async def _candidates(self, conn, where: str, dim: int, params: dict) -> list[ranking.Candidate]:
-        """The `depth` nearest chunks with what `ranking.blend` needs, in one statement:
-        cosine, cosine to the centroid of the PRF_DEPTH nearest, and full-text rank."""
+        """The `depth` nearest chunks with their cosine and full-text rank, in one statement."""
         sql = text(
             f"""
             WITH hits AS MATERIALIZED (
-                SELECT c.id, c.document_id, c.embedding::vector({dim}) AS e,
-                       c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
+                SELECT c.id, c.document_id, c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
                 FROM kb_chunks c WHERE {where}
                 ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
             ),
-            centre AS (SELECT avg(e) AS e FROM (SELECT e FROM hits ORDER BY dist, id LIMIT {PRF_DEPTH}) best),
             words AS (SELECT {_OR_QUERY} AS tq)
-            SELECT h.id, h.document_id, 1 - h.dist, 1 - (h.e <=> centre.e),
-                   CASE WHEN c.tsv @@ words.tq THEN ts_rank(c.tsv, words.tq) ELSE 0 END
-            FROM hits h CROSS JOIN centre CROSS JOIN words JOIN kb_chunks c ON c.id = h.id
+            SELECT h.id, h.document_id, 1 - h.dist, CASE WHEN c.tsv @@ words.tq THEN ts_rank(c.tsv, words.tq) ELSE 0 END
+            FROM hits h CROSS JOIN words JOIN kb_chunks c ON c.id = h.id
             """
         )
-        rows = (await conn.execute(sql, params)).all()
-        return [ranking.Candidate(r[0], r[1], float(r[2]), float(r[3] if r[3] is not None else r[2]), float(r[4]))
-                for r in rows]
+        return [ranking.Candidate(r[0], r[1], float(r[2]), float(r[3])) for r in (await conn.execute(sql, params)).all()]
 
     async def _fulltext(self, conn, where: str, params: dict) -> list:
         """(id, document id, ts_rank) of the chunks matching any of the query's lexemes,
