@@ -280,7 +280,7 @@ class KnowledgeStore:
 
     async def search(self, *, tenant: str, query: str, k: int = 5, channel: str | None = None) -> list[Passage]:
         """The `k` best passages of `tenant`'s documents (tenant-wide ones, plus those of
-        `channel` if given). `Passage.score` is the cosine similarity to the query."""
+        `channel` if given), best first; `Passage.score` is the ranking value (patterns.rag.ranking)."""
         if not query.strip():
             return []
         [qv] = await self.embedder.embed([query])
