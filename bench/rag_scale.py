@@ -137,7 +137,7 @@ async def run(args) -> dict:
             }
         if queries_text:
             # full-text and hybrid latency on real text (Cranfield abstracts repeated to fill the tenant)
-            for mode in ("fulltext", "hybrid"):
+            for mode in args.text_modes.split(","):
                 lat = []
                 for q, v in zip(queries_text, queries):
                     t = time.perf_counter()
@@ -170,6 +170,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cranfield-text", action="store_true", help="give the chunks Cranfield text and time full-text/hybrid too")
     ap.add_argument("--text-queries", type=int, default=30, help="Cranfield queries timed in full-text/hybrid mode")
+    ap.add_argument("--text-modes", default="fulltext,rrf,hybrid", help="modes timed on real text")
     ap.add_argument("--database-url", default=None, help="default: a fresh embedded server")
     args = ap.parse_args()
     print(json.dumps(asyncio.run(run(args)), indent=2))

@@ -19,8 +19,10 @@ import logging
 import math
 import threading
 from collections import deque
+from pathlib import Path
 from typing import Protocol
 
+from bot.core import onnx_embed
 from bot.core.settings import Settings
 from bot.core.errors import ConfigError, UserError
 
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_MODEL = "all-MiniLM-L6-v2"
 LOCAL_DIM = 384
+FEW = 16  # at most this many texts go through the ONNX copy when torch is not loaded
 OPENAI_MODEL = "text-embedding-3-small"
 _OPENAI_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 
@@ -47,11 +50,13 @@ _models: dict[str, object] = {}
 _load_lock = threading.Lock()
 
 
-def _load_local(name: str):
-    """The sentence-transformers model, loaded once per process (thread-safe)."""
+def _load_local(name: str, cache_dir: Path | None = None):
+    """The sentence-transformers model, loaded once per process (thread-safe); with a
+    `cache_dir`, also saved there once as ONNX for fast-starting processes (onnx_embed)."""
     with _load_lock:
         if name not in _models:
             try:
+                _quiet_model_libraries()
                 from sentence_transformers import SentenceTransformer
             except ImportError:
                 raise ConfigError(
@@ -68,6 +73,8 @@ def _load_local(name: str):
                     pass  # falls back to the Hugging Face cache (offline: must be there already)
             log.info("loading embedding model %s", name)
             _models[name] = SentenceTransformer(path, device="cpu")
+            if cache_dir is not None:
+                onnx_embed.export(_models[name], path, cache_dir, name)
         return _models[name]
 
 
@@ -113,17 +120,33 @@ class PriorityGate:
         self._busy = False
 
 
+def _quiet_model_libraries() -> None:
+    """No third-party progress bars ("Loading weights ...") or info logs: they would land in
+    a console chat or the bot's log. Our own log line says that the model loads."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    for name in ("sentence_transformers", "transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 class LocalEmbedder:
-    def __init__(self, *, model: str = LOCAL_MODEL, batch_size: int = 64) -> None:
+    def __init__(self, *, model: str = LOCAL_MODEL, batch_size: int = 64, cache_dir: Path | None = None) -> None:
         self.model = model
         self.batch_size = batch_size
+        self.cache_dir = cache_dir  # where the ONNX copy for fast start-up lives (onnx_embed)
         self.dim = LOCAL_DIM if model == LOCAL_MODEL else 0  # other models: known once loaded
         self._gate = PriorityGate()
 
     def encode(self, texts: list[str]) -> list[list[float]]:
-        """Synchronous encode (for benchmarks and worker threads)."""
-        m = _load_local(self.model)
-        vecs = m.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        """Synchronous encode (for benchmarks and worker threads). A few texts in a process
+        that has not loaded torch (a CLI search) go through the ONNX copy when there is one."""
+        if len(texts) <= FEW and self.model not in _models and onnx_embed.available(self.cache_dir, self.model):
+            vecs = onnx_embed.load(self.cache_dir, self.model).encode(texts)
+        else:
+            m = _load_local(self.model, self.cache_dir)
+            vecs = m.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
         self.dim = int(vecs.shape[1]) if len(texts) else self.dim
         return vecs.tolist()
 
@@ -137,8 +160,21 @@ class LocalEmbedder:
                 out += await asyncio.to_thread(self.encode, texts[i : i + self.batch_size * 4])
         return out
 
+    def preload(self) -> None:
+        """Start loading the model in a daemon thread and return at once; the first
+        `embed` waits for it (one lock), and exiting the process never waits for it."""
+
+        def load() -> None:
+            try:
+                _load_local(self.model, self.cache_dir)
+                log.info("embedding model %s ready", self.model)
+            except Exception as exc:  # the first search reports it to the user
+                log.warning("embedding model %s could not be preloaded: %s", self.model, exc)
+
+        threading.Thread(target=load, name="embedding-preload", daemon=True).start()
+
     async def ensure_loaded(self) -> None:
-        await asyncio.to_thread(_load_local, self.model)
+        await asyncio.to_thread(_load_local, self.model, self.cache_dir)
         if not self.dim:
             self.dim = int(_load_local(self.model).get_embedding_dimension())
 
@@ -190,5 +226,5 @@ def build_embedder(settings: Settings, client) -> Embedder:
         return OpenAIEmbedder(
             client=client, model=settings.embedding_model or OPENAI_MODEL, dimensions=settings.embedding_dimensions
         )
-    return LocalEmbedder(model=settings.embedding_model or LOCAL_MODEL)
+    return LocalEmbedder(model=settings.embedding_model or LOCAL_MODEL, cache_dir=settings.data_dir / "models")
 

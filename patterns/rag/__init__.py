@@ -52,6 +52,13 @@ class Rag(Feature):
         self.answers = GroundedAnswers(llm=llm, store=self.store, settings=self.settings, core=host.settings,
                                        answers=self.services.answer_cache)
 
+    async def start(self) -> None:
+        """When the knowledge base has documents, load the local embedding model in the
+        background as the bot starts, so that the first question does not wait for it."""
+        preload = getattr(self.store.embedder, "preload", None)
+        if preload is not None and await self.store.has_any_documents():
+            preload()
+
     # --- mentions and files ---------------------------------------------------------
 
     @answerer

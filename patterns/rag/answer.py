@@ -89,15 +89,15 @@ class GroundedAnswers:
         self.core = core
 
     async def relevant(self, *, tenant: str, question: str, channel: str | None) -> list[Passage]:
-        """Passages at or above the relevance threshold, best first."""
+        """Passages at or above the relevance threshold (AIBOT_KB_MIN_SCORE), best first."""
         found = await self.store.search(tenant=tenant, query=question, k=self.settings.top_k, channel=channel)
-        return [p for p in found if p.score >= self.settings.min_score]
+        return sorted((p for p in found if p.score >= self.settings.min_score), key=lambda p: -p.score)
 
     async def strong(self, *, tenant: str, question: str, channel: str | None) -> list[Passage] | None:
-        """The relevant passages when the first scores at least AIBOT_KB_STRONG_SCORE
+        """The relevant passages when the best of them scores at least AIBOT_KB_STRONG_SCORE
         (a mention then goes to RAG rather than chat); None otherwise."""
         passages = await self.relevant(tenant=tenant, question=question, channel=channel)
-        if not passages or passages[0].score < self.settings.strong_score:
+        if not passages or max(p.score for p in passages) < self.settings.strong_score:
             return None
         return passages
 

@@ -66,15 +66,19 @@ def add_kb(cli) -> None:
     r.set_defaults(run=reembed)
 
 
-def collect(paths: list[str]) -> list[Path]:
-    """The supported files among `paths` (directories are walked, sorted)."""
-    found: list[Path] = []
+def collect(paths: list[str]) -> list[tuple[Path, str]]:
+    """The supported files among `paths`, each with the name it is stored under: a file
+    given by itself keeps its file name; a file found in a directory is named by its path
+    relative to that directory ("a/README.md"), so two READMEs in two folders are two
+    documents. Directories are walked in sorted order."""
+    found: list[tuple[Path, str]] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED)
+            found += [(f, f.relative_to(p).as_posix()) for f in sorted(p.rglob("*"))
+                      if f.is_file() and f.suffix.lower() in SUPPORTED]
         elif p.exists():
-            found.append(p)
+            found.append((p, p.name))
         else:
             raise UserError(f"{raw}: no such file or directory.")
     return found
@@ -111,28 +115,34 @@ async def add_files(args, rt) -> int:
     failed = 0
     async with rt.open() as bot:
         kb = bot.feature(Rag).store
+        limit = kb.settings.max_file_bytes
         bar = Progress(len(files))
-        for i, path in enumerate(files, start=1):
-            if bar.tty:
-                bar.update(i - 1, path.name)
-            try:
-                if path.stat().st_size > kb.settings.max_file_bytes:
-                    mb = kb.settings.max_file_bytes / 1048576
-                    raise UserError(f"{path.name} is too large ({path.stat().st_size / 1048576:.1f} MB; the limit is {mb:.1f} MB).")
-                result = await kb.ingest(
-                    tenant=args.tenant, channel=args.channel, name=path.name, data=path.read_bytes(),
-                    added_by=_user(),
-                )
+
+        def reader(path: Path):
+            def read() -> bytes:
+                if path.stat().st_size > limit:
+                    raise UserError(f"{path.name} is too large ({path.stat().st_size / 1048576:.1f} MB; "
+                                    f"the limit is {limit / 1048576:.1f} MB).")
+                return path.read_bytes()
+            return read
+
+        # Small files are embedded together (one model call for many files); each file is
+        # still stored in its own transaction and reported as soon as it is.
+        items = [(name, reader(path)) for path, name in files]
+        done = 0
+        if bar.tty:
+            bar.update(0, files[0][1])
+        async for _name, result in kb.ingest_many(tenant=args.tenant, channel=args.channel, items=items,
+                                                   added_by=_user()):
+            done += 1
+            if isinstance(result, UserError):
+                failed += 1
+                line = result.user_message
+            else:
                 line = result.message
-            except UserError as exc:
-                failed += 1
-                line = exc.user_message
-            except OSError as exc:
-                failed += 1
-                line = f"Cannot read {path}: {exc.strerror or exc}."
             bar.clear()
             print(line, flush=True)
-            bar.update(i, path.name)
+            bar.update(done, _name)
         bar.close()
     return 1 if failed else 0
 

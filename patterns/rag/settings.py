@@ -17,19 +17,26 @@ class RagSettings(Section):
     chunk_tokens: int = env("AIBOT_KB_CHUNK_TOKENS", 200, ge=20, le=2_000, description="chunk size in tokens")
     chunk_overlap: int = env("AIBOT_KB_CHUNK_OVERLAP", 30, ge=0, le=500, description="chunk overlap in tokens")
     top_k: int = env("AIBOT_KB_TOP_K", 5, ge=1, le=50, description="passages given to the model per question")
+    # Chosen from measured distributions (bench/rag_retrieval.py, docs/benchmarks.md): with
+    # the hybrid score, Cranfield questions against a CISI knowledge base and the reverse.
     min_score: float = env(
-        "AIBOT_KB_MIN_SCORE", 0.30, ge=-1, le=1,
-        description="cosine similarity below which a passage is not used: below it for every passage, "
-        'the answer is "not in the knowledge base"',
+        "AIBOT_KB_MIN_SCORE", 0.48, ge=-1, le=2,
+        description="score (cosine + word bonus, see the RAG page) below which a passage is not used: below it "
+        'for every passage, the answer is "not in the knowledge base"',
     )
     strong_score: float = env(
-        "AIBOT_KB_STRONG_SCORE", 0.50, ge=-1, le=1,
+        "AIBOT_KB_STRONG_SCORE", 0.55, ge=-1, le=2,
         description="a mention is answered from the knowledge base (not plain chat) when its best passage "
         "scores at least this",
     )
+    per_document: int = env(
+        "AIBOT_KB_PER_DOCUMENT", 2, ge=1, le=50,
+        description="most passages of one document among the results, while other documents can fill them",
+    )
     hybrid: bool = env(
         "AIBOT_KB_HYBRID", True,
-        description="re-rank the dense top-100 by reciprocal rank fusion with their full-text rank (`tsvector`)",
+        description="score the dense top-100 by cosine plus a bounded bonus for the question's words "
+        "(full-text rank, `tsvector`); false: cosine only",
     )
     ef_search: int = env(
         "AIBOT_KB_EF_SEARCH", 100, ge=10, le=1_000, description="HNSW `ef_search` (recall vs latency, see the benchmark)"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import AsyncIterator
 import logging
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sqlalchemy import text
 from bot.core.embeddings import Embedder
 from bot.core.errors import UserError
 from bot.core.knowledge import Passage
+from patterns.rag import ranking
 from patterns.rag.chunking import Chunk, chunk
 from patterns.rag.extract import Limits, extract, kind_of
 from patterns.rag.settings import RagSettings
@@ -35,13 +37,14 @@ from patterns.rag.settings import RagSettings
 log = logging.getLogger(__name__)
 
 PRESENCE_TTL = 30.0  # seconds a tenant's "has documents" answer is trusted (changes by other processes)
-RRF_K = 60  # the usual reciprocal-rank-fusion constant
-# Hybrid: the dense top-100 (HNSW) re-ranked by reciprocal rank fusion with the full-text
-# rank of those same candidates. On Cranfield this is as good as fusing with a full-text
-# search of the whole tenant (0.407 vs 0.406 nDCG@10) and it stays fast at any size: only
-# 100 rows are ranked by ts_rank (README, "Knowledge base" benchmarks).
+# Hybrid and RRF rank the dense top-100 (HNSW) with the full-text rank of those same
+# candidates: as good as a full-text search of the whole tenant, and fast at any size (only
+# 100 rows are ranked by ts_rank; docs/benchmarks.md, "Knowledge base").
 FUSION_DEPTH = 100
 FULLTEXT_WEIGHT = 1.0
+MODES = ("dense", "fulltext", "rrf", "hybrid")
+# the question's lexemes OR-ed (plainto_tsquery AND-s them: too strict for questions)
+_OR_QUERY = "CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery)"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,23 @@ class IngestResult:
         verb = "Replaced" if self.status == "replaced" else "Added"
         extra = " with the new version" if self.status == "replaced" else ""
         return f"{verb} {self.name}{extra}: {self.chunks} passage{'s' if self.chunks != 1 else ''}{pages} (#{self.document_id})."
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A document extracted and chunked, waiting for its vectors."""
+    tenant: str
+    channel: str | None
+    name: str
+    digest: str
+    size: int
+    kind: str
+    pages: int | None
+    chunks: list[Chunk]
+
+    @property
+    def texts(self) -> list[str]:
+        return [embed_text(self.name, c) for c in self.chunks]
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,68 @@ class KnowledgeStore:
     ) -> IngestResult:
         """Add (or replace) one document; `owner` is the adder's user id (they may remove it).
         Raises UserError with one sentence on bad input; then nothing is stored."""
+        ready = await self._prepare(tenant, channel, name, data)
+        if isinstance(ready, IngestResult):
+            return ready
+        vectors = await self.embedder.embed(ready.texts)
+        return await self._store(ready, vectors, added_by, owner)
+
+    async def ingest_many(
+        self, *, tenant: str, items, added_by: str = "", channel: str | None = None, batch_chunks: int = 256,
+        owner: str = "",
+    ) -> AsyncIterator[tuple[str, IngestResult | UserError]]:
+        """Add many documents, `items` being (name, bytes) pairs (or callables returning the
+        bytes, read when needed). Small documents are embedded together, up to
+        `batch_chunks` chunks per model call, as fast as one big document; each document is
+        still stored in its own transaction, and its outcome (an IngestResult, or the
+        UserError that kept it out) is yielded in input order as soon as it is stored."""
+        pending: list[tuple[str, _Prepared | IngestResult | UserError]] = []
+        size = 0
+
+        async def flush():
+            nonlocal pending, size
+            texts = [t for _, r in pending if isinstance(r, _Prepared) for t in r.texts]
+            vectors = await self.embedder.embed(texts) if texts else []
+            at = 0
+            for name, r in pending:
+                if isinstance(r, _Prepared):
+                    vs = vectors[at : at + len(r.texts)]
+                    at += len(r.texts)
+                    try:
+                        r = await self._store(r, vs, added_by, owner)
+                    except UserError as exc:
+                        r = exc
+                yield name, r
+            pending, size = [], 0
+
+        for name, data in items:
+            try:
+                try:
+                    raw = data() if callable(data) else data
+                except OSError as exc:
+                    raise UserError(f"Cannot read {name}: {exc.strerror or exc}.") from None
+                ready = await self._prepare(tenant, channel, name, raw)
+                if isinstance(ready, _Prepared) and any(
+                    isinstance(r, _Prepared) and r.digest == ready.digest for _, r in pending
+                ):  # the same bytes twice in one batch: store the first, then see the second as unchanged
+                    async for out in flush():
+                        yield out
+                    ready = await self._prepare(tenant, channel, name, raw)
+            except UserError as exc:
+                ready = exc
+            if isinstance(ready, _Prepared) and size and size + len(ready.texts) > batch_chunks:
+                async for out in flush():
+                    yield out
+            pending.append((name, ready))
+            size += len(ready.texts) if isinstance(ready, _Prepared) else 0
+            if size >= batch_chunks:
+                async for out in flush():
+                    yield out
+        async for out in flush():
+            yield out
+
+    async def _prepare(self, tenant: str, channel: str | None, name: str, data: bytes) -> _Prepared | IngestResult:
+        """Validate, recognize unchanged bytes, extract and chunk: everything but the model."""
         name = _clean_name(name)
         if kind_of(name) is None or len(data) > self.settings.max_file_bytes or not data.strip():
             extract(name, data, self.limits)  # raises the right sentence without parsing anything
@@ -124,7 +206,11 @@ class KnowledgeStore:
         extracted = await asyncio.to_thread(extract, name, data, self.limits)
         s = self.settings
         chunks = await asyncio.to_thread(chunk, extracted.blocks, max_tokens=s.chunk_tokens, overlap=s.chunk_overlap)
-        vectors = await self.embedder.embed([embed_text(name, c) for c in chunks])
+        return _Prepared(tenant=tenant, channel=channel, name=name, digest=digest, size=len(data),
+                         kind=extracted.kind, pages=extracted.pages, chunks=chunks)
+
+    async def _store(self, doc: _Prepared, vectors: list[list[float]], added_by: str, owner: str = "") -> IngestResult:
+        """One transaction: the document row and all its chunks, replacing an older version."""
         dim = self.embedder.dim
         await self._ensure_index(dim)
         async with self.db.engine.begin() as conn:
@@ -142,8 +228,8 @@ class KnowledgeStore:
                         RETURNING id, version
                         """
                     ),
-                    dict(tenant=tenant, channel=channel, name=name, hash=digest, size=len(data),
-                         kind=extracted.kind, pages=extracted.pages, added_by=added_by[:200], owner=owner[:200]),
+                    dict(tenant=doc.tenant, channel=doc.channel, name=doc.name, hash=doc.digest, size=doc.size,
+                         kind=doc.kind, pages=doc.pages, added_by=added_by[:200], owner=owner[:200]),
                 )
             ).one()
             doc_id, version = row
@@ -156,15 +242,15 @@ class KnowledgeStore:
                     """
                 ),
                 [
-                    dict(d=doc_id, tenant=tenant, channel=channel, ord=i, text=c.text, heading=c.heading, page=c.page,
-                         tc=c.token_count, model=self.embedder.model, dim=dim, e=vector_literal(v))
-                    for i, (c, v) in enumerate(zip(chunks, vectors))
+                    dict(d=doc_id, tenant=doc.tenant, channel=doc.channel, ord=i, text=c.text, heading=c.heading,
+                         page=c.page, tc=c.token_count, model=self.embedder.model, dim=dim, e=vector_literal(v))
+                    for i, (c, v) in enumerate(zip(doc.chunks, vectors))
                 ],
             )
         status = "replaced" if version > 1 else "added"
-        log.info("kb %s %s (#%s) for %s: %d chunks", status, name, doc_id, tenant, len(chunks))
-        self._presence.pop(tenant, None)  # the next mention sees the new document
-        return IngestResult(status, doc_id, name, len(chunks), extracted.pages)
+        log.info("kb %s %s (#%s) for %s: %d chunks", status, doc.name, doc_id, doc.tenant, len(doc.chunks))
+        self._presence.pop(doc.tenant, None)  # the next mention sees the new document
+        return IngestResult(status, doc_id, doc.name, len(doc.chunks), doc.pages)
 
     async def _find_hash(self, tenant: str, channel: str | None, digest: str):
         async with self.db.engine.connect() as conn:
@@ -202,7 +288,7 @@ class KnowledgeStore:
 
     async def search(self, *, tenant: str, query: str, k: int = 5, channel: str | None = None) -> list[Passage]:
         """The `k` best passages of `tenant`'s documents (tenant-wide ones, plus those of
-        `channel` if given). `Passage.score` is the cosine similarity to the query."""
+        `channel` if given), best first; `Passage.score` is the ranking value (patterns.rag.ranking)."""
         if not query.strip():
             return []
         [qv] = await self.embedder.embed([query])
@@ -230,47 +316,38 @@ class KnowledgeStore:
         self, *, tenant: str, query: str, vector: list[float], k: int = 5, channel: str | None = None,
         mode: str | None = None,
     ) -> list[Passage]:
-        """Search with a precomputed query vector. `mode`: "dense", "fulltext" or "hybrid"
-        (default: hybrid if AIBOT_KB_HYBRID, else dense)."""
+        """Search with a precomputed query vector. `mode`: "dense", "fulltext", "rrf" or
+        "hybrid" (default: hybrid if AIBOT_KB_HYBRID, else dense); `patterns.rag.ranking`
+        says what each one's `score` is. Results are in descending score order."""
         mode = mode or ("hybrid" if self.settings.hybrid else "dense")
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}")
         dim = len(vector)
-        q = vector_literal(vector)
-        params = dict(tenant=tenant, channel=channel, q=q, model=self.embedder.model, query=query)
+        params = dict(tenant=tenant, channel=channel, q=vector_literal(vector), model=self.embedder.model, query=query)
         where = f"c.tenant = :tenant AND {_scope('c', channel)} AND c.dim = {dim} AND c.model = :model"
-        depth = k if mode != "hybrid" else max(k, FUSION_DEPTH)
+        depth = max(k, FUSION_DEPTH) if mode in ("rrf", "hybrid") else max(k, 3 * k)
         async with self.db.engine.begin() as conn:
-            ranked: list[list[int]] = []
-            sims: dict[int, float] = {}
-            if mode in ("dense", "hybrid"):  # hybrid: dense candidates, re-ranked below
+            if mode != "fulltext":
                 await conn.execute(
                     text("SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)"),
                     {"ef": str(max(self.settings.ef_search, depth))},
                 )
-                rows = (
-                    await conn.execute(
-                        text(
-                            f"""
-                            WITH hits AS MATERIALIZED (
-                                SELECT c.id, c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
-                                FROM kb_chunks c WHERE {where}
-                                ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
-                            ) SELECT id, dist FROM hits ORDER BY dist
-                            """
-                        ),
-                        {**params, "depth": depth},
-                    )
-                ).all()
-                ranked.append([r[0] for r in rows])
-                sims.update({r[0]: 1.0 - float(r[1]) for r in rows})
-            if mode == "hybrid" and ranked[0]:
-                rows = await self._fulltext(conn, "c.id = ANY(:ids)", dim, {**params, "ids": ranked[0], "depth": depth})
-                ranked.append([r[0] for r in rows])
-            elif mode == "fulltext":
-                rows = await self._fulltext(conn, where, dim, {**params, "depth": depth})
-                ranked.append([r[0] for r in rows])
-                sims.update({r[0]: float(r[1]) for r in rows})
-            ids = _fuse(ranked, [1.0, FULLTEXT_WEIGHT])[:k]
-            if not ids:
+            if mode == "hybrid":
+                scored = [(c.id, c.document_id, ranking.blend(c))
+                          for c in await self._candidates(conn, where, dim, {**params, "depth": depth})]
+            elif mode == "dense":
+                rows = await self._dense(conn, where, dim, {**params, "depth": depth})
+                scored = [(r[0], r[1], 1.0 - float(r[2])) for r in rows]
+            elif mode == "rrf":
+                rows = await self._dense(conn, where, dim, {**params, "depth": depth})
+                docs = {r[0]: r[1] for r in rows}
+                lexical = await self._fulltext(conn, "c.id = ANY(:ids)", {**params, "ids": list(docs), "depth": depth})
+                fused = ranking.rrf([[r[0] for r in rows], [r[0] for r in lexical]], [1.0, FULLTEXT_WEIGHT])
+                scored = [(i, docs[i], v) for i, v in fused.items()]
+            else:
+                scored = [(r[0], r[1], float(r[2])) for r in await self._fulltext(conn, where, {**params, "depth": depth})]
+            chosen = ranking.choose(scored, k=k, per_document=self.settings.per_document)
+            if not chosen:
                 return []
             rows = (
                 await conn.execute(
@@ -281,35 +358,64 @@ class KnowledgeStore:
                         WHERE c.id = ANY(:ids) AND c.tenant = :tenant
                         """
                     ),
-                    {"ids": ids, "tenant": tenant},
+                    {"ids": [i for i, _ in chosen], "tenant": tenant},
                 )
             ).all()
         by_id = {r[0]: r for r in rows}
         return [
             Passage(chunk_id=i, document_id=by_id[i][1], document=by_id[i][2], text=by_id[i][3],
-                    score=sims.get(i, 0.0), heading=by_id[i][4], page=by_id[i][5])
-            for i in ids if i in by_id
+                    score=score, heading=by_id[i][4], page=by_id[i][5])
+            for i, score in chosen if i in by_id
         ]
 
-    async def _fulltext(self, conn, where: str, dim: int, params: dict) -> list:
-        """(id, cosine similarity) of the chunks matching any of the query's lexemes, best
-        `ts_rank` first."""
+    async def _dense(self, conn, where: str, dim: int, params: dict) -> list:
+        """(id, document id, cosine distance) of the `depth` nearest chunks (HNSW)."""
         sql = text(
             f"""
             WITH hits AS MATERIALIZED (
-                SELECT c.id, ts_rank(c.tsv, q.tq) AS rank
-                FROM kb_chunks c,
-                     (SELECT CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery) AS tq) q
-                WHERE {where} AND c.tsv @@ q.tq
-                ORDER BY rank DESC, c.id LIMIT :depth
-            )
-            SELECT h.id, 1 - (c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})))
-            FROM hits h JOIN kb_chunks c ON c.id = h.id ORDER BY h.rank DESC, h.id
+                SELECT c.id, c.document_id, c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
+                FROM kb_chunks c WHERE {where}
+                ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
+            ) SELECT id, document_id, dist FROM hits ORDER BY dist, id
+            """
+        )
+        return (await conn.execute(sql, params)).all()
+
+    async def _candidates(self, conn, where: str, dim: int, params: dict) -> list[ranking.Candidate]:
+        """The `depth` nearest chunks with their cosine and full-text rank, in one statement."""
+        sql = text(
+            f"""
+            WITH hits AS MATERIALIZED (
+                SELECT c.id, c.document_id, c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
+                FROM kb_chunks c WHERE {where}
+                ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
+            ),
+            words AS (SELECT {_OR_QUERY} AS tq)
+            SELECT h.id, h.document_id, 1 - h.dist, CASE WHEN c.tsv @@ words.tq THEN ts_rank(c.tsv, words.tq) ELSE 0 END
+            FROM hits h CROSS JOIN words JOIN kb_chunks c ON c.id = h.id
+            """
+        )
+        return [ranking.Candidate(r[0], r[1], float(r[2]), float(r[3])) for r in (await conn.execute(sql, params)).all()]
+
+    async def _fulltext(self, conn, where: str, params: dict) -> list:
+        """(id, document id, ts_rank) of the chunks matching any of the query's lexemes,
+        best first."""
+        sql = text(
+            f"""
+            SELECT c.id, c.document_id, ts_rank(c.tsv, q.tq) AS rank
+            FROM kb_chunks c, (SELECT {_OR_QUERY} AS tq) q
+            WHERE {where} AND c.tsv @@ q.tq
+            ORDER BY rank DESC, c.id LIMIT :depth
             """
         )
         return (await conn.execute(sql, params)).all()
 
     # ------------------------------------------------------------------ management
+
+    async def has_any_documents(self) -> bool:
+        """Whether any tenant has a document (then the embedding model is worth preloading)."""
+        async with self.db.engine.connect() as conn:
+            return bool((await conn.execute(text("SELECT EXISTS (SELECT 1 FROM kb_documents)"))).scalar())
 
     async def has_documents(self, tenant: str) -> bool:
         """Whether `tenant` has any document: asked on every mention, so remembered per
@@ -430,17 +536,9 @@ def _scope(alias: str, channel: str | None) -> str:
     return f"({alias}.channel IS NULL OR {alias}.channel = :channel)"
 
 
-def _fuse(rankings: list[list[int]], weights: list[float]) -> list[int]:
-    """Weighted reciprocal rank fusion of ranked id lists (one list is returned as is)."""
-    if len(rankings) == 1:
-        return rankings[0]
-    score: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights):
-        for rank, cid in enumerate(ranking, start=1):
-            score[cid] = score.get(cid, 0.0) + weight / (RRF_K + rank)
-    return sorted(score, key=lambda c: (-score[c], c))
-
-
 def _clean_name(name: str) -> str:
-    name = PurePath(name.replace("\\", "/")).name.strip() or "untitled.txt"
-    return "".join(ch for ch in name if ch.isprintable())[:500]
+    """A document's name: a file name, or a relative path such as "a/README.md" (from
+    `aibot kb add DIR`); never absolute, no "." or ".." parts, printable, ≤ 500 chars."""
+    parts = [p.strip() for p in name.replace("\\", "/").split("/")]
+    parts = ["".join(ch for ch in p if ch.isprintable()) for p in parts if p.strip() not in ("", ".", "..")]
+    return "/".join(parts)[-500:].lstrip("/") or "untitled.txt"
