@@ -136,3 +136,28 @@ async def test_expired_answers_are_not_reused_and_are_cleared_on_the_next_write(
     await cache.store(key, "Where is the holiday calendar?", other, "new", prompt_tokens=1, completion_tokens=1)
     async with app.services.db.engine.connect() as conn:
         assert (await conn.execute(text("SELECT answer FROM answer_cache"))).scalars().all() == ["new"]
+
+
+async def test_a_thumbs_down_on_a_cached_answer_evicts_it_so_the_next_asker_gets_a_new_one(bot, app, fake_llm):
+    from bot.core.answers import Controls, Press
+    from tests.harness import RecordingConversation
+
+    class Controlled(RecordingConversation):
+        controls: Controls | None = None
+
+    fake_llm.enqueue("Wrong: restart the router.", "Right: open Settings > VPN > Reset password.")
+    await bot.send("@aibot How do I reset my VPN password?", user="U1", channel="C1")
+    for question in ("How do I reset my VPN password?", "How can I reset my VPN password?"):  # exact, then semantic
+        conv = Controlled()
+        reply = await bot.send(f"@aibot {question}", user="U2", channel="C2", conv=conv)
+        assert "cached answer" in reply[0] and len(fake_llm.chat_requests) == 1
+        # U2 rates the cached answer 👎 (the adapter's button press, normalized)
+        await app.services.feedback.rate(Press(action="bad", answer=conv.controls.answer, platform="test",
+                                               tenant="T1", channel="C2", user="U2"), -1)
+        if question.startswith("How can"):
+            break
+        again = await bot.send("@aibot How do I reset my VPN password?", user="U3", channel="C3")
+        # the exact entry is gone, but the semantic cache still holds the same question's answer
+        assert "cached answer" in again[0]
+    fresh = await bot.send("@aibot How could I reset my VPN password?", user="U4", channel="C4")
+    assert fresh == ["Right: open Settings > VPN > Reset password."] and len(fake_llm.chat_requests) == 2

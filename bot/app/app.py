@@ -86,6 +86,7 @@ class App:
             services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db),
                                 load=load, feedback=FeedbackStore(db, ledger=ledger),
                                 answer_cache=CachedAnswers(llm=llm, semantic=semantic), budgets=budgets)
+            services.feedback.on_thumbs_down.append(services.answer_cache.evict)  # 👎 on a cached answer
             services.tenants = Tenants(db, grace=timedelta(days=settings.tenant_grace_days))
             services.tenants.register("usage", TenantData(
                 export=partial(usage_rows, db, ledger=ledger), delete=partial(delete_usage, db, ledger=ledger)))

@@ -10,6 +10,8 @@ import logging
 import re
 from collections.abc import AsyncIterator
 
+from sqlalchemy import text
+
 from bot.core.answers import FRESH
 from bot.core.llm import LLM, ChatOptions
 from bot.core.llm.types import Completion
@@ -43,6 +45,22 @@ class CachedAnswers:
         return CachedStream(self, messages, call=call, options=options, key=key, question=question, fresh=fresh,
                             documents=documents, extra=extra)
 
+    async def evict(self, answer_id: str, rated) -> None:
+        """A 👎 on an answer served from a cache drops that entry, so the next person who
+        asks gets a new answer (a `FeedbackStore.on_thumbs_down` hook; `rated` is the
+        answer's usage-ledger row)."""
+        ledger = self.llm.ledger
+        if rated.usage_id is None or not rated.cache_hit or ledger is None:
+            return
+        async with ledger.db.session() as s:
+            extra = (await s.execute(text("SELECT extra FROM usage WHERE id = :id"), {"id": rated.usage_id})).scalar()
+        extra = extra or {}
+        if extra.get("semantic_id") and self.semantic is not None:
+            await self.semantic.forget(int(extra["semantic_id"]))
+        if extra.get("exact_key") and self.llm.cache is not None:
+            await self.llm.cache.delete(str(extra["exact_key"]))
+        log.info("answer %s rated 👎: its cached entry (%s) is forgotten", answer_id, extra.get("cache"))
+
 
 class CachedStream:
     """Text of the answer, from a cache or the model; `.hit` is "exact", "semantic" or None."""
@@ -70,7 +88,8 @@ class CachedStream:
         if not self.fresh:
             exact = await llm.lookup(self.messages, call=self.call, options=self.options)
             if exact is not None:
-                yield await self._reuse("exact", exact.text, exact.prompt_tokens, exact.completion_tokens)
+                yield await self._reuse("exact", exact.text, exact.prompt_tokens, exact.completion_tokens,
+                                        exact_key=llm.exact_key(self.messages, call=self.call, options=self.options))
                 return
         vector = None
         if semantic is not None and semantic.enabled:
@@ -79,7 +98,7 @@ class CachedStream:
                 found = await semantic.lookup(self.key, self.question, vector)
                 if found is not None:
                     yield await self._reuse("semantic", found.answer, found.prompt_tokens, found.completion_tokens,
-                                            similarity=round(found.similarity, 4))
+                                            similarity=round(found.similarity, 4), semantic_id=found.id)
                     return
         inner = llm.stream(self.messages, call=self.call, options=self.options, cache=True, fresh=True,
                            extra=self.extra)

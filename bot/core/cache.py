@@ -86,6 +86,11 @@ class Cache:
         except Exception:
             log.warning("cache write failed", exc_info=True)
 
+    async def delete(self, key: str) -> None:
+        """Forget one entry (an answer someone rated 👎)."""
+        async with self.db.session.begin() as s:
+            await s.execute(delete(CacheEntry).where(CacheEntry.key == key))
+
     async def purge_expired(self) -> int:
         async with self.db.session.begin() as s:
             res = await s.execute(delete(CacheEntry).where(CacheEntry.expires_at <= func.now()))

@@ -158,6 +158,11 @@ class SemanticCache:
                 dict(tenant=tenant, ids=list(document_ids)))
         return res.rowcount or 0
 
+    async def forget(self, entry_id: int) -> None:
+        """Drop one cached answer (someone rated it 👎)."""
+        async with self.db.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM answer_cache WHERE id = :id"), {"id": entry_id})
+
     async def purge_expired(self) -> int:
         async with self.db.engine.begin() as conn:
             res = await conn.execute(text("DELETE FROM answer_cache WHERE expires_at <= now()"))

@@ -71,7 +71,12 @@ class LLM:
         options = options or ChatOptions()
         if self.cache is None or options.tools:
             return None
-        return await self.cache.get(tenant_key(call, self._params(messages, options)["model"], messages, options))
+        return await self.cache.get(self.exact_key(messages, call=call, options=options))
+
+    def exact_key(self, messages: list[dict], *, call: CallInfo, options: ChatOptions | None = None) -> str:
+        """The exact-match cache key of this prompt in `call`'s workspace."""
+        options = options or ChatOptions()
+        return tenant_key(call, self._params(messages, options)["model"], messages, options)
 
     async def _admit(self, call: CallInfo) -> None:
         """Refuse a model call over a budget (OverBudget, a UserError): nothing is called."""
