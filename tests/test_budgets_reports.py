@@ -64,3 +64,14 @@ async def test_ai_stats_shows_only_this_workspaces_figures_by_any_dimension(bot,
     assert "/ai-stats [24h] [pattern|channel|user|model]" in refused
     other = (await bot.send("/ai-stats channel", tenant="T2"))[0]
     assert "C-secret-beta" in other and "C-alpha" not in other
+
+
+async def test_a_monthly_budget_set_by_a_workspace_admin_is_enforced_for_that_workspace_only(bot, app, fake_llm):
+    set_reply = await bot.send("/aibot settings set monthly_budget_usd 0.000001")
+    assert "monthly_budget_usd" in set_reply[0]
+    await bot.send("@aibot and what about the first answer?")  # a follow-up: no cache, a paid call
+    calls, rows = len(fake_llm.chat_requests), await _count(app)
+    refused = await bot.send("@aibot and what about the second one?")
+    assert "this workspace's monthly budget (set by its admins)" in refused[0] and "resets at" in refused[0]
+    assert len(fake_llm.chat_requests) == calls and await _count(app) == rows  # no call, nothing charged
+    assert "budget" not in (await bot.send("@aibot and what about the third one?", tenant="T2"))[0]

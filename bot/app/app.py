@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from bot.app import composition
 from bot.core.answer_cache import CachedAnswers
-from bot.core.budgets import Budgets
+from bot.core.budgets import Budgets, workspace_budget_from
 from bot.core.cache import Cache
 from bot.core.costs import CostSettings
 from bot.core.embeddings import build_embedder
@@ -92,6 +92,7 @@ class App:
                 export=partial(usage_rows, db, ledger=ledger), delete=partial(delete_usage, db, ledger=ledger)))
             app = cls(settings=settings, services=services,
                       platforms=composition.platforms() if platforms is None else platforms)
+            budgets.workspace_budget = workspace_budget_from(services)  # /aibot settings' monthly_budget_usd
             app._owns_db = owns_db
             app._owned_client = client if llm_client is None else None
             for feature in composition.features() if features is None else features:

@@ -8,6 +8,7 @@ the ledger's queued rows are written first (for up to 2 s), so the spend is curr
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import text
@@ -54,11 +55,23 @@ class Budgets:
         self.settings = settings
         self.clock = clock
         self.ledger = ledger  # usage rows are written behind answers: the queued ones count too
+        # a workspace's own monthly budget, set by its admins (`/aibot settings set monthly_budget_usd`)
+        self.workspace_budget: Callable[[str, str], Awaitable[float | None]] | None = None
+
+    async def _admin_limit(self, call: CallInfo) -> float | None:
+        if self.workspace_budget is None or not call.tenant:
+            return None
+        try:
+            return await self.workspace_budget(call.platform, call.tenant)
+        except Exception:
+            log.warning("could not read the workspace's budget setting", exc_info=True)
+            return None
 
     async def check(self, call: CallInfo) -> None:
         """Raise OverBudget when `call`'s workspace or user has reached a limit."""
         s = self.settings
-        if not s.any_limit or not call.tenant:
+        admin_limit = await self._admin_limit(call)
+        if not (s.any_limit or admin_limit) or not call.tenant:
             return
         if self.ledger is not None:  # only with a limit set: spend includes the rows still queued
             await self.ledger.flush(timeout=2.0)
@@ -77,6 +90,7 @@ class Budgets:
         checks = (
             (s.workspace_daily_usd, ws_day, "this workspace's daily budget", tomorrow),
             (s.workspace_monthly_usd, ws_month, "this workspace's monthly budget", month_end),
+            (admin_limit, ws_month, "this workspace's monthly budget (set by its admins)", month_end),
             (s.user_daily_usd, u_day, "your daily budget", tomorrow),
             (s.user_monthly_usd, u_month, "your monthly budget", month_end),
         )
@@ -87,3 +101,15 @@ class Budgets:
         if s.user_requests_per_minute and u_rate >= s.user_requests_per_minute:
             raise OverBudget(f"You've reached the limit of {s.user_requests_per_minute} model requests per minute; "
                              "try again in a minute.")
+
+
+def workspace_budget_from(services) -> Callable[[str, str], Awaitable[float | None]]:
+    """The monthly budget a workspace's admins set, read through `services.prefs` (the
+    settings feature's lookup; None where none is set or the feature is absent)."""
+    from bot.core.messages import Incoming
+
+    async def read(platform: str, tenant: str) -> float | None:
+        where = Incoming(platform=platform, tenant=tenant, channel="", user="", text="")
+        return (await services.prefs.for_message(where)).monthly_budget_usd
+
+    return read
