@@ -136,3 +136,19 @@ async def test_web_search_on_without_a_url_is_a_config_error_that_says_what_to_s
     agent = AgentSettings.load(env_file=None, web_search=True)
     with pytest.raises(ConfigError, match="AGENT_SEARCH_URL"):
         await App.open(settings.with_sections(agent))
+
+
+async def test_a_workspace_that_turns_web_search_off_gets_neither_the_tool_nor_news_routing(settings, fake_llm, searx):
+    app, bot = await web_bot(settings, searx)
+    async with app:
+        assert "web_search" in (await bot.send("/aibot settings set web_search off"))[0]
+        fake_llm.enqueue(Script(text="No web here."))
+        await bot.send("/agent what is the latest python release?")
+        assert "web_search" not in tool_names(fake_llm.chat_requests[-1])
+        fake_llm.enqueue("Plain chat.")
+        await bot.send("@aibot what's the latest news about PostgreSQL?")
+        assert "tools" not in fake_llm.chat_requests[-1]  # chat, not the agent
+        fake_llm.enqueue(Script(text="Nothing new."))  # another workspace keeps the deployment's default
+        await bot.send("@aibot what's the latest news about PostgreSQL?", tenant="T2")
+        assert "web_search" in tool_names(fake_llm.chat_requests[-1])
+    assert searx.requests == []

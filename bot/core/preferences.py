@@ -24,6 +24,7 @@ class Preferences:
     digest_time: str | None = None  # `/digest on` without a time
     digest_tz: str | None = None
     monthly_budget_usd: float | None = None  # for the cost controls; None: no budget
+    web_search: bool = True  # the agent may search the web (where the deployment turned it on)
 
 
 class PreferenceLookup(Protocol):

@@ -61,11 +61,13 @@ class Agent(Feature):
         self.search = web_search(self.settings)
         self.tools = ALL + WEB if self.search is not None else ALL
 
-    def run(self, ctx, msg: Incoming, task: str):
-        """The agent working on `task`: status lines, then the answer (streamed)."""
+    def run(self, ctx, msg: Incoming, task: str, *, web: bool = True):
+        """The agent working on `task`: status lines, then the answer (streamed). `web`:
+        the workspace allows web search (its `web_search` setting)."""
         limits = AgentLimits.from_settings(self.settings, answer_tokens=self.host.settings.answer_max_tokens)
-        run = Run(services=self.services, conv=ctx.conv, msg=msg, sql=self.sql, search=self.search)
-        return run_agent(run, task, limits=limits, tools=self.tools)
+        search = self.search if web else None
+        run = Run(services=self.services, conv=ctx.conv, msg=msg, sql=self.sql, search=search)
+        return run_agent(run, task, limits=limits, tools=self.tools if search is not None else ALL)
 
     @command("agent", description="A multi-step task with tools: knowledge base, calculator, read-only SQL, "
              "channel history", usage="/agent <task>",
@@ -74,7 +76,8 @@ class Agent(Feature):
         """task: what to do"""
         if not self.services.llm.configured:
             return Reply(LLM_SETUP_HINT, ephemeral=True)
-        return self.run(ctx, msg, task)
+        prefs = await self.services.prefs.for_message(msg)
+        return self.run(ctx, msg, task, web=prefs.web_search)
 
     @answerer
     async def figures(self, ctx, msg: Incoming):
@@ -84,9 +87,12 @@ class Agent(Feature):
             return None
         if not (needs_tools(msg.text) or (self.search is not None and wants_web(msg.text))):
             return None
-        if not (await self.services.prefs.for_message(msg)).auto_route:  # the workspace turned it off
+        prefs = await self.services.prefs.for_message(msg)
+        if not prefs.auto_route:  # the workspace turned it off
             return None
-        return self.run(ctx, msg, msg.text.strip())
+        if not needs_tools(msg.text) and not prefs.web_search:  # only the web would help, and it is off here
+            return None
+        return self.run(ctx, msg, msg.text.strip(), web=prefs.web_search)
 
     @classmethod
     def add_cli(cls, cli) -> None:

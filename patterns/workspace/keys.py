@@ -104,6 +104,8 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("digest_time", "time of `/digest on` without a time", _time, False, "09:00"),
     Key("digest_tz", "time zone of `/digest on` without one", _zone, False, "Europe/Berlin"),
     Key("monthly_budget_usd", "model spend allowed per month, in US dollars", _budget, False, "50"),
+    Key("web_search", "the agent may search the web, where the deployment has it (AGENT_WEB_SEARCH) (on/off)",
+        _switch, True, "off"),
 )}
 
 

@@ -147,4 +147,5 @@ def apply(values: dict[str, str], workspace: dict[str, str], msg: Incoming) -> P
         digest_time=workspace.get("digest_time"),
         digest_tz=workspace.get("digest_tz"),
         monthly_budget_usd=float(budget) if budget is not None else None,
+        web_search=values.get("web_search", "on") == "on",
     )
