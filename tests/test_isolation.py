@@ -171,3 +171,39 @@ async def test_metrics_name_no_tenant(bot, fake_llm):
     assert "aibot_model_calls_total" in body
     for (platform, tenant), marker in world.marker.items():
         assert tenant not in body and marker not in body
+
+
+async def test_the_http_api_answers_from_the_named_workspace_only(bot, fake_llm):
+    """The HTTP API is the operator's (one bearer token) and names the workspace in each
+    request: /api/ask and /api/chat/stream for one workspace never show another's."""
+    import aiohttp
+    from pydantic import SecretStr
+
+    from bot.core.http import HttpServer
+
+    world = World(bot, fake_llm, 13)
+    await world.setup()
+    app = bot.app
+    app.settings.api_token = SecretStr("isolation-token")
+    server = HttpServer(app.services, host="127.0.0.1", port=0)
+    for feature in app.features:  # as `aibot run` mounts them
+        feature.mount(server.app)
+    await server.start()
+    auth = {"Authorization": "Bearer isolation-token"}
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{server.bound_port}") as http:
+            for t in TENANTS:
+                before = len(fake_llm.chat_requests)
+                async with http.post("/api/ask", headers=auth, json={
+                        "question": "what is the refund window and who do I ask?", "workspace": t[1]}) as r:
+                    assert r.status == 200
+                    asked = await r.text()
+                async with http.post("/api/chat/stream", headers=auth, json={
+                        "message": "what is the refund window of our handbook?", "workspace": t[1]}) as r:
+                    assert r.status == 200
+                    streamed = await r.text()
+                requests = fake_llm.chat_requests[before:]
+                world.check(t, [asked, streamed], requests)
+                assert world.marker[t] in json.dumps(requests)  # its own handbook reached the model
+    finally:
+        await server.stop()
