@@ -28,7 +28,7 @@ async def fill(bot, fake_llm, *, tenant: str = "T1", platform: str = "test") -> 
     await bot.send("/aibot settings set language French", **kw)
     await bot.send("/digest on 09:00 UTC", **kw)
     fake_llm.enqueue(f"An answer for {tenant}.")
-    await bot.send("@aibot hello", **kw)
+    await bot.send("@aibot How do I reset my VPN password?", **kw)  # standalone: its answer is cached too
 
 
 async def counts(app, tenant: str, platform: str = "test") -> dict[str, int]:
@@ -39,7 +39,9 @@ async def counts(app, tenant: str, platform: str = "test") -> dict[str, int]:
         "audit": "SELECT count(*) FROM settings_audit WHERE tenant = :t AND platform = :p",
         "schedules": "SELECT count(*) FROM digest_schedules WHERE tenant = :t AND platform = :p",
         "usage": "SELECT count(*) FROM usage WHERE workspace = :t AND platform = :p",
+        "cached answers": "SELECT count(*) FROM answer_cache WHERE tenant = :t",
     }
+    assert await app.services.ledger.flush(timeout=10)  # usage rows are written behind the answers
     async with app.services.db.session() as s:
         return {k: (await s.execute(text(v), dict(t=tenant, p=platform))).scalar() for k, v in q.items()}
 

@@ -88,6 +88,8 @@ class App:
                                 answer_cache=CachedAnswers(llm=llm, semantic=semantic), budgets=budgets)
             services.feedback.on_thumbs_down.append(services.answer_cache.evict)  # 👎 on a cached answer
             services.tenants = Tenants(db, grace=timedelta(days=settings.tenant_grace_days))
+            services.tenants.register("answer cache", TenantData(export=semantic.export_tenant,
+                                                                 delete=semantic.delete_tenant))
             services.tenants.register("usage", TenantData(
                 export=partial(usage_rows, db, ledger=ledger), delete=partial(delete_usage, db, ledger=ledger)))
             app = cls(settings=settings, services=services,

@@ -163,6 +163,20 @@ class SemanticCache:
         async with self.db.engine.begin() as conn:
             await conn.execute(text("DELETE FROM answer_cache WHERE id = :id"), {"id": entry_id})
 
+    async def export_tenant(self, platform: str, tenant: str) -> list[dict]:
+        """A workspace's cached answers (question, answer, when), for its data export."""
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(text(
+                "SELECT kind, question, answer, created_at FROM answer_cache WHERE tenant = :t ORDER BY id"),
+                {"t": tenant})).mappings().all()
+        return [{**r, "created_at": r["created_at"].isoformat()} for r in rows]
+
+    async def delete_tenant(self, platform: str, tenant: str) -> dict[str, int]:
+        """Drop every cached answer of a workspace (its data deletion)."""
+        async with self.db.engine.begin() as conn:
+            res = await conn.execute(text("DELETE FROM answer_cache WHERE tenant = :t"), {"t": tenant})
+        return {"cached answers": res.rowcount or 0}
+
     async def purge_expired(self) -> int:
         async with self.db.engine.begin() as conn:
             res = await conn.execute(text("DELETE FROM answer_cache WHERE expires_at <= now()"))
