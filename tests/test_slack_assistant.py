@@ -36,6 +36,19 @@ async def test_a_new_thread_is_greeted_with_the_suggested_prompts(slack):
                                                              "What's new today"]
 
 
+async def test_a_workspace_admin_chooses_its_own_suggested_prompts(slack):
+    store = slack.app.services.prefs  # the workspace settings (what `/aibot settings set` writes)
+    await store.set(platform="slack", tenant="T0FAKETEAM", channel="", key="assistant_prompts",
+                    value="Ask the handbook => What does the handbook say about expenses?; On call => Who is on call?",
+                    actor="U0ADMIN")
+    await slack.event(load("assistant_thread_started"))
+    [prompts] = slack.fake.calls_to("assistant.threads.setSuggestedPrompts")
+    assert prompts.args["prompts"] == [
+        {"title": "Ask the handbook", "message": "What does the handbook say about expenses?"},
+        {"title": "On call", "message": "Who is on call?"},
+    ]
+
+
 async def test_summarize_this_channel_reads_the_channel_being_viewed_and_answers_in_the_panel(slack, fake_llm):
     fake = slack.fake
     fake.add_message(VIEWING, "Release 2.4 ships on Thursday", user="U0ALICE")

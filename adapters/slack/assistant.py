@@ -137,12 +137,13 @@ class AssistantPanel:
     def prompts(self) -> list[dict]:
         return parse_prompts(self.adapter.settings.assistant_prompts)
 
-    async def _started(self, payload: dict, say, set_suggested_prompts) -> None:
+    async def _started(self, body: dict, payload: dict, say, set_suggested_prompts) -> None:
         thread = payload.get("assistant_thread") or {}
         context = thread.get("context") or {}
         if thread.get("channel_id") and thread.get("thread_ts"):
             await self.contexts.save(channel_id=thread["channel_id"], thread_ts=thread["thread_ts"], context=context)
-        self.adapter.background(self._greet(say, set_suggested_prompts))
+        team = body.get("team_id") or context.get("team_id") or ""
+        self.adapter.background(self._greet(say, set_suggested_prompts, team=team, user=thread.get("user_id", "")))
         self.adapter.handled += 1
 
     async def _context_changed(self, payload: dict) -> None:
@@ -152,11 +153,26 @@ class AssistantPanel:
                                      context=thread.get("context") or {})
         self.adapter.handled += 1
 
-    async def _greet(self, say, set_suggested_prompts) -> None:
+    async def prompts_for(self, team: str, user: str) -> list[dict]:
+        """The workspace's own suggested prompts (`/aibot settings set assistant_prompts`),
+        else the deployment's (SLACK_ASSISTANT_PROMPTS)."""
+        services = self.adapter._services
+        if services is not None and team:
+            try:
+                where = Incoming(platform="slack", tenant=team, channel="", user=user, text="", is_dm=True)
+                own = (await services.prefs.for_message(where)).assistant_prompts
+                if own and parse_prompts(own):
+                    return parse_prompts(own)
+            except Exception:
+                log.warning("could not read the workspace's suggested prompts", exc_info=True)
+        return self.prompts
+
+    async def _greet(self, say, set_suggested_prompts, *, team: str = "", user: str = "") -> None:
         try:
             await say(self.adapter.settings.assistant_greeting)
-            if self.prompts:
-                await set_suggested_prompts(prompts=self.prompts, title="Try one of these:")
+            prompts = await self.prompts_for(team, user)
+            if prompts:
+                await set_suggested_prompts(prompts=prompts, title="Try one of these:")
         except SlackApiError as exc:
             log.warning("could not greet in an assistant thread: %s", exc.response.get("error"))
 

@@ -25,6 +25,7 @@ class Preferences:
     digest_tz: str | None = None
     monthly_budget_usd: float | None = None  # for the cost controls; None: no budget
     web_search: bool = True  # the agent may search the web (where the deployment turned it on)
+    assistant_prompts: str | None = None  # Slack's assistant panel: `title => message; …` (None: the deployment's)
 
 
 class PreferenceLookup(Protocol):

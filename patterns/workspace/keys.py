@@ -44,6 +44,16 @@ def _switch(value: str) -> str:
     return found
 
 
+def _prompts(value: str) -> str:
+    value = _text(2_000)(value)
+    items = [p for p in value.split(";") if p.strip()]
+    if not items or len(items) > 4 or any("=>" not in p or not all(x.strip() for x in p.split("=>", 1))
+                                          for p in items):
+        raise UserError("Give one to four prompts as `title => message`, separated by `;`, e.g. "
+                        "`Ask the handbook => What does the handbook say about expenses?`.")
+    return value
+
+
 def _channels(value: str) -> str:
     ids = []
     for word in value.replace(",", " ").split():
@@ -104,6 +114,8 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("digest_time", "time of `/digest on` without a time", _time, False, "09:00"),
     Key("digest_tz", "time zone of `/digest on` without one", _zone, False, "Europe/Berlin"),
     Key("monthly_budget_usd", "model spend allowed per month, in US dollars", _budget, False, "50"),
+    Key("assistant_prompts", "suggested prompts of Slack's assistant panel: `title => message` separated by `;` "
+        "(at most 4)", _prompts, False, "Ask the handbook => What does the handbook say about expenses?"),
     Key("web_search", "the agent may search the web, where the deployment has it (AGENT_WEB_SEARCH) (on/off)",
         _switch, True, "off"),
 )}

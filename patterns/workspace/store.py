@@ -148,4 +148,5 @@ def apply(values: dict[str, str], workspace: dict[str, str], msg: Incoming) -> P
         digest_tz=workspace.get("digest_tz"),
         monthly_budget_usd=float(budget) if budget is not None else None,
         web_search=values.get("web_search", "on") == "on",
+        assistant_prompts=workspace.get("assistant_prompts"),
     )
