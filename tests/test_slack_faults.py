@@ -124,3 +124,20 @@ async def test_thirty_answers_at_once_stay_within_the_tier_2_budget_of_start_and
     answers = sorted(m.text for m in fake.bot_messages(CHANNEL) if m.thread_ts)
     assert answers == sorted(f"answer {i} " + WORDS for i in range(n))
     assert len(fake.calls_to("chat.startStream")) <= 20 and not any(m.streaming for m in fake.bot_messages(CHANNEL))
+
+
+async def test_when_the_workspace_edit_budget_is_backed_up_answers_are_posted_whole(slack, fake_llm):
+    """More answers at once than chat.update's Tier 3 carries: a new answer is not posted
+    early and edited (its edits would wait minutes) but posted once, whole, at the end
+    (chat.postMessage is limited per channel)."""
+    import time
+
+    fake = slack.fake
+    fake.fail("chat.startStream", "not_allowed")  # the post-and-edit path
+    budget = slack.adapter.workspace("T0FAKETEAM").budget
+    budget._due[("chat.update", "")] = time.monotonic() + 600  # ten minutes of edits already queued here
+    fake_llm.enqueue(Script(text=WORDS, tokens_per_second=40))
+    await slack.event(load("app_mention"))
+    assert fake.calls_to("chat.update") == []
+    [answer] = fake.bot_messages(CHANNEL)
+    assert answer.text.strip() == WORDS  # whole, in one post

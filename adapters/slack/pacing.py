@@ -34,6 +34,9 @@ TIERS = {
 }
 PER_CHANNEL = {"chat.postMessage": 54.0}
 BURST_SECONDS = 20.0  # calls may bunch up to this many seconds' worth of the rate
+# when a new chat.update would wait longer than this, answers are posted whole at the end
+# (one chat.postMessage, limited per channel) instead of posted early and edited
+WHOLE_AFTER_SECONDS = 5.0
 
 
 class Budget:
@@ -51,6 +54,14 @@ class Budget:
         if method in self.tiers:
             return (method, ""), self.tiers[method]
         return None
+
+    def backlog(self, method: str, *, channel: str = "") -> float:
+        """Seconds a `method` call asked for now would wait for its slot."""
+        found = self._bucket(method, channel)
+        if found is None:
+            return 0.0
+        now = time.monotonic()
+        return max(0.0, max(self._due.get(found[0], now), now) - BURST_SECONDS - now)
 
     async def take(self, method: str, *, channel: str = "", max_wait: float | None = None) -> bool:
         """Wait for a slot for one `method` call; False (and no slot taken) if that would
@@ -101,3 +112,9 @@ class AdaptiveLimits:
     @property
     def update_interval(self) -> float:
         return self.workspace.interval(native=self.native, base=self.base_interval)
+
+    @property
+    def whole_only(self) -> bool:
+        """The workspace's edits are backed up (more answers at once than chat.update's
+        Tier 3 can carry): an answer starting now is posted once, whole, at the end."""
+        return self.workspace.budget.backlog("chat.update") > WHOLE_AFTER_SECONDS

@@ -184,7 +184,9 @@ class _EditSink(_Sink):
         self.shown = ""
         self.updates = 0
         self.refresh = False  # the final write goes even with the same text (the controls changed)
-        self.whole_only = False  # the reply location cannot be edited: post once, at the end
+        # post once, at the end: the reply location cannot be edited, or the platform's edit
+        # budget is backed up (`limits.whole_only`, e.g. a busy Slack workspace)
+        self.whole_only = bool(getattr(conv.limits, "whole_only", False))
 
     async def _write(self, text: str, *, final: bool) -> None:
         shown = text if final else close_fence(text)
