@@ -21,6 +21,7 @@ from bot.core.embeddings import build_embedder
 from bot.core.db import Database
 from bot.core.errors import ConfigError
 from bot.core.dedupe import Dedupe
+from bot.core.housekeeping import Housekeeping
 from bot.core.feedback import FeedbackStore
 from bot.core.feature import Feature, Platform
 from bot.core.ledger import Ledger
@@ -53,6 +54,7 @@ class App:
         self._started: list[Feature] = []
         self._owns_db = False
         self._owned_client = None
+        self.housekeeping = Housekeeping(jobs={})  # set by `open`: purges of expired rows while serving
 
     @classmethod
     async def open(
@@ -96,6 +98,11 @@ class App:
                       platforms=composition.platforms() if platforms is None else platforms)
             budgets.workspace_budget = workspace_budget_from(services)  # /aibot settings' monthly_budget_usd
             app._owns_db = owns_db
+            app.housekeeping = Housekeeping(jobs={
+                "expired cache entries": cache.purge_expired,
+                "expired semantic cache entries": semantic.purge_expired,
+                "old duplicate-delivery records": services.dedupe.purge,
+            })
             app._owned_client = client if llm_client is None else None
             for feature in composition.features() if features is None else features:
                 app._add(feature)
@@ -192,9 +199,11 @@ class App:
                 await self.attach(adapter)
                 started.append(adapter)
             await self._start_features()
+            self.housekeeping.start()
             await _until_done(started, stop)
             await self._finish_in_flight(force)
         finally:
+            await self.housekeeping.stop()
             await self._stop_features()
             for adapter in reversed(started):
                 with suppress(Exception):
