@@ -1,5 +1,5 @@
 """What one `/metrics` scrape costs as the usage ledger grows: the hand-written exposition
-it replaced (a full per-pattern aggregate of the `usage` table, `Ledger.stats()`, on every
+it replaced (a full per-pattern aggregate of the `usage` table, the `by pattern` usage report, on every
 scrape) against prometheus-client's (this process's counters, plus the pool gauge).
 
 For each ledger size the table is filled with synthetic rows (generate_series), then in
@@ -25,6 +25,7 @@ from sqlalchemy import text  # noqa: E402
 from bot.app import App  # noqa: E402
 from bot.core.http import HttpServer  # noqa: E402
 from bot.core.metrics import METRICS  # noqa: E402
+from bot.core.reports import usage_report  # noqa: E402
 from bot.core.settings import Settings  # noqa: E402
 
 FILL = text(
@@ -38,7 +39,7 @@ FILL = text(
 
 async def old_scrape(app) -> None:
     """The replaced handler's work: the per-pattern aggregate of the whole ledger."""
-    await app.services.ledger.stats()
+    await usage_report(app.services.db, ledger=app.services.ledger)
 
 
 async def new_scrape(server: HttpServer) -> None:

@@ -11,6 +11,7 @@ import aiohttp
 from bot.app import App
 from bot.core.http import HttpServer
 from bot.core.load import QUEUED
+from bot.core.reports import usage_report
 from tests.fakes.openai_server import Script
 from tests.harness import RecordingConversation
 from tests.slack_support import *  # noqa: F401,F403
@@ -68,7 +69,7 @@ async def test_messages_beyond_capacity_wait_get_a_queued_status_and_are_all_ans
         assert queued >= load_.counters["queued"] >= 5  # the process's counter (earlier tests add to it)
         assert "aibot_in_flight_limit 2.0" in metrics
         assert "aibot_ledger_backlog " in metrics  # usage rows not yet written (a gauge)
-        assert sum(s.requests for s in await app.services.ledger.stats() if s.pattern == "streaming") == 7
+        assert sum(s.requests for s in await usage_report(app.services.db, ledger=app.services.ledger) if s.group == "streaming") == 7
 
 
 async def test_two_conversations_in_one_channel_are_answered_at_the_same_time(app, bot, fake_llm):

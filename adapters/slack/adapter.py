@@ -443,6 +443,7 @@ class SlackAdapter:
 
     async def _publish_home(self, team: str, user: str) -> None:
         from adapters.slack.home import home_view
+        from bot.core.reports import usage_report
 
         try:
             services = self._services
@@ -452,7 +453,8 @@ class SlackAdapter:
             usage = None
             if admin:
                 since = datetime.now(timezone.utc) - timedelta(days=30)
-                usage = await services.ledger.stats(since=since, platform="slack", tenant=team)
+                usage = await usage_report(services.db, by="pattern", since=since, workspace=team, platform="slack",
+                                           ledger=services.ledger)
             view = home_view(bot_name=services.settings.bot_name, prefs=prefs, admin=admin, usage=usage)
             await self.client_for(team).views_publish(user_id=user, view=view)
         except Exception:

@@ -15,7 +15,7 @@ def _section(text: str) -> dict:
 
 
 def home_view(*, bot_name: str, prefs: Preferences, admin: bool, usage: list | None) -> dict:
-    """The Home tab for one person: `usage` (PatternStats of the last 30 days) for admins."""
+    """The Home tab for one person: `usage` (bot.core.reports rows by pattern, last 30 days) for admins."""
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"{bot_name} in this workspace"}},
         _section(f"Mention me or DM me to ask anything; `/help` lists the commands. "
@@ -37,7 +37,7 @@ def home_view(*, bot_name: str, prefs: Preferences, admin: bool, usage: list | N
     if not usage:
         blocks.append(_section("*Usage, last 30 days*\nNo model calls yet."))
     else:
-        rows = [f"• {s.pattern}: {s.requests} requests, {s.prompt_tokens + s.completion_tokens:,} tokens, "
+        rows = [f"• {s.group}: {s.requests} requests, {s.prompt_tokens + s.completion_tokens:,} tokens, "
                 f"${s.cost_usd:.4f}" for s in usage]
         total = sum((s.cost_usd for s in usage), Decimal(0))
         blocks.append(_section("*Usage, last 30 days*\n" + "\n".join(rows) + f"\n*Total:* ${total:.4f}"))

@@ -1,14 +1,13 @@
-"""The usage ledger: one row per model call, and the per-pattern stats table built from it."""
+"""The usage ledger: one row per model call (reports on it: bot.core.reports)."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert
 from sqlalchemy.exc import DataError, IntegrityError
 
 from bot.core.answers import CURRENT
@@ -39,26 +38,6 @@ class UsageRecord:
         answer = CURRENT.get()  # read where the call was made: the answer it is part of
         if answer and not (self.extra or {}).get("answer"):
             self.extra = {**(self.extra or {}), "answer": answer}
-
-
-@dataclass
-class PatternStats:
-    pattern: str
-    requests: int
-    errors: int
-    cache_hits: int
-    avg_latency_ms: float
-    p95_latency_ms: float
-    avg_ttft_ms: float | None
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: Decimal
-    extra: dict = field(default_factory=dict)
-
-    def as_json(self) -> dict:
-        d = asdict(self)
-        d["cost_usd"] = float(self.cost_usd)
-        return d
 
 
 class Ledger:
@@ -172,90 +151,4 @@ class Ledger:
                     self.on_unreachable()  # e.g. restart the embedded server; not waited for
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
-
-    async def stats(self, *, since: datetime | None = None, platform: str | None = None,
-                    tenant: str | None = None) -> list[PatternStats]:
-        """Per pattern: requests, errors, cache hits, avg/p95 latency, avg TTFT, tokens, cost;
-        of one workspace when `tenant` is given (on `platform`). Rows still queued are
-        written first, for up to a few seconds."""
-        await self.flush(timeout=5.0)
-        q = select(
-            Usage.pattern,
-            func.count(),
-            func.count().filter(Usage.outcome != "ok"),
-            func.count().filter(Usage.cache_hit),
-            func.coalesce(func.avg(Usage.latency_ms), 0),
-            func.coalesce(func.percentile_cont(0.95).within_group(Usage.latency_ms), 0),
-            func.avg(Usage.ttft_ms),
-            func.coalesce(func.sum(Usage.prompt_tokens), 0),
-            func.coalesce(func.sum(Usage.completion_tokens), 0),
-            func.coalesce(func.sum(Usage.cost_usd), 0),
-        ).group_by(Usage.pattern).order_by(Usage.pattern)
-        if since is not None:
-            q = q.where(Usage.created_at >= since)
-        if tenant is not None:
-            q = q.where(Usage.workspace == tenant)
-            if platform is not None:
-                q = q.where(Usage.platform == platform)
-        async with self.db.session() as s:
-            rows = (await s.execute(q)).all()
-        return [
-            PatternStats(
-                pattern=r[0],
-                requests=r[1],
-                errors=r[2],
-                cache_hits=r[3],
-                avg_latency_ms=float(r[4]),
-                p95_latency_ms=float(r[5]),
-                avg_ttft_ms=None if r[6] is None else float(r[6]),
-                prompt_tokens=int(r[7]),
-                completion_tokens=int(r[8]),
-                cost_usd=Decimal(r[9]),
-            )
-            for r in rows
-        ]
-
-
-def format_stats(stats: list[PatternStats]) -> str:
-    """The production-stats table, as monospace text."""
-    header = ("pattern", "requests", "errors", "cached", "avg ms", "p95 ms", "ttft ms", "tokens in", "tokens out", "cost $")
-    rows = [header]
-    for s in stats:
-        rows.append(
-            (
-                s.pattern,
-                str(s.requests),
-                str(s.errors),
-                str(s.cache_hits),
-                f"{s.avg_latency_ms:.0f}",
-                f"{s.p95_latency_ms:.0f}",
-                "-" if s.avg_ttft_ms is None else f"{s.avg_ttft_ms:.0f}",
-                str(s.prompt_tokens),
-                str(s.completion_tokens),
-                f"{s.cost_usd:.4f}",
-            )
-        )
-    if len(stats) > 1:
-        rows.append(
-            (
-                "total",
-                str(sum(s.requests for s in stats)),
-                str(sum(s.errors for s in stats)),
-                str(sum(s.cache_hits for s in stats)),
-                "",
-                "",
-                "",
-                str(sum(s.prompt_tokens for s in stats)),
-                str(sum(s.completion_tokens for s in stats)),
-                f"{sum((s.cost_usd for s in stats), Decimal(0)):.4f}",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = []
-    for n, r in enumerate(rows):
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
