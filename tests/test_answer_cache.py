@@ -161,3 +161,18 @@ async def test_a_thumbs_down_on_a_cached_answer_evicts_it_so_the_next_asker_gets
         assert "cached answer" in again[0]
     fresh = await bot.send("@aibot How could I reset my VPN password?", user="U4", channel="C4")
     assert fresh == ["Right: open Settings > VPN > Reset password."] and len(fake_llm.chat_requests) == 2
+
+
+async def test_removing_a_document_drops_the_cached_answers_that_quote_it(bot, app, fake_llm):
+    await upload(bot, {"handbook.md": HANDBOOK})
+    fake_llm.enqueue("Within 30 days [1].")
+    await bot.send("/ask how many days do customers have to ask for a refund?")
+    async with app.services.db.engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT count(*) FROM answer_cache WHERE kind = 'rag'"))).scalar_one()
+    assert stored == 1
+    listing = await bot.send("/kb list")
+    number = listing[-1].split("#", 1)[1].split()[0].strip("*`:.)")
+    await bot.send(f"/kb remove {number}")
+    async with app.services.db.engine.connect() as conn:
+        left = (await conn.execute(text("SELECT count(*) FROM answer_cache WHERE answer LIKE '%30 days%'"))).scalar_one()
+    assert left == 0  # the removed document's text does not live on in the cache

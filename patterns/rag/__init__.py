@@ -44,6 +44,9 @@ class Rag(Feature):
         self.store = KnowledgeStore(db=self.services.db, embedder=build_embedder(host.settings, llm.client),
                                     settings=self.settings)
         self.services.kb = self.store
+        cached = getattr(self.services.answer_cache, "semantic", None)
+        if cached is not None:  # answers quoting a replaced or removed document go with it
+            self.store.on_change.append(cached.invalidate_documents)
         if self.services.tenants is not None:  # a tenant's documents go with its export / deletion
             self.services.tenants.register("documents", TenantData(
                 export=lambda platform, tenant: self.store.export_tenant(tenant),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 import logging
 import time
 from dataclasses import dataclass
@@ -120,6 +120,9 @@ class KnowledgeStore:
         self._indexed_dims: set[int] = {384}
         self._presence: dict[str, tuple[bool, float]] = {}  # tenant -> (has documents, until)
         self._index_lock = asyncio.Lock()
+        # called with (tenant, [document id]) after a document is replaced or removed, e.g. to
+        # drop cached answers that quote its old text
+        self.on_change: list[Callable[[str, list[int]], Awaitable[object]]] = []
 
     @property
     def limits(self) -> Limits:
@@ -250,6 +253,8 @@ class KnowledgeStore:
         status = "replaced" if version > 1 else "added"
         log.info("kb %s %s (#%s) for %s: %d chunks", status, doc.name, doc_id, doc.tenant, len(doc.chunks))
         self._presence.pop(doc.tenant, None)  # the next mention sees the new document
+        if version > 1:
+            await self._changed(doc.tenant, doc_id)
         return IngestResult(status, doc_id, doc.name, len(doc.chunks), doc.pages)
 
     async def _find_hash(self, tenant: str, channel: str | None, digest: str):
@@ -467,7 +472,16 @@ class KnowledgeStore:
                 )
             ).scalar()
         self._presence.pop(tenant, None)
+        if name is not None:
+            await self._changed(tenant, document_id)
         return name
+
+    async def _changed(self, tenant: str, document_id: int) -> None:
+        for hook in self.on_change:
+            try:
+                await hook(tenant, [document_id])
+            except Exception:  # the document change itself stands; cached answers expire anyway
+                log.warning("could not drop cached answers of document %s", document_id, exc_info=True)
 
     async def export_tenant(self, tenant: str) -> list[dict]:
         """Every document of `tenant` with its text (its passages in order), JSON-ready."""
