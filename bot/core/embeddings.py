@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.core import onnx_embed
+from bot.core.priority import is_bulk
 from bot.core.settings import Settings
 from bot.core.errors import ConfigError, UserError
 
@@ -151,8 +152,9 @@ class LocalEmbedder:
         return vecs.tolist()
 
     async def embed(self, texts: list[str], *, bulk: bool | None = None) -> list[list[float]]:
-        """`bulk` (default: more than INTERACTIVE_TEXTS texts) waits behind questions."""
-        bulk = len(texts) > INTERACTIVE_TEXTS if bulk is None else bulk
+        """`bulk` (default: inside `bot.core.priority.bulk`, or more than INTERACTIVE_TEXTS
+        texts) waits behind questions."""
+        bulk = (is_bulk() or len(texts) > INTERACTIVE_TEXTS) if bulk is None else bulk
         out: list[list[float]] = []
         # A large document is encoded in slices so a question's embedding can go in between.
         for i in range(0, len(texts), self.batch_size * 4):

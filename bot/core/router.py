@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 from bot.core.answers import Press
 from bot.core.commands import CommandSet, CommandSpec, Group, declarations, declare, parse, subcommand, typed
 from bot.core.errors import LLMError, UserError, user_message_for
+from bot.core import priority
 from bot.core.load import QUEUED
+from bot.core.priority import is_bulk
 from bot.core.answer_watch import AnswerWatch
 from bot.core.images import only_images
 from bot.core.logs import request_scope
@@ -233,11 +235,13 @@ class Router:
             # one answer at a time per conversation (thread, reply chain, DM), any number
             # of conversations at once up to the in-flight limit; past it, wait (backpressure)
             lock = self._locks.setdefault(msg.conversation_key, asyncio.Lock())
+            # bulk (a scheduled digest, files being added) goes behind questions on every shared resource
+            bulk = msg.unattended or route.action == INGEST or is_bulk()
             async with watch.waiting(lock):
                 notice = _QueuedNotice(conv)
                 try:
-                    async with self._slot(notify=notice.show):
-                        with watch.running():
+                    async with self._slot(notify=notice.show, bulk=bulk):
+                        with watch.running(), priority.bulk(bulk):
                             self._check_size(msg, conv)
                             result, ephemeral = await self._handle(route.action, ctx, msg)
                             rendered = await self._deliver(result, conv, ephemeral=ephemeral, msg=msg)
@@ -262,9 +266,9 @@ class Router:
             watch.done("refused" if isinstance(exc, UserError) else "failed")
             return Handled(route.action, error=exc)
 
-    def _slot(self, *, notify):
+    def _slot(self, *, notify, bulk: bool):
         load = getattr(self.services, "load", None)
-        return load.slot(notify=notify) if load is not None else contextlib.nullcontext()
+        return load.slot(notify=notify, bulk=bulk) if load is not None else contextlib.nullcontext()
 
     async def _handle(self, action: str, ctx: Context, msg: Incoming) -> tuple[Any, bool]:
         """The handler's result, and whether a plain-text result is for the asker only."""
