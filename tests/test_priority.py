@@ -150,3 +150,58 @@ def test_discord_bulk_writers_in_a_channel_share_one_answers_part_of_its_edit_bu
     # and the channel's whole budget still holds: edits per second summed over writers
     per_second = 1 / pacer.interval("C1", bulk=False) + 3 / pacer.interval("C1", bulk=True)
     assert per_second <= 1 / alone
+
+
+async def test_a_question_is_embedded_beside_a_documents_batch_not_after_it(tmp_path):
+    import threading
+
+    import numpy as np
+
+    from bot.core.embeddings import LocalEmbedder
+
+    release = threading.Event()
+
+    class Held(LocalEmbedder):
+        def encode(self, texts):  # a document's batch keeps the model until the question is answered
+            if len(texts) > 1:
+                assert release.wait(GUARD)
+            return super().encode(texts)
+
+    embedder = Held(cache_dir=tmp_path / "models")
+    await embedder.ensure_loaded()  # the first load saves the ONNX copy of the same weights
+    ingest = asyncio.create_task(embedder.embed([f"passage {i} about pressure" for i in range(100)]))
+    while not embedder._gate.busy:
+        await asyncio.sleep(0.01)
+    question = "how are refunds paid?"
+    [vector] = await asyncio.wait_for(embedder.embed([question]), GUARD)  # waits for no batch
+    assert not ingest.done()
+    release.set()
+    assert len(await asyncio.wait_for(ingest, GUARD)) == 100
+    [reference] = await asyncio.to_thread(LocalEmbedder.encode, embedder, [question])
+    assert float(np.dot(vector, reference)) > 0.9999  # the same vector the torch model gives
+
+
+async def test_a_mention_shows_thinking_at_once_while_its_knowledge_base_lookup_still_waits(app, fake_llm):
+    from bot.core.render import THINKING
+    from tests.test_load import StatusConversation
+
+    fake_llm.responder = lambda body: Script(text=ANSWER)
+    lookup_started, lookup_may_end = asyncio.Event(), asyncio.Event()
+
+    async def slow_lookup(ctx, msg):  # a knowledge-base search waiting for the embedding model
+        lookup_started.set()
+        await lookup_may_end.wait()
+        return None  # no strong hit: chat answers
+
+    app.router.answerers.insert(0, slow_lookup)
+    conv = StatusConversation()
+    harness = Harness(app)
+    task = asyncio.create_task(app.router.dispatch(harness.incoming("@aibot what changed?"), conv))
+    await asyncio.wait_for(lookup_started.wait(), GUARD)
+    await asyncio.sleep(0)
+    assert conv.statuses == [THINKING] and conv.texts == []  # shown before the lookup ends
+
+    lookup_may_end.set()
+    await asyncio.wait_for(task, GUARD)
+    assert conv.texts == [ANSWER]
+    assert conv.statuses == [THINKING, None]  # once, and cleared beside the answer
