@@ -78,3 +78,34 @@ async def test_two_workers_share_the_slack_port_and_answer_each_mention_once(env
     assert len(fake_llm.chat_requests) == 20
     # users.info is cached per process: two lookups of the one asker means both workers answered
     assert len(fake_slack.calls_to("users.info")) == 2
+
+
+async def test_two_workers_in_socket_mode_each_hold_a_connection_and_answer_each_mention_once(env, fake_slack, fake_llm):
+    """Socket Mode with `--workers 2`: two connections to Slack, which spreads the events
+    over them (each envelope to one); every mention is answered once, by whichever got it."""
+    from tests.fakes.slack_server import APP_TOKEN
+
+    env = {**env, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "SLACK_API_URL": fake_slack.base_url,
+           "AIBOT_EMBEDDING_PROVIDER": "openai"}
+    proc = await asyncio.create_subprocess_exec(AIBOT, "run", "--workers", "2", env=env,
+                                                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    try:
+        await fake_slack.wait_for(lambda: len(fake_slack._ws) >= 2, timeout=90)  # both connected
+        envelopes = []
+        for i in range(12):
+            payload = load("app_mention", event_id=f"EvSock{i}", ts=f"1700000200.{i:06d}", channel=f"C0S{i % 3}",
+                           text=f"<@U0BOTUSER> question {i}")
+            envelopes.append(await fake_slack.send_event(payload))
+        for env_id in envelopes[:4]:  # Slack retries four of them (on whichever connection comes next)
+            await fake_slack.send_event(fake_slack.envelopes[env_id].payload, retry_attempt=1)
+        await fake_slack.wait_for(lambda: len(finished(fake_slack)) >= 12, timeout=120)
+        await asyncio.sleep(1.0)  # a duplicate answer would have started by now
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert all(fake_slack.envelopes[e].acked_at is not None for e in envelopes)
+    assert {fake_slack.envelopes[e].connection for e in envelopes} == {1, 2}  # both connections carried events
+    assert sorted(finished(fake_slack)) == sorted(f"1700000200.{i:06d}" for i in range(12))  # each once
+    assert len(fake_llm.chat_requests) == 12
