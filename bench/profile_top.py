@@ -19,16 +19,15 @@ FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:]*)(?::\d+)?\)$")
 
 
 def package(path: str) -> str:
-    """`.../site-packages/sqlalchemy/...` -> sqlalchemy; the project's own files by top folder."""
+    """The package a frame's file belongs to: py-spy names files from their sys.path entry
+    (`sqlalchemy/engine/base.py`, `asyncio/events.py`); the project's own by two levels
+    (`bot/core`, `adapters/slack`)."""
     if "site-packages/" in path:
-        return path.split("site-packages/", 1)[1].split("/", 1)[0]
-    for top in ("bot/", "adapters/", "patterns/"):
-        if f"/{top}" in path or path.startswith(top):
-            rest = path.split(top, 1)[1]
-            return top + rest.split("/", 1)[0].removesuffix(".py")
-    if "/lib/python3" in path:
-        return "stdlib:" + path.rsplit("/lib/python3", 1)[1].split("/", 2)[1].removesuffix(".py")
-    return path.rsplit("/", 1)[-1]
+        path = path.split("site-packages/", 1)[1]
+    parts = path.split("/")
+    if parts[0] in ("bot", "adapters", "patterns") and len(parts) > 2:
+        return "/".join(parts[:2])
+    return parts[0].removesuffix(".py")
 
 
 def main() -> None:
@@ -46,7 +45,7 @@ def main() -> None:
             stack, _, n = line.rpartition(" ")
             if not stack or not n.isdigit():
                 continue
-            frames = [fr for fr in stack.split(";") if fr and not fr.startswith(("process ", "thread "))]
+            frames = [fr for fr in stack.split(";") if FRAME.match(fr) and not fr.startswith(("process ", "thread "))]
             if not frames:
                 continue
             if not args.idle and IDLE.search(frames[-1]):
