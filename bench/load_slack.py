@@ -421,10 +421,18 @@ async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dic
         # warm-up: users.info cache, connections, first model call
         warm = await run_step(args, f"http://127.0.0.1:{port}/slack/events", bot.pid, fake, model, 4, (r * 100 + 99) * 10_000,
                        answers=True)
+        spy = None
+        if args.py_spy:  # sample the bot's processes (py-spy from the `bench` extra) during the steps
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(bot.pid), "--subprocesses", "--nonblocking",
+                                    "--rate", "100", "--format", "raw", "-o", f"{args.py_spy}.{r}"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for i, rate in enumerate(rates):
             out["bot"].append(await run_step(args, f"http://127.0.0.1:{port}/slack/events", bot.pid, fake, model, rate,
                                              (r * 100 + i) * 10_000, answers=True))
             print(f"round {r + 1} {rate:g} msg/s: {out['bot'][-1]}", file=sys.stderr)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            spy.wait(60)
         out["metrics"] = [await overload_metrics(f"http://127.0.0.1:{port}/metrics")]
         print(f"round {r + 1} overload counters: {out['metrics'][0]}", file=sys.stderr)
     finally:
@@ -551,4 +559,6 @@ if __name__ == "__main__":
     p.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the bot")
     p.add_argument("--json", help="write every step's figures here")
     p.add_argument("--profile", help="run the bot under cProfile, writing PROFILE.<round> (pstats)")
+    p.add_argument("--py-spy", help="sample the bot with py-spy during the steps, writing PY_SPY.<round> "
+                   "(collapsed stacks; bench/profile_top.py sums them)")
     asyncio.run(main(p.parse_args()))

@@ -169,8 +169,8 @@ async def test_questions_get_the_embedding_model_before_waiting_ingestion_slices
             order.append("question" if len(texts) == 1 else "slice")
             return [[0.0] * 384 for _ in texts]
 
-    embedder = Timed(batch_size=2)  # slices of 8 texts
-    ingest = asyncio.create_task(embedder.embed([f"passage {i}" for i in range(40)]))  # 5 slices
+    embedder = Timed(batch_size=2)  # slices of 2 texts
+    ingest = asyncio.create_task(embedder.embed([f"passage {i}" for i in range(40)]))  # 20 slices
     await asyncio.sleep(0.02)  # the first slice is being encoded
     question = asyncio.create_task(embedder.embed(["what changed?"]))
     vectors = await question

@@ -22,6 +22,7 @@ from adapters.discord.controls import controls_view
 from bot.core.answers import Controls
 from bot.core.errors import UserError
 from bot.core.messages import Attachment, HistoryItem
+from bot.core.priority import is_bulk
 from bot.core.surface import Limits, MessageGone
 
 if TYPE_CHECKING:
@@ -36,26 +37,41 @@ NO_PINGS = discord.AllowedMentions.none()  # model output never pings @everyone,
 
 
 class ChannelPacer:
-    """Spreads one channel's edit budget over the answers currently streaming in it."""
+    """Spreads one channel's edit budget over the answers currently streaming in it.
+    Bulk writers (digests, files being added: `bot.core.priority`) share one answer's
+    part between them, so a busy bulk channel does not slow the answers there."""
 
     def __init__(self, *, budget: tuple[int, float] = EDIT_BUDGET, horizon: float = 4.0) -> None:
         self.per_edit = budget[1] / budget[0]
         self.horizon = horizon  # a conversation that wrote this recently counts as streaming
-        self._writes: dict[str, dict[int, float]] = {}
+        self._writes: dict[str, dict[int, tuple[float, bool]]] = {}  # channel -> writer -> (when, bulk)
 
-    def wrote(self, channel: str, who: object) -> None:
-        self._writes.setdefault(channel, {})[id(who)] = time.monotonic()
+    def wrote(self, channel: str, who: object, *, bulk: bool | None = None) -> None:
+        bulk = is_bulk() if bulk is None else bulk
+        self._writes.setdefault(channel, {})[id(who)] = (time.monotonic(), bulk)
 
-    def active(self, channel: str) -> int:
+    def writers(self, channel: str) -> tuple[int, int]:
+        """(interactive, bulk) writers streaming in the channel now."""
         now = time.monotonic()
         writers = self._writes.get(channel, {})
-        for key in [k for k, t in writers.items() if now - t > self.horizon]:
+        for key in [k for k, (t, _) in writers.items() if now - t > self.horizon]:
             del writers[key]
-        return max(1, len(writers))
+        n_bulk = sum(1 for _, b in writers.values() if b)
+        return len(writers) - n_bulk, n_bulk
 
-    def interval(self, channel: str) -> float:
-        # 20% headroom for the final edit, which the renderer always sends
-        return self.per_edit * 1.2 * self.active(channel)
+    def active(self, channel: str) -> int:
+        interactive, n_bulk = self.writers(channel)
+        return max(1, interactive + (1 if n_bulk else 0))
+
+    def interval(self, channel: str, *, bulk: bool | None = None) -> float:
+        """Seconds between edits of one answer (one bulk writer with `bulk`, default: inside
+        `bot.core.priority.bulk`); 20% headroom for the final edit, which is always sent."""
+        bulk = is_bulk() if bulk is None else bulk
+        interactive, n_bulk = self.writers(channel)
+        shares = max(1, interactive + (1 if n_bulk or bulk else 0))
+        if bulk:  # the bulk writers split one share between them
+            return self.per_edit * 1.2 * shares * max(1, n_bulk)
+        return self.per_edit * 1.2 * shares
 
 
 class PacedLimits(Limits):

@@ -9,12 +9,18 @@ every answer streaming at once. Two mechanisms:
   that fails has spent its slot all the same, so a refused edit cannot be retried at
   once; a 429 that still comes is retried by slack_sdk's
   `AsyncRateLimitErrorRetryHandler` after its Retry-After.
+
+Interactive writes go before bulk ones: a bulk write (a digest, the reply to a file being
+added) takes a slot only while the method's bucket is less than half full, and otherwise
+waits until it is, so the answers streaming at the same time always find room.
 """
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass, field
+
+from bot.core.priority import is_bulk
 
 # Calls per minute we allow ourselves: Slack's published tiers with ~10% headroom
 EDIT_BUDGET = 45.0  # chat.update, Tier 3 (50+/min)
@@ -34,6 +40,9 @@ TIERS = {
 }
 PER_CHANNEL = {"chat.postMessage": 54.0}
 BURST_SECONDS = 20.0  # calls may bunch up to this many seconds' worth of the rate
+# bulk writes (digests, files being added: `bot.core.priority`) may use only this share of
+# the burst; the rest is headroom that only interactive writes (answers) may take
+BULK_BURST_SHARE = 0.5
 # when a new chat.update would wait longer than this, answers are posted whole at the end
 # (one chat.postMessage, limited per channel) instead of posted early and edited
 WHOLE_AFTER_SECONDS = 5.0
@@ -41,10 +50,13 @@ WHOLE_AFTER_SECONDS = 5.0
 
 class Budget:
     """Slots for Slack write calls, per method (and per channel for chat.postMessage),
-    spaced by a generic cell-rate algorithm: a short burst, then the tier's rate."""
+    spaced by a generic cell-rate algorithm: a short burst, then the tier's rate. Bulk
+    calls see a smaller burst (`BULK_BURST_SHARE`), so interactive calls go first."""
 
-    def __init__(self, *, tiers: dict[str, float] = TIERS, per_channel: dict[str, float] = PER_CHANNEL) -> None:
+    def __init__(self, *, tiers: dict[str, float] = TIERS, per_channel: dict[str, float] = PER_CHANNEL,
+                 burst: float = BURST_SECONDS) -> None:
         self.tiers, self.per_channel = tiers, per_channel
+        self.burst = burst
         self._due: dict[tuple[str, str], float] = {}  # theoretical arrival time per bucket
         self.waited = 0.0  # seconds spent waiting for slots (for tests and logs)
 
@@ -56,26 +68,38 @@ class Budget:
         return None
 
     def backlog(self, method: str, *, channel: str = "") -> float:
-        """Seconds a `method` call asked for now would wait for its slot."""
+        """Seconds an interactive `method` call asked for now would wait for its slot."""
         found = self._bucket(method, channel)
         if found is None:
             return 0.0
         now = time.monotonic()
-        return max(0.0, max(self._due.get(found[0], now), now) - BURST_SECONDS - now)
+        return max(0.0, max(self._due.get(found[0], now), now) - self.burst - now)
 
-    async def take(self, method: str, *, channel: str = "", max_wait: float | None = None) -> bool:
+    async def take(self, method: str, *, channel: str = "", max_wait: float | None = None,
+                   bulk: bool | None = None) -> bool:
         """Wait for a slot for one `method` call; False (and no slot taken) if that would
-        take longer than `max_wait` seconds."""
+        take longer than `max_wait` seconds. `bulk` (default: inside
+        `bot.core.priority.bulk`) waits until the bucket has room beside interactive calls."""
         found = self._bucket(method, channel)
         if found is None:
             return True
         key, per_minute = found
         interval = 60.0 / per_minute
-        now = time.monotonic()
-        due = max(self._due.get(key, now), now)
-        wait = max(0.0, due - BURST_SECONDS - now)
-        if max_wait is not None and wait > max_wait:
-            return False
+        bulk = is_bulk() if bulk is None else bulk
+        burst = self.burst * (BULK_BURST_SHARE if bulk else 1.0)
+        while True:
+            now = time.monotonic()
+            due = max(self._due.get(key, now), now)
+            wait = max(0.0, due - burst - now)
+            if max_wait is not None and wait > max_wait:
+                return False
+            if not bulk or wait == 0:
+                break
+            # bulk: reserve nothing while waiting, so interactive calls arriving meanwhile go first
+            self.waited += wait
+            await asyncio.sleep(wait)
+            if max_wait is not None:
+                max_wait -= wait
         self._due[key] = due + interval
         if wait > 0:
             self.waited += wait

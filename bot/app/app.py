@@ -75,7 +75,10 @@ class App:
             if migrate:
                 await db.upgrade()
             client = llm_client if llm_client is not None else build_client(settings)
-            load = Load(limit=settings.max_in_flight, notice_after=settings.queued_notice_seconds)
+            load = Load(limit=settings.max_in_flight, notice_after=settings.queued_notice_seconds,
+                        bulk_limit=settings.max_bulk_in_flight)
+            if db.session.bulk_share is None:  # a database given from outside: bulk still gets only a share
+                db.session.bulk_share = settings.bulk_share
             ledger = Ledger(db, load=load)
             cache = Cache(db, ttl_seconds=settings.cache_ttl_seconds)
             costs = settings.section(CostSettings)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from sqlalchemy import text
@@ -17,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.core import pgembed
+from bot.core.priority import is_bulk
 from bot.core.settings import Settings
 from bot.core.errors import ConfigError
 
@@ -46,7 +50,7 @@ class Database:
         self._owns_engine = owns_engine
         self._embedded = embedded
         self.created: Path | None = None  # the embedded server's new data directory, when this run made it
-        self.session = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
+        self.session = Sessions(async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession))
 
     @classmethod
     async def open(cls, settings: Settings, *, connect_timeout: float = 10.0) -> "Database":
@@ -72,6 +76,7 @@ class Database:
             ) from None
         db = cls(engine=engine, url=url, owns_engine=True, embedded=embedded)
         db.created = created
+        db.session.bulk_share = settings.bulk_share
         try:
             async with asyncio.timeout(connect_timeout):
                 async with engine.connect() as conn:
@@ -100,6 +105,14 @@ class Database:
                 f"AIBOT_DB_MAX_OVERFLOW={settings.db_max_overflow}). Lower those (or AIBOT_MAX_IN_FLIGHT, "
                 "which sizes the pool when AIBOT_DB_POOL_SIZE is unset), or raise max_connections on the server."
             )
+        pooled = settings.pool_size + settings.db_max_overflow
+        if settings.db_bulk_share is not None and settings.db_bulk_share >= pooled:
+            await db.close()
+            raise ConfigError(
+                f"AIBOT_DB_BULK_SHARE={settings.db_bulk_share} leaves no database connection for questions: "
+                f"it must be below AIBOT_DB_POOL_SIZE + AIBOT_DB_MAX_OVERFLOW ({pooled}), e.g. "
+                f"AIBOT_DB_BULK_SHARE={max(1, pooled // 2)}."
+            )
         return db
 
     @classmethod
@@ -124,6 +137,57 @@ class Database:
         if self._embedded is not None:
             await asyncio.to_thread(pgembed.stop, self._embedded)
             self._embedded = None
+
+
+_holding: ContextVar[bool] = ContextVar("aibot_bulk_session", default=False)
+
+
+class Sessions:
+    """`db.session()` and `db.session.begin()`, as SQLAlchemy's `async_sessionmaker`, with
+    bulk work (`bot.core.priority.bulk`) holding at most `bulk_share` sessions at once, so
+    the rest of the pool is always there for interactive work. A bulk session waits for
+    its share before it takes a pooled connection; sessions opened inside one (the same
+    task, or tasks it starts) ride on its share instead of waiting for another, so nested
+    work cannot deadlock on the share. `bulk_share` None or 0: no limit."""
+
+    def __init__(self, maker: async_sessionmaker, *, bulk_share: int | None = None) -> None:
+        self.maker = maker
+        self._share: int | None = None
+        self._gate: asyncio.Semaphore | None = None
+        self.bulk_share = bulk_share
+        self.bulk_waits = 0  # bulk sessions that found the share taken (for tests and metrics)
+
+    @property
+    def bulk_share(self) -> int | None:
+        return self._share
+
+    @bulk_share.setter
+    def bulk_share(self, share: int | None) -> None:
+        self._share = share
+        self._gate = asyncio.Semaphore(share) if share else None
+
+    def __call__(self, **kw) -> "AsyncIterator[AsyncSession]":
+        return self._gated(lambda: self.maker(**kw))
+
+    def begin(self) -> "AsyncIterator[AsyncSession]":
+        return self._gated(self.maker.begin)
+
+    @asynccontextmanager
+    async def _gated(self, open_: Callable) -> AsyncIterator[AsyncSession]:
+        gate = self._gate
+        if gate is None or not is_bulk() or _holding.get():
+            async with open_() as session:
+                yield session
+            return
+        if gate.locked():
+            self.bulk_waits += 1
+        async with gate:
+            token = _holding.set(True)
+            try:
+                async with open_() as session:
+                    yield session
+            finally:
+                _holding.reset(token)
 
 
 def _reason(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.core import onnx_embed
+from bot.core.priority import is_bulk
 from bot.core.settings import Settings
 from bot.core.errors import ConfigError, UserError
 
@@ -89,6 +90,10 @@ class PriorityGate:
         self._busy = False
         self._waiters: dict[bool, deque[asyncio.Future]] = {False: deque(), True: deque()}  # bulk? -> waiters
 
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
     @contextlib.asynccontextmanager
     async def hold(self, *, bulk: bool):
         if self._busy:
@@ -151,14 +156,22 @@ class LocalEmbedder:
         return vecs.tolist()
 
     async def embed(self, texts: list[str], *, bulk: bool | None = None) -> list[list[float]]:
-        """`bulk` (default: more than INTERACTIVE_TEXTS texts) waits behind questions."""
-        bulk = len(texts) > INTERACTIVE_TEXTS if bulk is None else bulk
+        """`bulk` (default: inside `bot.core.priority.bulk`, or more than INTERACTIVE_TEXTS
+        texts) waits behind questions."""
+        bulk = (is_bulk() or len(texts) > INTERACTIVE_TEXTS) if bulk is None else bulk
+        if not bulk and self._gate.busy and len(texts) <= FEW and onnx_embed.available(self.cache_dir, self.model):
+            # a question while the model encodes a document's batch: the ONNX copy of the same
+            # weights (vectors equal to ~1e-7) encodes it beside, instead of after, that batch
+            return await asyncio.to_thread(self._encode_onnx, texts)
         out: list[list[float]] = []
-        # A large document is encoded in slices so a question's embedding can go in between.
-        for i in range(0, len(texts), self.batch_size * 4):
+        # A large document is encoded one batch at a time so a question can go in between.
+        for i in range(0, len(texts), self.batch_size):
             async with self._gate.hold(bulk=bulk):
-                out += await asyncio.to_thread(self.encode, texts[i : i + self.batch_size * 4])
+                out += await asyncio.to_thread(self.encode, texts[i : i + self.batch_size])
         return out
+
+    def _encode_onnx(self, texts: list[str]) -> list[list[float]]:
+        return onnx_embed.load(self.cache_dir, self.model).encode(texts).tolist()
 
     def preload(self) -> None:
         """Start loading the model in a daemon thread and return at once; the first

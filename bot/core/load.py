@@ -3,7 +3,8 @@
 At most `limit` messages are worked on at once in a process; the next one waits for a
 slot (backpressure) and is answered when one frees, never refused. A message that has
 waited `notice_after` seconds gets a short visible "queued" status where the platform
-has one. How often that happens, and how long messages wait, is counted here (for the
+has one. Bulk messages (scheduled digests, files being added) have slots of their own
+(`bulk_limit`), so they never hold the slots questions need. How often that happens, and how long messages wait, is counted here (for the
 log and the tests) and in the process's metrics (`bot.core.metrics`, shown on `/metrics`).
 """
 from __future__ import annotations
@@ -25,11 +26,14 @@ QUEUED = "is queued: many questions at once, yours is next in line…"
 class Load:
     """The process's in-flight limit and its counters."""
 
-    def __init__(self, *, limit: int = 200, notice_after: float = 5.0) -> None:
+    def __init__(self, *, limit: int = 200, notice_after: float = 5.0, bulk_limit: int = 4) -> None:
         self.limit = limit
+        self.bulk_limit = bulk_limit
         self.notice_after = notice_after
         self._slots = asyncio.Semaphore(limit)
+        self._bulk_slots = asyncio.Semaphore(bulk_limit)
         self.in_flight = 0
+        self.bulk_in_flight = 0
         self.waiting = 0
         self.max_waiting = 0
         self.waited_seconds = 0.0
@@ -43,21 +47,29 @@ class Load:
         METRICS.overload[name].inc(n)
 
     @asynccontextmanager
-    async def slot(self, *, notify: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[None]:
-        """Hold one in-flight slot; wait for it past the limit (calling `notify` once,
-        after `notice_after` seconds of waiting)."""
-        if self._slots.locked():
-            await self._wait(notify)
+    async def slot(self, *, notify: Callable[[], Awaitable[None]] | None = None,
+                   bulk: bool = False) -> AsyncIterator[None]:
+        """Hold one in-flight slot (a bulk one with `bulk`); wait for it past the limit
+        (calling `notify` once, after `notice_after` seconds of waiting)."""
+        slots = self._bulk_slots if bulk else self._slots
+        if slots.locked():
+            await self._wait(slots, notify)
         else:
-            await self._slots.acquire()
-        self.in_flight += 1
+            await slots.acquire()
+        if bulk:
+            self.bulk_in_flight += 1
+        else:
+            self.in_flight += 1
         try:
             yield
         finally:
-            self.in_flight -= 1
-            self._slots.release()
+            if bulk:
+                self.bulk_in_flight -= 1
+            else:
+                self.in_flight -= 1
+            slots.release()
 
-    async def _wait(self, notify: Callable[[], Awaitable[None]] | None) -> None:
+    async def _wait(self, slots: asyncio.Semaphore, notify: Callable[[], Awaitable[None]] | None) -> None:
         self.count("queued")
         self.waiting += 1
         METRICS.waiting.inc()
@@ -65,9 +77,10 @@ class Load:
         now = time.monotonic()
         if now - self._last_warning > 10:
             self._last_warning = now
-            log.warning("overloaded: %d messages in flight (the limit, AIBOT_MAX_IN_FLIGHT), %d waiting",
-                        self.in_flight, self.waiting)
-        acquire = asyncio.ensure_future(self._slots.acquire())
+            log.warning("overloaded: %d messages in flight (the limits, AIBOT_MAX_IN_FLIGHT and "
+                        "AIBOT_MAX_BULK_IN_FLIGHT, are %d and %d), %d waiting", self.in_flight + self.bulk_in_flight,
+                        self.limit, self.bulk_limit, self.waiting)
+        acquire = asyncio.ensure_future(slots.acquire())
         try:
             done, _ = await asyncio.wait({acquire}, timeout=self.notice_after)
             if not done and notify is not None:
@@ -79,7 +92,7 @@ class Load:
             await acquire
         except BaseException:
             if acquire.done() and not acquire.cancelled() and acquire.exception() is None:
-                self._slots.release()
+                slots.release()
             else:
                 acquire.cancel()
             raise

@@ -387,9 +387,11 @@ def with_stop_note(text: str) -> str:
     return f"{close_fence(text.rstrip())}\n\n{STOPPED_NOTE}" if text.strip() else STOPPED_NOTE
 
 
-async def render_stream(chunks: AsyncIterable[str], conv: Conversation, *, answer: Answer | None = None) -> Rendered:
+async def render_stream(chunks: AsyncIterable[str], conv: Conversation, *, answer: Answer | None = None,
+                        status_on: bool = False) -> Rendered:
     """Render a stream of text deltas into `conv`; see the module docstring. `answer`:
-    the answer this is, whose Stop control cancels the stream."""
+    the answer this is, whose Stop control cancels the stream. `status_on`: the caller
+    already shows the "thinking" status (the renderer clears it beside the first words)."""
     result = Rendered()
     native = hasattr(conv, "open_stream")
     sink: _Sink = _NativeSink(conv, result) if native else _EditSink(conv, result)
@@ -400,10 +402,10 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation, *, answe
     pump = _Pump(chunks)
     if answer is not None:
         answer.attach(pump.task)
-    status_on = False
+    status_on = status_on and set_status is not None
     clearing: asyncio.Task | None = None
     try:
-        if set_status is not None:
+        if set_status is not None and not status_on:
             status_on = await _status(set_status, THINKING)
         last = float("-inf")
         while True:

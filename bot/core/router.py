@@ -25,14 +25,16 @@ from typing import TYPE_CHECKING, Any
 from bot.core.answers import Press
 from bot.core.commands import CommandSet, CommandSpec, Group, declarations, declare, parse, subcommand, typed
 from bot.core.errors import LLMError, UserError, user_message_for
+from bot.core import priority
 from bot.core.load import QUEUED
+from bot.core.priority import is_bulk
 from bot.core.answer_watch import AnswerWatch
 from bot.core.images import only_images
 from bot.core.logs import request_scope
 from bot.core.messages import CallInfo, Incoming, Reply
 from bot.core.outage import DELAYED, Outage, is_db_outage
 from bot.core.presses import handle_press
-from bot.core.render import Rendered, render_stream
+from bot.core.render import THINKING, Rendered, render_stream
 from bot.core.roles import BotAdmins, refusal
 from bot.core.surface import Conversation, post_whole
 
@@ -233,16 +235,26 @@ class Router:
             # one answer at a time per conversation (thread, reply chain, DM), any number
             # of conversations at once up to the in-flight limit; past it, wait (backpressure)
             lock = self._locks.setdefault(msg.conversation_key, asyncio.Lock())
+            # bulk (a scheduled digest, files being added) goes behind questions on every shared resource
+            bulk = msg.unattended or route.action == INGEST or is_bulk()
             async with watch.waiting(lock):
                 notice = _QueuedNotice(conv)
+                # the "thinking" status at once, before any lookup (a knowledge-base search may
+                # wait for the embedding model); the renderer clears it beside the first words
+                thinking = _Thinking(conv) if route.action == ANSWER and not msg.unattended else None
                 try:
-                    async with self._slot(notify=notice.show):
-                        with watch.running():
+                    async with self._slot(notify=notice.show, bulk=bulk):
+                        with watch.running(), priority.bulk(bulk):
                             self._check_size(msg, conv)
+                            if thinking is not None:
+                                await thinking.show()
                             result, ephemeral = await self._handle(route.action, ctx, msg)
-                            rendered = await self._deliver(result, conv, ephemeral=ephemeral, msg=msg)
+                            rendered = await self._deliver(result, conv, ephemeral=ephemeral, msg=msg,
+                                                           thinking=thinking)
                             watch.rendered(rendered)
                 finally:
+                    if thinking is not None:
+                        await thinking.clear()
                     await notice.clear()
             cut = rendered.error if rendered is not None else None
             watch.done("ok" if cut is None else "cut")
@@ -262,9 +274,9 @@ class Router:
             watch.done("refused" if isinstance(exc, UserError) else "failed")
             return Handled(route.action, error=exc)
 
-    def _slot(self, *, notify):
+    def _slot(self, *, notify, bulk: bool):
         load = getattr(self.services, "load", None)
-        return load.slot(notify=notify) if load is not None else contextlib.nullcontext()
+        return load.slot(notify=notify, bulk=bulk) if load is not None else contextlib.nullcontext()
 
     async def _handle(self, action: str, ctx: Context, msg: Incoming) -> tuple[Any, bool]:
         """The handler's result, and whether a plain-text result is for the asker only."""
@@ -321,7 +333,7 @@ class Router:
         return Handled("press", note)
 
     async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool,
-                       msg: Incoming | None = None) -> Rendered | None:
+                       msg: Incoming | None = None, thinking: "_Thinking | None" = None) -> Rendered | None:
         """Send a handler's result; what the renderer did when it was streamed."""
         if result is None:
             return None
@@ -338,7 +350,8 @@ class Router:
             answer = answers.begin(msg, conv) if msg is not None and not msg.unattended else None
             try:
                 with answers.producing(answer):  # its model calls carry its id in the ledger
-                    rendered = await render_stream(result, conv, answer=answer)
+                    status_on = thinking is not None and thinking.hand_over()
+                    rendered = await render_stream(result, conv, answer=answer, status_on=status_on)
             finally:
                 if answer is not None:
                     answers.finish(answer)
@@ -393,6 +406,36 @@ class _QueuedNotice:
                 await self.set_status(None)
             except Exception:
                 log.warning("could not clear the queued status", exc_info=True)
+
+
+class _Thinking:
+    """The "thinking" status of a message being answered, shown as soon as it is taken;
+    handed to the renderer when the answer streams, else cleared once it is delivered."""
+
+    def __init__(self, conv: Conversation) -> None:
+        self.set_status = getattr(conv, "set_status", None)
+        self.shown = False
+
+    async def show(self) -> None:
+        if self.set_status is not None:
+            try:
+                await self.set_status(THINKING)
+                self.shown = True
+            except Exception:
+                log.warning("could not show the thinking status", exc_info=True)
+
+    def hand_over(self) -> bool:
+        """The renderer takes it over (and clears it): True if it is shown."""
+        shown, self.shown = self.shown, False
+        return shown
+
+    async def clear(self) -> None:
+        if self.shown:
+            self.shown = False
+            try:
+                await self.set_status(None)
+            except Exception:
+                log.warning("could not clear the thinking status", exc_info=True)
 
 
 def _is_expected(exc: BaseException) -> bool:

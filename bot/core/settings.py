@@ -174,6 +174,12 @@ class Settings(Section):
         "AIBOT_DB_MAX_OVERFLOW", 10, ge=0, le=1000,
         description="extra connections a process may open for a burst, above `AIBOT_DB_POOL_SIZE`",
     )
+    db_bulk_share: int | None = env(
+        "AIBOT_DB_BULK_SHARE", None, ge=1, le=2000,
+        description="pooled connections bulk work (adding documents, digests, bulk-job items) may hold at once "
+        "in a process; the rest stay free for questions. Unset: half of `AIBOT_DB_POOL_SIZE` + "
+        "`AIBOT_DB_MAX_OVERFLOW`",
+    )
     db_pool_timeout: float = env(
         "AIBOT_DB_POOL_TIMEOUT", 60.0, gt=0,
         description="seconds a database operation waits for a free pooled connection before it fails",
@@ -183,6 +189,11 @@ class Settings(Section):
     max_in_flight: int = env(
         "AIBOT_MAX_IN_FLIGHT", 200, ge=1, le=100_000,
         description="messages one process works on at once; more wait their turn (answered later, never refused)",
+    )
+    max_bulk_in_flight: int = env(
+        "AIBOT_MAX_BULK_IN_FLIGHT", 4, ge=1, le=10_000,
+        description="bulk messages (scheduled digests, files being added to a knowledge base) one process works "
+        "on at once, in slots of their own: they never take the slots of `AIBOT_MAX_IN_FLIGHT`",
     )
     queued_notice_seconds: float = env(
         "AIBOT_QUEUED_NOTICE_SECONDS", 5.0, ge=0,
@@ -272,6 +283,13 @@ class Settings(Section):
         if self.db_pool_size is not None:
             return self.db_pool_size
         return max(5, min(20, self.max_in_flight // 20))
+
+    @property
+    def bulk_share(self) -> int:
+        """Pooled connections bulk work may hold at once: AIBOT_DB_BULK_SHARE, or half the pool."""
+        if self.db_bulk_share is not None:
+            return self.db_bulk_share
+        return max(1, (self.pool_size + self.db_max_overflow) // 2)
 
     @property
     def llm_configured(self) -> bool:

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from sqlalchemy import text
 
 from bot.core.messages import Incoming, utcnow
+from bot.core.priority import bulk
 from patterns.batch import times
 from patterns.batch.digest import DigestReply
 from patterns.batch.schedules import DigestStore, Schedule
@@ -197,7 +198,8 @@ class DigestScheduler:
             led = await self.leader.acquire(self.services.channels.platforms)
             if not led:
                 return 0
-            return await self.run_due(platforms=led)
+            with bulk():  # digests go behind questions on the pool, the slots and the platform budgets
+                return await self.run_due(platforms=led)
         except Exception:
             log.exception("digest scheduler tick failed")
             return 0

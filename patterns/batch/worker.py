@@ -22,6 +22,7 @@ from sqlalchemy import text
 from bot.core import tokens
 from bot.core.errors import LLMError, LLMNotConfigured
 from bot.core.messages import CallInfo
+from bot.core.priority import bulk
 from patterns.batch.jobs import ANSWER_TOKENS, PATTERN, JobStore
 from patterns.batch.settings import BatchSettings
 from bot.core.summarizer import summarize
@@ -105,7 +106,8 @@ class BatchWorker:
                 woken = self._wake.is_set()
                 if woken or time.monotonic() - last_provider_poll >= settings.provider_poll:
                     last_provider_poll = time.monotonic()
-                    await poll_provider_jobs(self.services)  # sends new provider jobs, collects finished ones
+                    with bulk():
+                        await poll_provider_jobs(self.services)  # sends new provider jobs, collects finished ones
                 waiting_for_model = False
             except LLMNotConfigured:
                 (log.debug if waiting_for_model else log.warning)(
@@ -129,7 +131,8 @@ class BatchWorker:
         # the model calls of others; each slot holds a pooled connection while it works
         slots = self.concurrency + max(1, self.concurrency // 4)
         while True:
-            await asyncio.gather(*(self._slot(job_id) for _ in range(slots)))
+            with bulk():  # behind questions on the database pool and the model gate
+                await asyncio.gather(*(self._slot(job_id) for _ in range(slots)))
             wait = await self._next_retry_in(job_id)
             if wait is None:
                 return

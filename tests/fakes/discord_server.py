@@ -95,9 +95,13 @@ class FakeDiscord:
     # @everyone: view, send, history, embeds, files, reactions, threads, app commands; no Manage Server
     EVERYONE = (1 << 6) | (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31) | (1 << 35) | (1 << 38)
     MANAGE_GUILD = 1 << 5
+    # a second guild (with `second_guild=True`), on the other shard of two: (id >> 22) % 2
+    SECOND_GUILD_ID = "1100000000004194314"
+    SECOND_CHANNEL_ID = "1100000000000000022"
 
-    def __init__(self, *, heartbeat_interval_ms: int = 41_250) -> None:
+    def __init__(self, *, heartbeat_interval_ms: int = 41_250, second_guild: bool = False) -> None:
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.second_guild = second_guild
         self.calls: list[Call] = []
         self.messages: dict[str, dict] = {}  # id -> message payload (latest version)
         self.versions: dict[str, list[str]] = defaultdict(list)  # id -> every content shown
@@ -167,8 +171,11 @@ class FakeDiscord:
         return {"id": uid, "username": name, "discriminator": "0", "global_name": name.title(),
                 "avatar": None, "bot": bot}
 
+    def guild_of(self, channel: str) -> str:
+        return self.SECOND_GUILD_ID if channel == self.SECOND_CHANNEL_ID else self.GUILD_ID
+
     def channel(self, cid: str, name: str, *, type: int = 0, parent: str | None = None, owner: str | None = None) -> dict:
-        data = {"id": cid, "type": type, "guild_id": self.GUILD_ID, "name": name, "position": 0,
+        data = {"id": cid, "type": type, "guild_id": self.guild_of(cid), "name": name, "position": 0,
                 "permission_overwrites": [], "nsfw": False, "parent_id": parent, "topic": None,
                 "last_message_id": None, "rate_limit_per_user": 0}
         if type in (11, 12):
@@ -197,7 +204,15 @@ class FakeDiscord:
         g["channels"] = [self.channel(self.CHANNEL_ID, "general"), self.channel(self.OTHER_CHANNEL_ID, "random")]
         g["members"] = [{"user": self.user(self.BOT_ID), "roles": [], "joined_at": g["joined_at"], "deaf": False, "mute": False, "flags": 0}]
         g["threads"] = list(self._threads)
-        return [g]
+        if not self.second_guild:
+            return [g]
+        g2 = copy.deepcopy(g)
+        g2["id"] = g2["roles"][0]["id"] = self.SECOND_GUILD_ID
+        g2["roles"] = g2["roles"][:1]
+        g2["name"] = "second guild"
+        g2["channels"] = [self.channel(self.SECOND_CHANNEL_ID, "general")]
+        g2["threads"] = []
+        return [g, g2]
 
     def add_thread(self, *, owner: str, parent: str | None = None, name: str = "a thread") -> str:
         """A public thread in the guild (present in GUILD_CREATE: add it before the bot connects)."""
@@ -218,7 +233,7 @@ class FakeDiscord:
         if dm:
             del m["guild_id"], m["member"]
         else:
-            m["guild_id"] = self.GUILD_ID
+            m["guild_id"] = self.guild_of(channel)
             m["member"] = {**m["member"], "roles": self.roles_of(m["author"]["id"])}
         if f"<@{self.BOT_ID}>" in content and not mentions:
             m["mentions"] = [self.user(self.BOT_ID)]

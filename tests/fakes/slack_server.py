@@ -71,6 +71,7 @@ class Envelope:
     sent_at: float
     acked_at: float | None = None
     ack_payload: Any = None
+    connection: int = 0  # which Socket Mode connection it went to (numbered as opened, from 1)
 
 
 @dataclass
@@ -137,6 +138,9 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._base_time = 1_700_000_000
         self._ws: list[web.WebSocketResponse] = []
+        self._ws_ids: dict[int, int] = {}  # id(ws) -> its number, 1 for the first connection opened
+        self.connections_opened = 0
+        self._spread = 0
         self._ws_ready = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -278,7 +282,12 @@ class FakeSlack:
                 "accepts_response_payload": type_ != "events_api",
                 "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else ""}
         self.envelopes[env_id] = Envelope(env_id, type_, payload, time.monotonic())
-        await self._ws[-1].send_str(json.dumps(body))
+        # Slack spreads envelopes over the app's open connections (up to 10): each goes to one
+        open_ = [ws for ws in self._ws if not ws.closed] or self._ws
+        ws = open_[self._spread % len(open_)]
+        self._spread += 1
+        self.envelopes[env_id].connection = self._ws_ids.get(id(ws), 0)
+        await ws.send_str(json.dumps(body))
         return env_id
 
     async def send_event(self, event_callback: dict, *, retry_attempt: int = 0) -> str:
@@ -296,7 +305,8 @@ class FakeSlack:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self._ws.append(ws)
-        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1,
+        self._ws_ids[id(ws)] = self.connections_opened = self.connections_opened + 1
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": len(self._ws),
                                       "debug_info": {"host": "fake", "approximate_connection_time": 18060}}))
         self._ws_ready.set()
         try:
