@@ -23,6 +23,7 @@ from bot.core.errors import ConfigError
 from bot.core.dedupe import Dedupe
 from bot.core.feedback import FeedbackStore
 from bot.core.feature import Feature, Platform
+from bot.core.journal import Journal
 from bot.core.ledger import Ledger
 from bot.core.load import Load
 from bot.core.llm import LLM, build_client
@@ -83,7 +84,9 @@ class App:
                 db=db, embedder=build_embedder(settings, client), threshold=costs.semantic_threshold,
                 ttl_seconds=costs.semantic_ttl_seconds if costs.semantic_cache else 0,
             )
-            services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db),
+            journal = Journal(db=db, lease=settings.journal_lease)
+            services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm,
+                                dedupe=Dedupe(db, journal=journal), journal=journal,
                                 load=load, feedback=FeedbackStore(db, ledger=ledger),
                                 answer_cache=CachedAnswers(llm=llm, semantic=semantic), budgets=budgets)
             services.feedback.on_thumbs_down.append(services.answer_cache.evict)  # 👎 on a cached answer
@@ -120,6 +123,8 @@ class App:
 
     async def close(self) -> None:
         await self._stop_features()
+        if self.router.recovery is not None:
+            await self.router.recovery.close()
         await self.router.drain()
         await self.router.outage.close()
         if self.http is not None:
@@ -131,6 +136,8 @@ class App:
             with suppress(Exception):
                 await self._owned_client.close()
         await self.services.ledger.close()  # every usage row written before the database goes
+        if self.services.journal is not None:
+            await self.services.journal.close()  # answers delivered are marked so before it goes
         if self._owns_db:
             await self.services.db.close()
         METRICS.process_exited()  # multi-process mode: this process's live gauges go
@@ -169,6 +176,8 @@ class App:
             bind(self.services)
         await adapter.start(self.router.submit, commands=self.router.declared)
         self.services.channels.register(adapter.name, adapter.conversation)
+        if self.router.recovery is not None:  # its answers journaled; a crashed process's taken over
+            self.router.recovery.serve(adapter)
 
     async def serve(self, adapters: list) -> None:
         """Run until every adapter is done (console: EOF) or SIGINT/SIGTERM, then finish
@@ -196,6 +205,8 @@ class App:
             await self._finish_in_flight(force)
         finally:
             await self._stop_features()
+            if self.router.recovery is not None:
+                await self.router.recovery.close()
             for adapter in reversed(started):
                 with suppress(Exception):
                     await adapter.stop()

@@ -1,0 +1,284 @@
+"""The answer journal: what became of every accepted answer, in PostgreSQL, so that one
+cut off by a crash (kill -9, OOM, a lost host) is completed or closed by the next process.
+
+An answer moves through received → answering → delivered (or closed):
+
+- `received` is written with the dedupe record of its event, in the same statement
+  (`Dedupe` asks `with_dedupe`), so a message is marked as seen only together with its
+  journal row and the hot path gains no round trip;
+- `answering` carries the platform message ids (a native Slack stream's ts) as the
+  renderer creates them, and `delivered` / `closed` end it; both go through one writer
+  that coalesces what queued up meanwhile into one statement, behind the answer;
+- each row has an owner (this process) and a lease (`lease_until`), which a heartbeat
+  renews every lease/3 while the process lives; `claim` hands rows whose lease ran out to
+  exactly one live process (`FOR UPDATE SKIP LOCKED`), for `bot.core.recovery`.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+
+from bot.core import incoming_json
+from bot.core.messages import Incoming
+
+log = logging.getLogger(__name__)
+
+RECEIVED, ANSWERING, DELIVERED, CLOSED = "received", "answering", "delivered", "closed"
+ACTIONS = ("answer", "command", "ingest")  # routes whose replies are journaled
+RETRY_MAX = 10.0
+
+_DEDUPE_AND_RECEIVED = text("""
+WITH fresh AS (
+    INSERT INTO processed_events (key) SELECT unnest(CAST(:keys AS varchar[]))
+    ON CONFLICT DO NOTHING RETURNING key
+), journaled AS (
+    INSERT INTO answer_journal (key, platform, tenant, channel, action, incoming, owner, lease_until)
+    SELECT j.key, j.platform, j.tenant, j.channel, j.action, CAST(j.incoming AS jsonb), :owner,
+           now() + make_interval(secs => :lease)
+    FROM unnest(CAST(:jkeys AS varchar[]), CAST(:jplatforms AS varchar[]), CAST(:jtenants AS varchar[]),
+                CAST(:jchannels AS varchar[]), CAST(:jactions AS varchar[]), CAST(:jincoming AS text[]))
+         AS j(key, platform, tenant, channel, action, incoming)
+    JOIN fresh ON fresh.key = j.key
+    ON CONFLICT (key) DO NOTHING
+)
+SELECT key FROM fresh
+""")
+
+_ENSURE = text("""
+INSERT INTO answer_journal (key, platform, tenant, channel, action, incoming, owner, lease_until)
+VALUES (:key, :platform, :tenant, :channel, :action, CAST(:incoming AS jsonb), :owner,
+        now() + make_interval(secs => :lease))
+ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,
+    state = 'received', messages = '[]', native = false, updated_at = now()
+WHERE answer_journal.owner = EXCLUDED.owner AND answer_journal.state IN ('received', 'answering')
+RETURNING key
+""")
+
+_UPDATE = text("""
+UPDATE answer_journal AS j
+SET state = u.state, messages = CAST(u.messages AS jsonb), native = u.native, updated_at = now()
+FROM unnest(CAST(:keys AS varchar[]), CAST(:states AS varchar[]), CAST(:messages AS text[]),
+            CAST(:natives AS boolean[])) AS u(key, state, messages, native)
+WHERE j.key = u.key AND j.owner = :owner AND j.state IN ('received', 'answering')
+""")
+
+_HEARTBEAT = text("""
+UPDATE answer_journal SET lease_until = now() + make_interval(secs => :lease)
+WHERE owner = :owner AND state IN ('received', 'answering')
+""")
+
+_CLAIM = text("""
+UPDATE answer_journal AS j
+SET owner = :owner, lease_until = now() + make_interval(secs => :lease), attempts = j.attempts + 1,
+    updated_at = now()
+WHERE j.key IN (
+    SELECT key FROM answer_journal
+    WHERE state IN ('received', 'answering') AND lease_until < now()
+      AND platform = ANY(CAST(:platforms AS varchar[]))
+    ORDER BY created_at LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+RETURNING j.key, j.platform, j.action, j.incoming, j.state, j.messages, j.native, j.attempts,
+          extract(epoch FROM now() - j.created_at) AS age
+""")
+
+_NEXT_EXPIRY = text("""
+SELECT extract(epoch FROM min(lease_until) - now()) FROM answer_journal
+WHERE state IN ('received', 'answering') AND platform = ANY(CAST(:platforms AS varchar[]))
+""")
+
+_PURGE = text("""
+DELETE FROM answer_journal
+WHERE state IN ('delivered', 'closed') AND created_at < now() - make_interval(secs => :keep)
+""")
+
+
+def process_id() -> str:
+    """This process, as the journal's owner column names it: host, pid, and a random part
+    (a container restarted with the same hostname and pid 1 is another process)."""
+    return f"{socket.gethostname()[:120]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row this process took over: an answer whose owner's lease ran out."""
+
+    key: str
+    platform: str
+    action: str
+    msg: Incoming
+    state: str
+    messages: list[str]
+    native: bool
+    attempts: int  # claims so far, this one included
+    age: float  # seconds since the message was received
+
+
+@dataclass
+class Entry:
+    """One answer's journal row, as the router and renderer move it along."""
+
+    journal: "Journal"
+    key: str
+    messages: list[str] = field(default_factory=list)
+    native: bool = False
+    ended: bool = False
+
+    def message(self, message_id: str, *, native: bool = False) -> None:
+        """The renderer created a platform message (or opened a native stream) for this answer."""
+        if not message_id or self.ended:
+            return
+        self.messages.append(message_id)
+        self.native = native
+        self.journal.queue(self.key, ANSWERING, self.messages, native)
+
+    def end(self, state: str = DELIVERED) -> None:
+        if not self.ended:
+            self.ended = True
+            self.journal.queue(self.key, state, self.messages, self.native)
+
+
+class Journal:
+    def __init__(self, *, db, lease: float = 15.0, owner: str | None = None) -> None:
+        self.db = db
+        self.lease = float(lease)
+        self.owner = owner or process_id()
+        self.platforms: set[str] = set()  # platforms whose answers are journaled here (they can be resumed)
+        self._pending: dict[str, tuple[str, str, bool]] = {}
+        self._writer: asyncio.Task | None = None
+        self._heart: asyncio.Task | None = None
+
+    # --- the hot path -------------------------------------------------------------------
+
+    def wants(self, msg: Incoming, action: str) -> bool:
+        """Whether the reply to `msg` is journaled: a platform this process can resume, a
+        route with a reply, someone waiting for it, and a delivery id to key it by."""
+        return (msg.platform in self.platforms and action in ACTIONS and not msg.unattended
+                and bool(msg.dedupe_key))
+
+    def row(self, msg: Incoming, action: str) -> dict:
+        """The `received` row of `msg`, for `with_dedupe`."""
+        return {"key": (msg.dedupe_key or "")[:300], "platform": msg.platform[:32], "tenant": msg.tenant[:200],
+                "channel": msg.channel[:200], "action": action, "incoming": incoming_json.dumps(msg)}
+
+    def with_dedupe(self, keys: list[str], rows: list[dict]):
+        """The statement (and its parameters) that records `keys` as seen and writes the
+        journal rows of the fresh ones among them; it returns the fresh keys."""
+        params = {"keys": keys, "owner": self.owner, "lease": self.lease}
+        for name in ("key", "platform", "tenant", "channel", "action", "incoming"):
+            params[f"j{name}s" if name != "incoming" else "jincoming"] = [r[name] for r in rows]
+        return _DEDUPE_AND_RECEIVED, params
+
+    def entry(self, msg: Incoming) -> Entry:
+        return Entry(self, (msg.dedupe_key or "")[:300])
+
+    async def ensure(self, msg: Incoming, action: str) -> bool:
+        """Write (or reset) the `received` row of a message handled again: one held through a
+        database outage (written now that the database is back) or one recovery took over.
+        False when another process owns it now (it answers; this one must not)."""
+        async with self.db.session.begin() as s:
+            found = await s.execute(_ENSURE, {**self.row(msg, action), "owner": self.owner, "lease": self.lease})
+            return found.first() is not None
+
+    def queue(self, key: str, state: str, messages: list[str], native: bool) -> None:
+        """Record a state change behind the answer (the writer coalesces what queues up)."""
+        self._pending[key] = (state, json.dumps(messages), native)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="answer-journal-writer")
+
+    async def _write(self) -> None:
+        delay = 0.2
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            try:
+                async with self.db.session.begin() as s:
+                    await s.execute(_UPDATE, {
+                        "keys": list(batch), "states": [v[0] for v in batch.values()],
+                        "messages": [v[1] for v in batch.values()], "natives": [v[2] for v in batch.values()],
+                        "owner": self.owner})
+                delay = 0.2
+            except Exception as exc:  # kept and retried: a lost `delivered` would be answered twice
+                log.warning("answer journal write failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+                for key, value in batch.items():
+                    self._pending.setdefault(key, value)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued change is written; False on timeout."""
+        if self._writer is None:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                while self._writer is not None and not self._writer.done():
+                    await asyncio.shield(self._writer)
+            return True
+        except TimeoutError:
+            return False
+
+    # --- leases -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Renew this process's leases every lease/3 from now on."""
+        if self._heart is None or self._heart.done():
+            self._heart = asyncio.create_task(self._beat(), name="answer-journal-heartbeat")
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                async with self.db.session.begin() as s:
+                    await s.execute(_HEARTBEAT, {"owner": self.owner, "lease": self.lease})
+            except Exception as exc:
+                log.warning("answer journal heartbeat failed (%s)", type(exc).__name__)
+
+    async def claim(self, platforms, *, limit: int = 50) -> list[Claimed]:
+        """Take over open answers of `platforms` whose lease ran out (a dead owner's);
+        each row goes to exactly one claiming process."""
+        if not platforms:
+            return []
+        async with self.db.session.begin() as s:
+            rows = (await s.execute(_CLAIM, {"owner": self.owner, "lease": self.lease,
+                                             "platforms": sorted(platforms), "limit": limit})).all()
+        out = []
+        for r in rows:
+            try:
+                msg = incoming_json.loads(r.incoming)
+            except Exception:
+                log.exception("answer journal row %s cannot be read; closing it", r.key)
+                self.queue(r.key, CLOSED, list(r.messages or []), bool(r.native))
+                continue
+            out.append(Claimed(key=r.key, platform=r.platform, action=r.action, msg=msg, state=r.state,
+                               messages=list(r.messages or []), native=bool(r.native), attempts=int(r.attempts),
+                               age=float(r.age)))
+        return out
+
+    async def next_expiry(self, platforms) -> float | None:
+        """Seconds until the next open lease of `platforms` runs out (None: no open row)."""
+        if not platforms:
+            return None
+        async with self.db.session() as s:
+            found = (await s.execute(_NEXT_EXPIRY, {"platforms": sorted(platforms)})).scalar()
+        return None if found is None else float(found)
+
+    async def purge(self, *, keep: float = 2 * 86_400) -> int:
+        """Forget finished answers older than `keep` seconds."""
+        async with self.db.session.begin() as s:
+            res = await s.execute(_PURGE, {"keep": keep})
+        return res.rowcount or 0
+
+    async def close(self) -> None:
+        if self._heart is not None:
+            self._heart.cancel()
+            await asyncio.gather(self._heart, return_exceptions=True)
+            self._heart = None
+        if not await self.flush(timeout=5):
+            log.warning("answer journal: %d change(s) not written at shutdown", len(self._pending))
+            if self._writer is not None:
+                self._writer.cancel()
