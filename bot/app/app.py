@@ -174,10 +174,13 @@ class App:
         bind = getattr(adapter, "bind", None)  # an adapter that keeps state in the bot's storage
         if bind is not None:
             bind(self.services)
+        recovery = self.router.recovery
+        if recovery is not None:  # its answers journaled, from the first event on
+            recovery.serve(adapter)
         await adapter.start(self.router.submit, commands=self.router.declared)
         self.services.channels.register(adapter.name, adapter.conversation)
-        if self.router.recovery is not None:  # its answers journaled; a crashed process's taken over
-            self.router.recovery.serve(adapter)
+        if recovery is not None:  # and a crashed process's cut-off answers taken over
+            recovery.start()
 
     async def serve(self, adapters: list) -> None:
         """Run until every adapter is done (console: EOF) or SIGINT/SIGTERM, then finish

@@ -43,11 +43,18 @@ class Recovery:
         self._purged = 0.0
 
     def serve(self, adapter) -> None:
-        """Journal and recover the answers of `adapter`'s platform, if it can resume them."""
+        """Journal the answers of `adapter`'s platform, if it can resume them (before it
+        starts: its first event may arrive before `start` returns)."""
         if not (callable(getattr(adapter, "resume", None)) and callable(getattr(adapter, "close_cut", None))):
             return
         self.adapters[adapter.name] = adapter
         self.journal.platforms.add(adapter.name)
+
+    def start(self) -> None:
+        """Renew this process's leases and recover its platforms' cut-off answers from now
+        on (once the adapters are connected)."""
+        if not self.adapters:
+            return
         self.journal.start()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="answer-recovery")
