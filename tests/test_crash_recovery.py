@@ -105,10 +105,13 @@ async def test_slack_answer_cut_by_kill_9_is_completed_once_by_two_restarted_pro
     assert [p.returncode for p in restarted] == [0, 0]
 
 
-async def test_discord_answer_cut_by_kill_9_gets_a_note_and_is_completed_after_restart(env, settings, fake_llm):
+async def test_discord_answer_cut_by_kill_9_gets_a_note_and_is_completed_right_after_restart(env, settings, fake_llm):
     fake_llm.enqueue(Script(text=LONG, tokens_per_second=10))
     async with FakeDiscord() as fake:
-        discord_env = {**env, "DISCORD_BOT_TOKEN": "e2e-token-not-real", "DISCORD_API_URL": fake.api_url}
+        # a lease far longer than the test: the restarted process on the same machine sees the
+        # dead pid and takes the answer over at once, without waiting for the lease
+        discord_env = {**env, "DISCORD_BOT_TOKEN": "e2e-token-not-real", "DISCORD_API_URL": fake.api_url,
+                       "AIBOT_JOURNAL_LEASE": "120"}
         first = await start(discord_env)
         try:
             await fake.wait_ready(timeout=60)

@@ -4,12 +4,13 @@ process's rows go to exactly one of the processes claiming them at once."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 from sqlalchemy import text
 
-from bot.core import incoming_json
+from bot.core import incoming_json, processes
 from bot.core.dedupe import Dedupe
-from bot.core.journal import Journal
+from bot.core.journal import Journal, process_id
 from bot.core.messages import Attachment, Incoming
 from tests.fakes.openai_server import Script
 from tests.slack_support import *  # noqa: F401,F403
@@ -28,10 +29,10 @@ async def journal_rows(db) -> list:
                                      "ORDER BY key"))).all()
 
 
-async def accept(journal: Journal, n: int) -> None:
+async def accept(journal: Journal, n: int, *, first: int = 0) -> None:
     """As the router does: the event's key and its journal row, in one statement."""
     dedupe = Dedupe(journal.db, journal=journal)
-    for i in range(n):
+    for i in range(first, first + n):
         msg = mention(i)
         assert await dedupe.first_time(msg.dedupe_key, journal=journal.row(msg, "answer"))
 
@@ -92,3 +93,21 @@ async def test_only_the_platforms_a_process_serves_are_claimed(app):
     discord_only = Journal(db=db, owner="host:2:discord")
     assert await discord_only.claim({"discord"}) == []
     assert len(await Journal(db=db, owner="host:3:slack").claim({"slack"})) == 3
+
+
+async def test_rows_of_a_dead_process_on_this_machine_are_taken_at_once_a_live_ones_never(app):
+    db = app.services.db
+    machine = processes.machine()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    try:
+        for pid, first in ((sleeper.pid, 0), (gone.pid, 2)):  # leases far from over
+            await accept(Journal(db=db, lease=300, owner=f"{machine}:{pid}:0000abcd"), 2, first=first)
+        restarted = Journal(db=db, owner=process_id())
+        claimed = await restarted.claim({"slack"})
+        assert sorted(c.key for c in claimed) == [mention(2).dedupe_key, mention(3).dedupe_key]  # the dead one's
+        assert {r.owner for r in await journal_rows(db)} == {f"{machine}:{sleeper.pid}:0000abcd", restarted.owner}
+    finally:
+        sleeper.kill()
+        sleeper.wait()

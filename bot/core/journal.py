@@ -11,7 +11,9 @@ An answer moves through received → answering → delivered (or closed):
   that coalesces what queued up meanwhile into one statement, behind the answer;
 - each row has an owner (this process) and a lease (`lease_until`), which a heartbeat
   renews every lease/3 while the process lives; `claim` hands rows whose lease ran out to
-  exactly one live process (`FOR UPDATE SKIP LOCKED`), for `bot.core.recovery`.
+  exactly one live process (`FOR UPDATE SKIP LOCKED`), for `bot.core.recovery`. Rows of
+  a process that ran on this machine and is gone (its pid no longer exists in the same
+  PID namespace) are claimable at once: a restart after kill -9 need not wait the lease.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
-from bot.core import incoming_json
+from bot.core import incoming_json, processes
 from bot.core.messages import Incoming
 
 log = logging.getLogger(__name__)
@@ -80,12 +82,18 @@ SET owner = :owner, lease_until = now() + make_interval(secs => :lease), attempt
     updated_at = now()
 WHERE j.key IN (
     SELECT key FROM answer_journal
-    WHERE state IN ('received', 'answering') AND lease_until < now()
+    WHERE state IN ('received', 'answering')
+      AND (lease_until < now() OR owner = ANY(CAST(:dead AS varchar[])))
       AND platform = ANY(CAST(:platforms AS varchar[]))
     ORDER BY created_at LIMIT :limit
     FOR UPDATE SKIP LOCKED)
 RETURNING j.key, j.platform, j.action, j.incoming, j.state, j.messages, j.native, j.attempts,
           extract(epoch FROM now() - j.created_at) AS age
+""")
+
+_NEIGHBOURS = text("""
+SELECT DISTINCT owner FROM answer_journal
+WHERE state IN ('received', 'answering') AND lease_until >= now() AND owner LIKE :machine AND owner <> :owner
 """)
 
 _NEXT_EXPIRY = text("""
@@ -100,9 +108,21 @@ WHERE state IN ('delivered', 'closed') AND created_at < now() - make_interval(se
 
 
 def process_id() -> str:
-    """This process, as the journal's owner column names it: host, pid, and a random part
-    (a container restarted with the same hostname and pid 1 is another process)."""
-    return f"{socket.gethostname()[:120]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """This process, as the journal's owner column names it: its machine (host and PID
+    namespace), its pid, and a random part (a later process may get the same pid)."""
+    return f"{processes.machine() or socket.gethostname()[:120]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def dead_neighbour(owner: str, machine: str) -> bool:
+    """Whether `owner` ran on this machine (same PID namespace) and its process is gone:
+    its rows need not wait for their lease to run out."""
+    if not machine or not owner.startswith(machine + ":"):
+        return False
+    try:
+        pid = int(owner[len(machine) + 1:].split(":", 1)[0])
+    except ValueError:
+        return False
+    return not processes.alive(pid)
 
 
 @dataclass(frozen=True)
@@ -244,7 +264,8 @@ class Journal:
         if not platforms:
             return []
         async with self.db.session.begin() as s:
-            rows = (await s.execute(_CLAIM, {"owner": self.owner, "lease": self.lease,
+            dead = await self._dead_neighbours(s)
+            rows = (await s.execute(_CLAIM, {"owner": self.owner, "lease": self.lease, "dead": dead,
                                              "platforms": sorted(platforms), "limit": limit})).all()
         out = []
         for r in rows:
@@ -258,6 +279,16 @@ class Journal:
                                messages=list(r.messages or []), native=bool(r.native), attempts=int(r.attempts),
                                age=float(r.age)))
         return out
+
+    async def _dead_neighbours(self, s) -> list[str]:
+        """Owners with live leases whose process ran on this machine and is gone (a
+        restart after kill -9 on the same host: taken over at once, not after the lease)."""
+        machine = processes.machine()
+        if not machine:
+            return []
+        like = machine.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"
+        owners = (await s.execute(_NEIGHBOURS, {"machine": like, "owner": self.owner})).scalars().all()
+        return [o for o in owners if dead_neighbour(o, machine)]
 
     async def next_expiry(self, platforms) -> float | None:
         """Seconds until the next open lease of `platforms` runs out (None: no open row)."""
