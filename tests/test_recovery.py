@@ -6,9 +6,12 @@ Stop button; an answer nothing was shown of yet is reported to the asker."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 from sqlalchemy import text
 
+from bot.core import processes
+from bot.core.spool import HeldSpool
 from bot.core.dedupe import Dedupe
 from bot.core.journal import ANSWERING, Journal
 from bot.core.messages import Incoming
@@ -81,3 +84,21 @@ async def test_a_cut_command_nothing_was_shown_of_is_reported_to_the_asker(app, 
     assert note["user"] == ASKER and note["text"] == LOST
     assert fake_llm.chat_requests == [] and await state_of(app, key) == "closed"
     assert fake_slack.bot_messages(CHANNEL) == []  # nothing in the channel
+
+
+async def test_a_message_a_dead_process_held_through_an_outage_is_answered_by_the_next_one(
+        app, slack, fake_slack, fake_llm, settings):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = HeldSpool(folder=app.services.journal.spool.folder, owner=f"{processes.machine()}:{gone.pid}:0000dead")
+    dead.add(asked(4), "answer")  # held in memory and on disk, then the process died
+    fake_llm.enqueue("Here is your story, at last.")
+    await app.router.recovery.sweep()
+    await fake_slack.wait_for(lambda: fake_slack.bot_messages(CHANNEL), timeout=15)
+    await app.router.drain()
+    [answer] = fake_slack.bot_messages(CHANNEL)
+    assert answer.text == "Here is your story, at last." and answer.thread_ts == ROOT
+    assert not dead.path.exists()
+    assert await state_of(app, asked(4).dedupe_key) == "delivered"
+    await app.router.recovery.sweep()  # adopted once: nothing more
+    assert len(fake_slack.bot_messages(CHANNEL)) == 1 and len(fake_llm.chat_requests) == 1

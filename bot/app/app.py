@@ -84,7 +84,8 @@ class App:
                 db=db, embedder=build_embedder(settings, client), threshold=costs.semantic_threshold,
                 ttl_seconds=costs.semantic_ttl_seconds if costs.semantic_cache else 0,
             )
-            journal = Journal(db=db, lease=settings.journal_lease)
+            journal = Journal(db=db, lease=settings.journal_lease,
+                              spool_dir=settings.data_dir / "held" if settings.data_dir else None)
             services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm,
                                 dedupe=Dedupe(db, journal=journal), journal=journal,
                                 load=load, feedback=FeedbackStore(db, ledger=ledger),

@@ -24,11 +24,13 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import text
 
 from bot.core import incoming_json, processes
 from bot.core.messages import Incoming
+from bot.core.spool import HeldSpool
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +167,12 @@ class Entry:
 
 
 class Journal:
-    def __init__(self, *, db, lease: float = 15.0, owner: str | None = None) -> None:
+    def __init__(self, *, db, lease: float = 15.0, owner: str | None = None, spool_dir: Path | None = None) -> None:
         self.db = db
         self.lease = float(lease)
         self.owner = owner or process_id()
+        # answers held through a database outage, on disk too (None: in memory only)
+        self.spool = HeldSpool(folder=spool_dir, owner=self.owner) if spool_dir is not None else None
         self.platforms: set[str] = set()  # platforms whose answers are journaled here (they can be resumed)
         self._pending: dict[str, tuple[str, str, bool]] = {}
         self._writer: asyncio.Task | None = None
@@ -194,6 +198,16 @@ class Journal:
         for name in ("key", "platform", "tenant", "channel", "action", "incoming"):
             params[f"j{name}s" if name != "incoming" else "jincoming"] = [r[name] for r in rows]
         return _DEDUPE_AND_RECEIVED, params
+
+    async def adopt(self, msg: Incoming, action: str) -> bool:
+        """Journal a message a dead process held through an outage (from its spool file),
+        owned by this process; False when its event was handled already."""
+        stmt, params = self.with_dedupe([(msg.dedupe_key or "")[:300]], [self.row(msg, action)])
+        async with self.db.session.begin() as s:
+            return bool((await s.execute(stmt, params)).scalars().all())
+
+    def dead_owner(self, owner: str) -> bool:
+        return dead_neighbour(owner, processes.machine())
 
     def entry(self, msg: Incoming) -> Entry:
         return Entry(self, (msg.dedupe_key or "")[:300])

@@ -21,8 +21,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import unquote
 
 from bot.core.journal import CLOSED, Claimed, Journal
+from bot.core.spool import HeldSpool
 from bot.core.surface import post_whole
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class Recovery:
 
     async def sweep(self) -> int:
         """Claim and recover what is claimable now; how many answers were taken over."""
+        await self._adopt_spools()
         claimed = await self.journal.claim(set(self.adapters))
         for row in claimed:
             await self._recover(row)
@@ -83,6 +86,32 @@ class Recovery:
             self._purged = time.monotonic()
             await self.journal.purge()
         return len(claimed)
+
+    async def _adopt_spools(self) -> None:
+        """Messages a dead process on this machine held through a database outage (its
+        spool file): journaled as this process's and answered (kept if the database is
+        still away; lines of platforms not served here are left for a process that is)."""
+        spool = self.journal.spool
+        if spool is None:
+            return
+        for path in spool.orphans(self.journal.dead_owner):
+            left = []
+            for msg, action in spool.read(path):
+                if msg.platform not in self.adapters:
+                    left.append((msg, action))
+                elif await self.journal.adopt(msg, action):
+                    log.warning("answering a %s message a stopped process held through a database outage",
+                                msg.platform)
+                    await self._recover(Claimed(key=(msg.dedupe_key or "")[:300], platform=msg.platform,
+                                                action=action, msg=msg, state="received", messages=[],
+                                                native=False, attempts=1, age=0.0))
+            if left:
+                held = HeldSpool(folder=spool.folder, owner=unquote(path.stem))
+                path.unlink()
+                for msg, action in left:
+                    held.add(msg, action)
+            else:
+                path.unlink(missing_ok=True)
 
     async def _recover(self, row: Claimed) -> None:
         adapter = self.adapters[row.platform]

@@ -141,6 +141,8 @@ class Router:
         self.journal = getattr(services, "journal", None)  # bot.core.journal.Journal (None: not journaled)
         self.recovery = Recovery(journal=self.journal, submit=lambda m, c: self.submit(m, c, redelivery=True),
                                  redo_within=services.settings.journal_redo_within) if self.journal else None
+        if self.journal is not None and self.journal.spool is not None:
+            self.outage.on_drained = self.journal.spool.clear
         self.add(HELP, self._help)
 
     # --- registration ---------------------------------------------------------------
@@ -224,6 +226,7 @@ class Router:
     async def _dispatch(self, route: Route, msg: Incoming, conv: Conversation, *, redelivery: bool) -> Handled:
         watch = AnswerWatch(msg.platform, route.action)
         entry: Entry | None = None
+        journaled = False
         try:
             if route.action == IGNORE:
                 return Handled(IGNORE)
@@ -268,6 +271,8 @@ class Router:
         except Exception as exc:
             if is_db_outage(exc) and not msg.unattended and self.outage.hold(msg, conv):
                 log.warning("%s message in %s held: the database is unreachable", msg.platform, msg.channel)
+                if journaled and self.journal.spool is not None and not redelivery:  # survives a crash too
+                    self.journal.spool.add(msg, route.action)
                 if not redelivery:  # said once
                     await _safe_post(conv, DELAYED, ephemeral=msg.command is not None)
                 return Handled(route.action, error=exc)  # its journal row stays open: handled again
