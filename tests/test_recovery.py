@@ -11,11 +11,11 @@ import subprocess
 from sqlalchemy import text
 
 from bot.core import processes
-from bot.core.spool import HeldSpool
 from bot.core.dedupe import Dedupe
 from bot.core.journal import ANSWERING, Journal
 from bot.core.messages import Incoming
 from bot.core.recovery import CUT, LOST
+from bot.core.spool import HeldSpool
 from tests.fakes.slack_server import TEAM, Message
 from tests.slack_support import *  # noqa: F401,F403
 

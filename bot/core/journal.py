@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 RECEIVED, ANSWERING, DELIVERED, CLOSED = "received", "answering", "delivered", "closed"
 ACTIONS = ("answer", "command", "ingest")  # routes whose replies are journaled
 RETRY_MAX = 10.0
+COALESCE = 0.1  # seconds the writer waits for more changes: a short answer's ids and end go in one write
 
 _DEDUPE_AND_RECEIVED = text("""
 WITH fresh AS (
@@ -167,9 +168,11 @@ class Entry:
 
 
 class Journal:
-    def __init__(self, *, db, lease: float = 15.0, owner: str | None = None, spool_dir: Path | None = None) -> None:
+    def __init__(self, *, db, lease: float = 15.0, owner: str | None = None, spool_dir: Path | None = None,
+                 coalesce: float = COALESCE) -> None:
         self.db = db
         self.lease = float(lease)
+        self.coalesce = coalesce
         self.owner = owner or process_id()
         # answers held through a database outage, on disk too (None: in memory only)
         self.spool = HeldSpool(folder=spool_dir, owner=self.owner) if spool_dir is not None else None
@@ -229,6 +232,7 @@ class Journal:
     async def _write(self) -> None:
         delay = 0.2
         while self._pending:
+            await asyncio.sleep(self.coalesce)  # what else changes meanwhile goes in the same statement
             batch, self._pending = self._pending, {}
             try:
                 async with self.db.session.begin() as s:
