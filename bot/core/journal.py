@@ -26,9 +26,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import text
-
 from bot.core import incoming_json, processes
+from bot.core.journal_sql import (CLAIM, DEDUPE_AND_RECEIVED, ENSURE, HEARTBEAT, NEIGHBOURS, NEXT_EXPIRY,
+                                  PURGE, UPDATE)
 from bot.core.messages import Incoming
 from bot.core.spool import HeldSpool
 
@@ -38,77 +38,6 @@ RECEIVED, ANSWERING, DELIVERED, CLOSED = "received", "answering", "delivered", "
 ACTIONS = ("answer", "command", "ingest")  # routes whose replies are journaled
 RETRY_MAX = 10.0
 COALESCE = 0.1  # seconds the writer waits for more changes: a short answer's ids and end go in one write
-
-_DEDUPE_AND_RECEIVED = text("""
-WITH fresh AS (
-    INSERT INTO processed_events (key) SELECT unnest(CAST(:keys AS varchar[]))
-    ON CONFLICT DO NOTHING RETURNING key
-), journaled AS (
-    INSERT INTO answer_journal (key, platform, tenant, channel, action, incoming, owner, lease_until)
-    SELECT j.key, j.platform, j.tenant, j.channel, j.action, CAST(j.incoming AS jsonb), :owner,
-           now() + make_interval(secs => :lease)
-    FROM unnest(CAST(:jkeys AS varchar[]), CAST(:jplatforms AS varchar[]), CAST(:jtenants AS varchar[]),
-                CAST(:jchannels AS varchar[]), CAST(:jactions AS varchar[]), CAST(:jincoming AS text[]))
-         AS j(key, platform, tenant, channel, action, incoming)
-    JOIN fresh ON fresh.key = j.key
-    ON CONFLICT (key) DO NOTHING
-)
-SELECT key FROM fresh
-""")
-
-_ENSURE = text("""
-INSERT INTO answer_journal (key, platform, tenant, channel, action, incoming, owner, lease_until)
-VALUES (:key, :platform, :tenant, :channel, :action, CAST(:incoming AS jsonb), :owner,
-        now() + make_interval(secs => :lease))
-ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,
-    state = 'received', messages = '[]', native = false, updated_at = now()
-WHERE answer_journal.owner = EXCLUDED.owner AND answer_journal.state IN ('received', 'answering')
-RETURNING key
-""")
-
-_UPDATE = text("""
-UPDATE answer_journal AS j
-SET state = u.state, messages = CAST(u.messages AS jsonb), native = u.native, updated_at = now()
-FROM unnest(CAST(:keys AS varchar[]), CAST(:states AS varchar[]), CAST(:messages AS text[]),
-            CAST(:natives AS boolean[])) AS u(key, state, messages, native)
-WHERE j.key = u.key AND j.owner = :owner AND j.state IN ('received', 'answering')
-""")
-
-_HEARTBEAT = text("""
-UPDATE answer_journal SET lease_until = now() + make_interval(secs => :lease)
-WHERE owner = :owner AND state IN ('received', 'answering')
-""")
-
-_CLAIM = text("""
-UPDATE answer_journal AS j
-SET owner = :owner, lease_until = now() + make_interval(secs => :lease), attempts = j.attempts + 1,
-    updated_at = now()
-WHERE j.key IN (
-    SELECT key FROM answer_journal
-    WHERE state IN ('received', 'answering')
-      AND (lease_until < now() OR owner = ANY(CAST(:dead AS varchar[])))
-      AND platform = ANY(CAST(:platforms AS varchar[]))
-    ORDER BY created_at LIMIT :limit
-    FOR UPDATE SKIP LOCKED)
-RETURNING j.key, j.platform, j.action, j.incoming, j.state, j.messages, j.native, j.attempts,
-          extract(epoch FROM now() - j.created_at) AS age
-""")
-
-_NEIGHBOURS = text("""
-SELECT DISTINCT owner FROM answer_journal
-WHERE state IN ('received', 'answering') AND lease_until >= now() AND owner LIKE :machine AND owner <> :owner
-""")
-
-_NEXT_EXPIRY = text("""
-SELECT extract(epoch FROM min(lease_until) - now()) FROM answer_journal
-WHERE state IN ('received', 'answering') AND platform = ANY(CAST(:platforms AS varchar[]))
-""")
-
-_PURGE = text("""
-DELETE FROM answer_journal
-WHERE state IN ('delivered', 'closed') AND created_at < now() - make_interval(secs => :keep)
-""")
-
 
 def process_id() -> str:
     """This process, as the journal's owner column names it: its machine (host and PID
@@ -200,7 +129,7 @@ class Journal:
         params = {"keys": keys, "owner": self.owner, "lease": self.lease}
         for name in ("key", "platform", "tenant", "channel", "action", "incoming"):
             params[f"j{name}s" if name != "incoming" else "jincoming"] = [r[name] for r in rows]
-        return _DEDUPE_AND_RECEIVED, params
+        return DEDUPE_AND_RECEIVED, params
 
     async def adopt(self, msg: Incoming, action: str) -> bool:
         """Journal a message a dead process held through an outage (from its spool file),
@@ -220,7 +149,7 @@ class Journal:
         database outage (written now that the database is back) or one recovery took over.
         False when another process owns it now (it answers; this one must not)."""
         async with self.db.session.begin() as s:
-            found = await s.execute(_ENSURE, {**self.row(msg, action), "owner": self.owner, "lease": self.lease})
+            found = await s.execute(ENSURE, {**self.row(msg, action), "owner": self.owner, "lease": self.lease})
             return found.first() is not None
 
     def queue(self, key: str, state: str, messages: list[str], native: bool) -> None:
@@ -236,7 +165,7 @@ class Journal:
             batch, self._pending = self._pending, {}
             try:
                 async with self.db.session.begin() as s:
-                    await s.execute(_UPDATE, {
+                    await s.execute(UPDATE, {
                         "keys": list(batch), "states": [v[0] for v in batch.values()],
                         "messages": [v[1] for v in batch.values()], "natives": [v[2] for v in batch.values()],
                         "owner": self.owner})
@@ -272,7 +201,7 @@ class Journal:
             await asyncio.sleep(self.lease / 3)
             try:
                 async with self.db.session.begin() as s:
-                    await s.execute(_HEARTBEAT, {"owner": self.owner, "lease": self.lease})
+                    await s.execute(HEARTBEAT, {"owner": self.owner, "lease": self.lease})
             except Exception as exc:
                 log.warning("answer journal heartbeat failed (%s)", type(exc).__name__)
 
@@ -283,7 +212,7 @@ class Journal:
             return []
         async with self.db.session.begin() as s:
             dead = await self._dead_neighbours(s)
-            rows = (await s.execute(_CLAIM, {"owner": self.owner, "lease": self.lease, "dead": dead,
+            rows = (await s.execute(CLAIM, {"owner": self.owner, "lease": self.lease, "dead": dead,
                                              "platforms": sorted(platforms), "limit": limit})).all()
         out = []
         for r in rows:
@@ -305,7 +234,7 @@ class Journal:
         if not machine:
             return []
         like = machine.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"
-        owners = (await s.execute(_NEIGHBOURS, {"machine": like, "owner": self.owner})).scalars().all()
+        owners = (await s.execute(NEIGHBOURS, {"machine": like, "owner": self.owner})).scalars().all()
         return [o for o in owners if dead_neighbour(o, machine)]
 
     async def next_expiry(self, platforms) -> float | None:
@@ -313,13 +242,13 @@ class Journal:
         if not platforms:
             return None
         async with self.db.session() as s:
-            found = (await s.execute(_NEXT_EXPIRY, {"platforms": sorted(platforms)})).scalar()
+            found = (await s.execute(NEXT_EXPIRY, {"platforms": sorted(platforms)})).scalar()
         return None if found is None else float(found)
 
     async def purge(self, *, keep: float = 2 * 86_400) -> int:
         """Forget finished answers older than `keep` seconds."""
         async with self.db.session.begin() as s:
-            res = await s.execute(_PURGE, {"keep": keep})
+            res = await s.execute(PURGE, {"keep": keep})
         return res.rowcount or 0
 
     async def close(self) -> None:
