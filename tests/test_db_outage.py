@@ -11,6 +11,7 @@ import signal
 import time
 
 import aiohttp
+from sqlalchemy import text
 
 from bot.app import App
 from bot.core.http import HttpServer
@@ -106,3 +107,24 @@ async def test_a_known_workspace_is_answered_during_the_outage_and_its_usage_row
         assert postmaster_pid(pgdata) not in (None, pid)
         assert await app.services.ledger.flush(timeout=30)  # the queued usage row is written
         assert sum(s.requests for s in await usage_report(app.services.db, ledger=app.services.ledger)) == 2
+
+
+async def test_an_answer_held_through_the_outage_is_on_disk_until_the_journal_has_it(settings, fake_llm, tmp_path):
+    """A held answer of a journaled platform is kept in a spool file (a process that dies
+    during the outage leaves it to the next one); once the database is back it is answered,
+    its journal row written, and the file goes."""
+    async with crashed(settings, fake_llm, tmp_path) as (app, bot, client, pgdata, pid):
+        journal = app.services.journal
+        journal.platforms.add("test")  # as if its adapter could resume answers
+        fake_llm.enqueue("After the outage.")
+        conv = RecordingConversation()
+        assert await bot.send("@aibot are you there?", conv=conv, tenant="T2", dedupe_key="test:ev:held") == [DELAYED]
+        [(held, action)] = journal.spool.read(journal.spool.path)
+        assert held.text == "are you there?" and held.dedupe_key == "test:ev:held" and action == "answer"
+        await wait_for(lambda: len(conv.texts) == 2)
+        assert conv.texts[1] == "After the outage."
+        await wait_for(lambda: not journal.spool.path.exists(), timeout=10)  # the queue drained: the file goes
+        assert await journal.flush(timeout=10)
+        async with app.services.db.session() as s:
+            state = (await s.execute(text("SELECT state FROM answer_journal WHERE key = 'test:ev:held'"))).scalar()
+        assert state == "delivered"

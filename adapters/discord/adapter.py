@@ -29,6 +29,7 @@ from adapters.discord.conversation import (
     InteractionConversation,
     MessageConversation,
     strip_mention,
+    with_note,
 )
 from bot.core.answers import BAD, REASON, Press
 from bot.core.commands import CommandSet
@@ -190,6 +191,32 @@ class DiscordAdapter:
         cid = int(thread or channel)
         target = self.client.get_channel(cid) or self.client.get_partial_messageable(cid)
         return ChannelConversation(self, target)  # type: ignore[arg-type]
+
+    # --- answers a stopped process left cut off (bot.core.recovery) ---------------------
+
+    def _channel(self, cid: str):
+        return self.client.get_channel(int(cid)) or self.client.get_partial_messageable(int(cid))
+
+    async def resume(self, msg: Incoming) -> MessageConversation:
+        """Where to answer `msg` again: a reply to it, as the first time (the message is
+        fetched again; a command's answer goes to its channel)."""
+        channel = self._channel(msg.channel)
+        origin = None
+        if msg.command is None and msg.id:
+            with suppress(discord.HTTPException):
+                origin = await channel.fetch_message(int(msg.id))
+        files = {a.url: a for a in origin.attachments} if origin is not None else {}
+        return MessageConversation(self, channel, origin=origin, files=files)
+
+    async def close_cut(self, msg: Incoming, message_id: str, *, native: bool, note: str) -> None:
+        """The note edited in under the cut-off text (its buttons removed), so that it does
+        not look like a finished answer."""
+        try:
+            sent = await self._channel(msg.channel).fetch_message(int(message_id))
+        except discord.NotFound:
+            log.info("the cut-off message %s is gone; nothing to close", message_id)
+            return
+        await sent.edit(content=with_note(sent.content, note), view=None, allowed_mentions=NO_PINGS)
 
     # --- events -> Incoming ------------------------------------------------------------
 

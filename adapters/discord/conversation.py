@@ -23,6 +23,7 @@ from bot.core.answers import Controls
 from bot.core.errors import UserError
 from bot.core.messages import Attachment, HistoryItem
 from bot.core.priority import is_bulk
+from bot.core.render import close_fence
 from bot.core.surface import Limits, MessageGone
 
 if TYPE_CHECKING:
@@ -99,6 +100,14 @@ def history_item(m: discord.Message, bot_id: int) -> HistoryItem:
         thread=str(m.reference.message_id) if m.reference and m.reference.message_id else None,
         link=m.jump_url,
     )
+
+
+def with_note(text: str, note: str, *, limit: int = MAX_CHARS) -> str:
+    """`text` ended by `note` in a paragraph of its own (a code block left open closed
+    first), the text shortened if both would not fit in one message."""
+    room = limit - len(note) - 8
+    body = text.rstrip() if len(text) <= room else text[:room].rstrip() + "…"
+    return f"{close_fence(body)}\n\n{note}" if body else note
 
 
 def strip_mention(text: str, bot_id: int) -> str:

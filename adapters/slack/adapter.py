@@ -39,6 +39,7 @@ from adapters.slack.conversation import SlackConversation
 from adapters.slack.normalize import SUMMARIZE_SHORTCUT, Identity, from_command, from_event, from_message_shortcut
 from adapters.slack.metering import CountingHandler
 from adapters.slack.pacing import Workspace
+from adapters.slack.resume import close_cut
 from adapters.slack.settings import SlackSettings
 from bot.core.answers import BAD, Press
 from bot.core.commands import CommandSet
@@ -277,6 +278,15 @@ class SlackAdapter:
 
     def conversation(self, *, tenant: str, channel: str, thread: str | None = None) -> SlackConversation:
         return SlackConversation(self, team=tenant, channel=channel, thread=thread)
+
+    # --- answers a stopped process left cut off (bot.core.recovery) ---------------------
+
+    async def resume(self, msg: Incoming) -> SlackConversation:
+        """Where to answer `msg` again: its thread, for the same asker."""
+        return SlackConversation(self, team=msg.tenant, channel=msg.channel, thread=msg.thread, user=msg.user)
+
+    async def close_cut(self, msg: Incoming, message_id: str, *, native: bool, note: str) -> None:
+        await close_cut(self, msg, message_id, native=native, note=note)
 
     # --- one workspace or many ----------------------------------------------------------
 

@@ -24,6 +24,7 @@ from bot.core.dedupe import Dedupe
 from bot.core.housekeeping import Housekeeping
 from bot.core.feedback import FeedbackStore
 from bot.core.feature import Feature, Platform
+from bot.core.journal import Journal
 from bot.core.ledger import Ledger
 from bot.core.load import Load
 from bot.core.llm import LLM, build_client
@@ -88,7 +89,10 @@ class App:
                 db=db, embedder=build_embedder(settings, client), threshold=costs.semantic_threshold,
                 ttl_seconds=costs.semantic_ttl_seconds if costs.semantic_cache else 0,
             )
-            services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm, dedupe=Dedupe(db),
+            journal = Journal(db=db, lease=settings.journal_lease,
+                              spool_dir=settings.data_dir / "held" if settings.data_dir else None)
+            services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm,
+                                dedupe=Dedupe(db, journal=journal), journal=journal,
                                 load=load, feedback=FeedbackStore(db, ledger=ledger),
                                 answer_cache=CachedAnswers(llm=llm, semantic=semantic), budgets=budgets)
             services.feedback.on_thumbs_down.append(services.answer_cache.evict)  # 👎 on a cached answer
@@ -130,6 +134,8 @@ class App:
 
     async def close(self) -> None:
         await self._stop_features()
+        if self.router.recovery is not None:
+            await self.router.recovery.close()
         await self.router.drain()
         await self.router.outage.close()
         if self.http is not None:
@@ -141,6 +147,8 @@ class App:
             with suppress(Exception):
                 await self._owned_client.close()
         await self.services.ledger.close()  # every usage row written before the database goes
+        if self.services.journal is not None:
+            await self.services.journal.close()  # answers delivered are marked so before it goes
         if self._owns_db:
             await self.services.db.close()
         METRICS.process_exited()  # multi-process mode: this process's live gauges go
@@ -177,8 +185,13 @@ class App:
         bind = getattr(adapter, "bind", None)  # an adapter that keeps state in the bot's storage
         if bind is not None:
             bind(self.services)
+        recovery = self.router.recovery
+        if recovery is not None:  # its answers journaled, from the first event on
+            recovery.serve(adapter)
         await adapter.start(self.router.submit, commands=self.router.declared)
         self.services.channels.register(adapter.name, adapter.conversation)
+        if recovery is not None:  # and a crashed process's cut-off answers taken over
+            recovery.start()
 
     async def serve(self, adapters: list) -> None:
         """Run until every adapter is done (console: EOF) or SIGINT/SIGTERM, then finish
@@ -208,6 +221,8 @@ class App:
         finally:
             await self.housekeeping.stop()
             await self._stop_features()
+            if self.router.recovery is not None:
+                await self.router.recovery.close()
             for adapter in reversed(started):
                 with suppress(Exception):
                     await adapter.stop()

@@ -7,8 +7,9 @@ background task retries the database with exponential backoff (restarting the em
 server when it is the bot's own) and, once it answers again, handles the held messages
 in order. `/healthz` answers 503 meanwhile (it checks the database itself).
 
-What is held lives in this process's memory: a process that dies during an outage loses
-its held answers (docs/operations.md, "Delivery guarantee").
+What is held lives in this process's memory, and, for journaled platforms, in a spool
+file on local disk (`bot.core.spool`) that the next process on this machine picks up if
+this one dies first (docs/operations.md, "Delivery guarantee").
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ class Outage:
         self.redeliver = redeliver
         self.max_held = max_held
         self.held: deque = deque()
+        self.on_drained: Callable[[], None] | None = None  # every held message handled (the spool goes)
         self._task: asyncio.Task | None = None
 
     @property
@@ -84,6 +86,8 @@ class Outage:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
             if not self.held:
+                if self.on_drained is not None:
+                    self.on_drained()
                 return
             msg, conv = self.held.popleft()
             log.info("the database answers; handling a held %s message", msg.platform)

@@ -10,6 +10,7 @@ import subprocess
 import warnings
 from pathlib import Path
 
+from bot.core import processes
 from bot.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -70,19 +71,7 @@ def forget_dead_holders(pgdata: Path) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    try:  # a zombie (killed, not yet reaped) holds nothing
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return processes.alive(pid)
 
 
 def revive(server: object) -> None:

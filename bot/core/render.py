@@ -32,7 +32,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 
 from bot.core.answers import Answer, Controls
@@ -60,6 +60,15 @@ class Rendered:
     attempts: int = 0  # platform write calls made, refused ones included (they cost budget too)
     first_visible: float | None = None  # monotonic time of the first visible text
     gone: bool = False  # the message was deleted under the answer: writing stopped
+    on_message: Callable[..., None] | None = field(default=None, repr=False)  # told of each new message (journal)
+
+    def created(self, message_id: str, *, native: bool = False) -> None:
+        self.message_ids.append(message_id)
+        if self.on_message is not None:
+            try:
+                self.on_message(message_id, native=native)
+            except Exception:
+                log.warning("could not record a new message of the answer", exc_info=True)
 
 
 # ---------------------------------------------------------------- message splitting
@@ -206,7 +215,7 @@ class _EditSink(_Sink):
                     return
                 self.result.attempts += 1
                 self.message_id = await self.conv.post(shown)
-            self.result.message_ids.append(self.message_id)
+            self.result.created(self.message_id)
             self.shown, self.updates = shown, 0
             self._visible()
         elif final and (shown != self.shown or self.refresh):
@@ -253,7 +262,7 @@ async def _post_rest(sink: _Sink, shown: str, text: str) -> None:
     rest = remaining(shown, text)
     if rest.strip():
         sink.result.attempts += 1
-        sink.result.message_ids.append(await post_whole(sink.conv, rest))
+        sink.result.created(await post_whole(sink.conv, rest))
         sink._visible()
 
 
@@ -278,7 +287,7 @@ class _NativeSink(_Sink):
             if not first.strip():
                 return
             self.stream = await self.conv.open_stream(first)  # type: ignore[attr-defined]
-            self.result.message_ids.append(getattr(self.stream, "message_id", ""))
+            self.result.created(getattr(self.stream, "message_id", ""), native=True)
             self.sent, self.updates = first, 0
             self._visible()
             if not final:
@@ -388,11 +397,13 @@ def with_stop_note(text: str) -> str:
 
 
 async def render_stream(chunks: AsyncIterable[str], conv: Conversation, *, answer: Answer | None = None,
-                        status_on: bool = False) -> Rendered:
+                        status_on: bool = False, on_message: Callable[..., None] | None = None) -> Rendered:
     """Render a stream of text deltas into `conv`; see the module docstring. `answer`:
     the answer this is, whose Stop control cancels the stream. `status_on`: the caller
-    already shows the "thinking" status (the renderer clears it beside the first words)."""
-    result = Rendered()
+    already shows the "thinking" status (the renderer clears it beside the first words).
+    `on_message(id, native=)`: called as each platform message (or native stream) of the
+    answer is created."""
+    result = Rendered(on_message=on_message)
     native = hasattr(conv, "open_stream")
     sink: _Sink = _NativeSink(conv, result) if native else _EditSink(conv, result)
     set_status = getattr(conv, "set_status", None)

@@ -32,8 +32,10 @@ from bot.core.answer_watch import AnswerWatch
 from bot.core.images import only_images
 from bot.core.logs import request_scope
 from bot.core.messages import CallInfo, Incoming, Reply
+from bot.core.journal import CLOSED, DELIVERED, Entry
 from bot.core.outage import DELAYED, Outage, is_db_outage
 from bot.core.presses import handle_press
+from bot.core.recovery import Recovery
 from bot.core.render import THINKING, Rendered, render_stream
 from bot.core.roles import BotAdmins, refusal
 from bot.core.surface import Conversation, post_whole
@@ -138,6 +140,11 @@ class Router:
         self._tasks: set[asyncio.Task] = set()
         self.admins = BotAdmins(services.settings.admins)
         self.outage = Outage(db=services.db, redeliver=lambda m, c: self.dispatch(m, c, redelivery=True))
+        self.journal = getattr(services, "journal", None)  # bot.core.journal.Journal (None: not journaled)
+        self.recovery = Recovery(journal=self.journal, submit=lambda m, c: self.submit(m, c, redelivery=True),
+                                 redo_within=services.settings.journal_redo_within) if self.journal else None
+        if self.journal is not None and self.journal.spool is not None:
+            self.outage.on_drained = self.journal.spool.clear
         self.add(HELP, self._help)
 
     # --- registration ---------------------------------------------------------------
@@ -184,9 +191,9 @@ class Router:
 
     # --- dispatch -------------------------------------------------------------------
 
-    def submit(self, msg: Incoming, conv: Conversation) -> asyncio.Task:
+    def submit(self, msg: Incoming, conv: Conversation, *, redelivery: bool = False) -> asyncio.Task:
         """Handle `msg` in the background (adapters acknowledge first, then submit)."""
-        task = asyncio.create_task(self.dispatch(msg, conv))
+        task = asyncio.create_task(self.dispatch(msg, conv, redelivery=redelivery))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -210,8 +217,8 @@ class Router:
 
     async def dispatch(self, msg: Incoming | Press, conv: Conversation, *, redelivery: bool = False) -> Handled:
         """Route one message (or a press of an answer's control) and deliver its reply.
-        Never raises. `redelivery`: a message this process accepted before (held through
-        a database outage): no dedupe check."""
+        Never raises. `redelivery`: a message accepted before (held through a database
+        outage, or taken over from a stopped process by recovery): no dedupe check."""
         if isinstance(msg, Press):
             return await self._press(msg, conv)
         route = decide(msg)
@@ -220,14 +227,22 @@ class Router:
 
     async def _dispatch(self, route: Route, msg: Incoming, conv: Conversation, *, redelivery: bool) -> Handled:
         watch = AnswerWatch(msg.platform, route.action)
+        entry: Entry | None = None
+        journaled = False
         try:
             if route.action == IGNORE:
                 return Handled(IGNORE)
-            if msg.dedupe_key and not redelivery and not await self.services.dedupe.first_time(msg.dedupe_key):
+            journaled = self.journal is not None and self.journal.wants(msg, route.action)
+            if msg.dedupe_key and not redelivery and not await self.services.dedupe.first_time(
+                    msg.dedupe_key, journal=self.journal.row(msg, route.action) if journaled else None):
                 log.info("duplicate delivery %s dropped", msg.dedupe_key)
                 return Handled(IGNORE)
             if route.action == OBSERVE:
                 return Handled(OBSERVE)
+            if journaled and redelivery and not await self.journal.ensure(msg, route.action):
+                log.info("%s message %s is answered by another process now", msg.platform, msg.dedupe_key)
+                return Handled(IGNORE)
+            entry = self.journal.entry(msg) if journaled else None
             log.info("%s %s in %s", msg.platform, route.action, msg.channel,
                      extra={"event": "message", "platform": msg.platform, "route": route.action})
             msg = self.admins.mark(msg)  # the bot's own admins (AIBOT_ADMINS) count as workspace admins
@@ -250,8 +265,14 @@ class Router:
                                 await thinking.show()
                             result, ephemeral = await self._handle(route.action, ctx, msg)
                             rendered = await self._deliver(result, conv, ephemeral=ephemeral, msg=msg,
-                                                           thinking=thinking)
+                                                           thinking=thinking, entry=entry)
                             watch.rendered(rendered)
+                            if entry is not None:
+                                entry.end(DELIVERED)
+                except asyncio.CancelledError:  # shutdown: the renderer closed it with a note
+                    if entry is not None:
+                        entry.end(CLOSED)
+                    raise
                 finally:
                     if thinking is not None:
                         await thinking.clear()
@@ -262,9 +283,13 @@ class Router:
         except Exception as exc:
             if is_db_outage(exc) and not msg.unattended and self.outage.hold(msg, conv):
                 log.warning("%s message in %s held: the database is unreachable", msg.platform, msg.channel)
+                if journaled and self.journal.spool is not None and not redelivery:  # survives a crash too
+                    self.journal.spool.add(msg, route.action)
                 if not redelivery:  # said once
                     await _safe_post(conv, DELAYED, ephemeral=msg.command is not None)
-                return Handled(route.action, error=exc)
+                return Handled(route.action, error=exc)  # its journal row stays open: handled again
+            if entry is not None:  # the error reply below is what the asker gets
+                entry.end(CLOSED)
             if _is_expected(exc):
                 log.info("%s message in %s: %s", msg.platform, msg.channel, type(exc).__name__)
             else:
@@ -333,7 +358,8 @@ class Router:
         return Handled("press", note)
 
     async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool,
-                       msg: Incoming | None = None, thinking: "_Thinking | None" = None) -> Rendered | None:
+                       msg: Incoming | None = None, thinking: "_Thinking | None" = None,
+                       entry: Entry | None = None) -> Rendered | None:
         """Send a handler's result; what the renderer did when it was streamed."""
         if result is None:
             return None
@@ -351,7 +377,8 @@ class Router:
             try:
                 with answers.producing(answer):  # its model calls carry its id in the ledger
                     status_on = thinking is not None and thinking.hand_over()
-                    rendered = await render_stream(result, conv, answer=answer, status_on=status_on)
+                    rendered = await render_stream(result, conv, answer=answer, status_on=status_on,
+                                                   on_message=entry.message if entry is not None else None)
             finally:
                 if answer is not None:
                     answers.finish(answer)

@@ -12,6 +12,7 @@ from bot.core.settings import Settings
 from bot.core.dedupe import Dedupe
 from bot.core.documents import DocumentReader
 from bot.core.feedback import FeedbackStore
+from bot.core.journal import Journal
 from bot.core.ledger import Ledger
 from bot.core.knowledge import KnowledgeBase
 from bot.core.llm import LLM
@@ -38,3 +39,4 @@ class Services:
     feedback: FeedbackStore | None = None  # 👍/👎 on answers
     answer_cache: CachedAnswers | None = None  # exact + semantic answer caches in front of the model
     budgets: Budgets | None = None
+    journal: Journal | None = None  # answers in flight, for recovery after a crash

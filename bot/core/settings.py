@@ -231,6 +231,18 @@ class Settings(Section):
         "with a note (a second Ctrl-C closes them at once)",
     )
 
+    # --- the answer journal (answers cut off by a crash) -------------------------------
+    journal_lease: float = env(
+        "AIBOT_JOURNAL_LEASE", 15.0, ge=2, le=300,
+        description="seconds an answer in flight stays this process's without a heartbeat; a crashed "
+        "process's answers are taken over by the next live one when it runs out (renewed every third of it)",
+    )
+    journal_redo_within: float = env(
+        "AIBOT_JOURNAL_REDO_WITHIN", 600.0, ge=0, le=86_400,
+        description="an answer cut off by a crash is answered again when its message is at most this many "
+        "seconds old; older ones, commands and uploads are closed with a note instead (0: never answer again)",
+    )
+
     # --- embeddings (the knowledge base; later the semantic cache) ------------------
     embedding_provider: Literal["local", "openai"] = env(
         "AIBOT_EMBEDDING_PROVIDER", "local",

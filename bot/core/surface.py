@@ -127,3 +127,18 @@ class Adapter(Protocol):
         """A conversation in one of this platform's channels, for posts nobody asked for
         in that moment (scheduled digests, finished jobs)."""
         ...
+
+
+class Resumable(Protocol):
+    """An adapter that can pick up an answer a stopped process left cut off (the answer
+    journal, `bot.core.recovery`). Optional: a platform without it is not journaled."""
+
+    async def resume(self, msg: Incoming) -> Conversation:
+        """A conversation to answer `msg` again in, as the original one would have."""
+        ...
+
+    async def close_cut(self, msg: Incoming, message_id: str, *, native: bool, note: str) -> None:
+        """End the message `message_id` written for `msg` with `note` under its text (a
+        native stream is stopped), so that it no longer looks finished or in progress;
+        its controls go."""
+        ...

@@ -609,14 +609,14 @@ class FakeSlack:
         items = [m for m in self.messages.values() if m.channel == ch and (m.ts == ts or m.thread_ts == ts)]
         if not items:
             return {"ok": False, "error": "thread_not_found"}
+        items = [m for m in items if _in_window(m.ts, args)]
         items.sort(key=lambda m: float(m.ts))  # oldest first, the parent first
         return self._page(items, args)
 
     def m_conversations_history(self, args):
         ch = args.get("channel", "")
-        oldest = float(args.get("oldest") or 0)
         items = [m for m in self.messages.values()
-                 if m.channel == ch and (m.thread_ts is None or m.thread_ts == m.ts) and float(m.ts) > oldest]
+                 if m.channel == ch and (m.thread_ts is None or m.thread_ts == m.ts) and _in_window(m.ts, args)]
         items.sort(key=lambda m: float(m.ts), reverse=True)  # newest first, like Slack
         return self._page(items, args)
 
@@ -658,6 +658,22 @@ class FakeSlack:
         if body.get("response_type", "ephemeral") == "ephemeral":
             self.ephemeral.append(body)
         return web.Response(text="ok")
+
+
+def _in_window(ts: str, args: dict) -> bool:
+    """Slack's `oldest` / `latest` bounds of conversations.history and .replies: exclusive
+    unless `inclusive` is set."""
+    inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+    value = float(ts)
+    if args.get("oldest"):
+        oldest = float(args["oldest"])
+        if value < oldest or (value == oldest and not inclusive):
+            return False
+    if args.get("latest"):
+        latest = float(args["latest"])
+        if value > latest or (value == latest and not inclusive):
+            return False
+    return True
 
 
 def _blocks(args: dict) -> list:
