@@ -11,7 +11,8 @@ the old chunks atomically (the version goes up).
 
 Retrieval: dense top-k on the HNSW index with pgvector's iterative index scan, so the
 tenant filter still returns k rows; by default (hybrid) the dense top-100 are re-ranked by
-reciprocal rank fusion with their Postgres full-text rank (README: the measurement behind it).
+cosine + BM25 word share, then once more after pseudo-relevance feedback
+(`patterns.rag.ranking`; docs/benchmarks.md has the measurements behind it).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ PRESENCE_TTL = 30.0  # seconds a tenant's "has documents" answer is trusted (cha
 # 100 rows are ranked by ts_rank; docs/benchmarks.md, "Knowledge base").
 FUSION_DEPTH = 100
 FULLTEXT_WEIGHT = 1.0
-MODES = ("dense", "fulltext", "rrf", "hybrid")
+MODES = ("dense", "fulltext", "rrf", "blend", "hybrid")
 # the question's lexemes OR-ed (plainto_tsquery AND-s them: too strict for questions)
 _OR_QUERY = "CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery)"
 
@@ -333,6 +334,8 @@ class KnowledgeStore:
                     {"ef": str(max(self.settings.ef_search, depth))},
                 )
             if mode == "hybrid":
+                scored = await self._hybrid(conn, where, dim, {**params, "depth": depth})
+            elif mode == "blend":
                 scored = [(c.id, c.document_id, ranking.blend(c))
                           for c in await self._candidates(conn, where, dim, {**params, "depth": depth})]
             elif mode == "dense":
@@ -380,6 +383,63 @@ class KnowledgeStore:
             """
         )
         return (await conn.execute(sql, params)).all()
+
+    async def _hybrid(self, conn, where: str, dim: int, params: dict) -> list[tuple[int, int, float]]:
+        """(id, document id, score) of the dense top `depth`, scored by `ranking.match`, then
+        by `ranking.feedback` (three statements: the question's word statistics, the
+        candidates with their words, the candidates' cosines to the fed passages)."""
+        words = (
+            await conn.execute(
+                text(
+                    """
+                    SELECT q.lexeme, coalesce(l.chunks, 0), s.chunks, s.words
+                    FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query))) q
+                    LEFT JOIN kb_lexemes l ON l.tenant = :tenant AND l.lexeme = q.lexeme
+                    LEFT JOIN kb_lexicon s ON s.tenant = :tenant
+                    """
+                ),
+                params,
+            )
+        ).all()
+        lexicon = ranking.Lexicon(chunks=int(words[0][2] or 0) if words else 0,
+                                  words=int(words[0][3] or 0) if words else 0,
+                                  holding={r[0]: int(r[1]) for r in words})
+        sql = text(
+            f"""
+            WITH hits AS MATERIALIZED (
+                SELECT c.id, c.document_id, c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
+                FROM kb_chunks c WHERE {where}
+                ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
+            )
+            SELECT h.id, h.document_id, 1 - h.dist, w.length, w.found, w.counts
+            FROM hits h JOIN kb_chunks c ON c.id = h.id
+            CROSS JOIN LATERAL (
+                SELECT sum(coalesce(array_length(u.positions, 1), 1)) AS length,
+                       array_agg(u.lexeme) FILTER (WHERE u.lexeme = ANY(:lexemes)) AS found,
+                       array_agg(coalesce(array_length(u.positions, 1), 1)) FILTER (WHERE u.lexeme = ANY(:lexemes)) AS counts
+                FROM unnest(c.tsv) u
+            ) w
+            """
+        )
+        rows = (await conn.execute(sql, {**params, "lexemes": list(lexicon.holding)})).all()
+        candidates = [ranking.Candidate(r[0], r[1], float(r[2]), words=dict(zip(r[4] or (), r[5] or ())),
+                                        length=int(r[3] or 0)) for r in rows]
+        first = {c.id: ranking.match(c, lexicon) for c in candidates}
+        fed = sorted(first, key=lambda i: (-first[i], i))[: ranking.FEEDBACK]
+        similar: dict[tuple[int, int], float] = {}
+        if len(fed) >= 2:
+            pairs = await conn.execute(
+                text(
+                    f"""
+                    SELECT c.id, f.id, 1 - (c.embedding::vector({dim}) <=> f.embedding::vector({dim}))
+                    FROM kb_chunks c, kb_chunks f WHERE c.id = ANY(:ids) AND f.id = ANY(:fed)
+                    """
+                ),
+                {"ids": [c.id for c in candidates], "fed": fed},
+            )
+            similar = {(r[0], r[1]): float(r[2]) for r in pairs.all()}
+        final = ranking.anchor(ranking.feedback(candidates, first, similar, fed), first)
+        return [(c.id, c.document_id, final[c.id]) for c in candidates]
 
     async def _candidates(self, conn, where: str, dim: int, params: dict) -> list[ranking.Candidate]:
         """The `depth` nearest chunks with their cosine and full-text rank, in one statement."""
