@@ -1,11 +1,12 @@
 """Word statistics of each tenant's knowledge base, for the hybrid search's BM25 word score.
 
 `ts_rank` knows how often a word occurs in a passage but not how rare it is in the
-knowledge base, so "of" counted like "hypersonic". BM25 needs, per tenant, how many
-passages hold each lexeme (`kb_lexemes`) and how many passages and words there are
-(`kb_lexicon`). Triggers on kb_chunks keep both exact in the same transaction as the
-chunks themselves (inserts, deletes, and deletes cascading from kb_documents); chunk text is
-never updated in place (a new version deletes and inserts). A per-tenant advisory lock
+knowledge base, so "flow" counted like "hypersonic". BM25 needs, per tenant, how many
+passages hold each lexeme (`kb_lexemes`) and how many passages there are with their summed
+lengths (`kb_lexicon`; a passage's length is its number of distinct lexemes). Triggers on
+kb_chunks keep both exact in the same transaction as the chunks themselves (inserts,
+deletes, and deletes cascading from kb_documents); chunk text is never updated in place
+(a new version deletes and inserts). A per-tenant advisory lock
 orders concurrent writers of one tenant, so two ingests cannot deadlock on shared lexemes.
 
 Revision ID: 0016
@@ -27,7 +28,7 @@ _COUNT = """
     ON CONFLICT (tenant, lexeme) DO UPDATE SET chunks = l.chunks + EXCLUDED.chunks;
     INSERT INTO kb_lexicon AS s (tenant, chunks, words)
          SELECT r.tenant, {sign} count(*),
-                {sign} coalesce(sum((SELECT sum(coalesce(array_length(u.positions, 1), 1)) FROM unnest(r.tsv) u)), 0)
+                {sign} coalesce(sum(length(r.tsv)), 0)
            FROM {rows} r GROUP BY 1 ORDER BY 1
     ON CONFLICT (tenant) DO UPDATE SET chunks = s.chunks + EXCLUDED.chunks, words = s.words + EXCLUDED.words;
 """
@@ -94,7 +95,7 @@ def upgrade() -> None:
         """
         INSERT INTO kb_lexicon (tenant, chunks, words)
              SELECT c.tenant, count(*),
-                    coalesce(sum((SELECT sum(coalesce(array_length(u.positions, 1), 1)) FROM unnest(c.tsv) u)), 0)
+                    coalesce(sum(length(c.tsv)), 0)
                FROM kb_chunks c GROUP BY 1
         """
     )

@@ -22,8 +22,8 @@ towards the centroid of the FEEDBACK best passages of step 1 (Rocchio), by
 FEEDBACK_WEIGHT times the square of their mutual similarity: passages about one subject
 pull the question towards it (a vague question gets the knowledge base's words for its
 subject); best passages about different things (a small knowledge base of unrelated
-answers) barely move it. Candidates are re-scored with the moved vector plus the same
-word share.
+answers) barely move it. The FEEDBACK_POOL best candidates of step 1 are re-scored with
+the moved vector plus the same word share.
 
 The score of a result is that ranking value, anchored so that the best result carries
 step 1's best value (`anchor`): ranking by it is unchanged, and the threshold compares
@@ -43,6 +43,7 @@ K1, B = 1.2, 0.75  # BM25's usual constants
 WORD_WEIGHT = 1.0
 FEEDBACK = 3
 FEEDBACK_WEIGHT = 1.5
+FEEDBACK_POOL = 30  # the best of step 1 re-scored by step 2 (the rest never reached the top 10 in the grids)
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,14 @@ class Candidate:
     cosine: float
     lexical: float = 0.0  # ts_rank, 0 when no lexeme matches (blend)
     words: dict[str, int] = field(default_factory=dict)  # the question's lexemes in the passage: count
-    length: int = 0  # the passage's words (lexeme positions)
+    length: int = 0  # the passage's length for BM25: its distinct lexemes (`length(tsvector)`)
 
 
 @dataclass(frozen=True)
 class Lexicon:
     """A knowledge base's word statistics: passages, words, and passages per lexeme of the question."""
     chunks: int
-    words: int
+    words: int  # the passages' lengths summed (distinct lexemes of each)
     holding: dict[str, int]  # lexeme -> passages that hold it (0 if none)
 
     def idf(self, lexeme: str) -> float:

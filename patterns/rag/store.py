@@ -326,7 +326,7 @@ class KnowledgeStore:
         dim = len(vector)
         params = dict(tenant=tenant, channel=channel, q=vector_literal(vector), model=self.embedder.model, query=query)
         where = f"c.tenant = :tenant AND {_scope('c', channel)} AND c.dim = {dim} AND c.model = :model"
-        depth = max(k, FUSION_DEPTH) if mode in ("rrf", "hybrid") else max(k, 3 * k)
+        depth = max(k, FUSION_DEPTH) if mode in ("rrf", "blend", "hybrid") else max(k, 3 * k)
         async with self.db.engine.begin() as conn:
             if mode != "fulltext":
                 await conn.execute(
@@ -334,7 +334,7 @@ class KnowledgeStore:
                     {"ef": str(max(self.settings.ef_search, depth))},
                 )
             if mode == "hybrid":
-                scored = await self._hybrid(conn, where, dim, {**params, "depth": depth})
+                scored = await self._hybrid(conn, where, dim, {**params, "depth": depth}, k)
             elif mode == "blend":
                 scored = [(c.id, c.document_id, ranking.blend(c))
                           for c in await self._candidates(conn, where, dim, {**params, "depth": depth})]
@@ -384,26 +384,17 @@ class KnowledgeStore:
         )
         return (await conn.execute(sql, params)).all()
 
-    async def _hybrid(self, conn, where: str, dim: int, params: dict) -> list[tuple[int, int, float]]:
-        """(id, document id, score) of the dense top `depth`, scored by `ranking.match`, then
-        by `ranking.feedback` (three statements: the question's word statistics, the
-        candidates with their words, the candidates' cosines to the fed passages)."""
-        words = (
-            await conn.execute(
-                text(
-                    """
-                    SELECT q.lexeme, coalesce(l.chunks, 0), s.chunks, s.words
-                    FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query))) q
-                    LEFT JOIN kb_lexemes l ON l.tenant = :tenant AND l.lexeme = q.lexeme
-                    LEFT JOIN kb_lexicon s ON s.tenant = :tenant
-                    """
-                ),
-                params,
-            )
-        ).all()
+    async def _hybrid(self, conn, where: str, dim: int, params: dict, k: int) -> list[tuple[int, int, float]]:
+        """(id, document id, score) of the dense top `depth` scored by `ranking.match`, then
+        the best FEEDBACK_POOL (at least 2k) of them by `ranking.feedback`. Three statements:
+        the question's word statistics; the dense candidates with the question's lexemes
+        each holds; the pool's cosines to the fed passages."""
+        words = (await conn.execute(_WORDS_SQL, params)).all()
         lexicon = ranking.Lexicon(chunks=int(words[0][2] or 0) if words else 0,
                                   words=int(words[0][3] or 0) if words else 0,
                                   holding={r[0]: int(r[1]) for r in words})
+        # setweight marks the question's lexemes, ts_filter keeps them: C functions over the
+        # sorted tsvector, much cheaper than unnesting every lexeme of every candidate
         sql = text(
             f"""
             WITH hits AS MATERIALIZED (
@@ -411,32 +402,26 @@ class KnowledgeStore:
                 FROM kb_chunks c WHERE {where}
                 ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
             )
-            SELECT h.id, h.document_id, 1 - h.dist, w.length, w.found, w.counts
+            SELECT h.id, h.document_id, 1 - h.dist, length(c.tsv), m.found, m.counts
             FROM hits h JOIN kb_chunks c ON c.id = h.id
             CROSS JOIN LATERAL (
-                SELECT sum(coalesce(array_length(u.positions, 1), 1)) AS length,
-                       array_agg(u.lexeme) FILTER (WHERE u.lexeme = ANY(:lexemes)) AS found,
-                       array_agg(coalesce(array_length(u.positions, 1), 1)) FILTER (WHERE u.lexeme = ANY(:lexemes)) AS counts
-                FROM unnest(c.tsv) u
-            ) w
+                SELECT array_agg(u.lexeme) AS found, array_agg(coalesce(array_length(u.positions, 1), 1)) AS counts
+                FROM unnest(ts_filter(setweight(c.tsv, 'A', CAST(:lexemes AS text[])), '{{a}}')) u
+            ) m
             """
         )
         rows = (await conn.execute(sql, {**params, "lexemes": list(lexicon.holding)})).all()
         candidates = [ranking.Candidate(r[0], r[1], float(r[2]), words=dict(zip(r[4] or (), r[5] or ())),
                                         length=int(r[3] or 0)) for r in rows]
         first = {c.id: ranking.match(c, lexicon) for c in candidates}
-        fed = sorted(first, key=lambda i: (-first[i], i))[: ranking.FEEDBACK]
+        order = sorted(first, key=lambda i: (-first[i], i))
+        pool = set(order[: max(ranking.FEEDBACK_POOL, 2 * k)])
+        candidates = [c for c in candidates if c.id in pool]
+        fed = order[: ranking.FEEDBACK]
         similar: dict[tuple[int, int], float] = {}
         if len(fed) >= 2:
-            pairs = await conn.execute(
-                text(
-                    f"""
-                    SELECT c.id, f.id, 1 - (c.embedding::vector({dim}) <=> f.embedding::vector({dim}))
-                    FROM kb_chunks c, kb_chunks f WHERE c.id = ANY(:ids) AND f.id = ANY(:fed)
-                    """
-                ),
-                {"ids": [c.id for c in candidates], "fed": fed},
-            )
+            pairs = await conn.execute(_FEEDBACK_SQL[dim] if dim in _FEEDBACK_SQL else _feedback_sql(dim),
+                                       {"ids": [c.id for c in candidates], "fed": fed})
             similar = {(r[0], r[1]): float(r[2]) for r in pairs.all()}
         final = ranking.anchor(ranking.feedback(candidates, first, similar, fed), first)
         return [(c.id, c.document_id, final[c.id]) for c in candidates]
@@ -587,6 +572,28 @@ class KnowledgeStore:
             last_id = rows[-1][0]
             if progress is not None:
                 progress(done, total)
+
+
+_WORDS_SQL = text(
+    """
+    SELECT q.lexeme, coalesce(l.chunks, 0), s.chunks, s.words
+    FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query))) q
+    LEFT JOIN kb_lexemes l ON l.tenant = :tenant AND l.lexeme = q.lexeme
+    LEFT JOIN kb_lexicon s ON s.tenant = :tenant
+    """
+)
+_FEEDBACK_SQL: dict = {}
+
+
+def _feedback_sql(dim: int):
+    """The cosine of each candidate to each fed passage (statement kept per dimension)."""
+    _FEEDBACK_SQL[dim] = text(
+        f"""
+        SELECT c.id, f.id, 1 - (c.embedding::vector({dim}) <=> f.embedding::vector({dim}))
+        FROM kb_chunks c, kb_chunks f WHERE c.id = ANY(:ids) AND f.id = ANY(:fed)
+        """
+    )
+    return _FEEDBACK_SQL[dim]
 
 
 def _scope(alias: str, channel: str | None) -> str:
