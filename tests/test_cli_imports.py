@@ -1,7 +1,7 @@
-"""A command starts fast when it imports only what it uses: `aibot --help` and
-`aibot kb list` load neither the model SDK (openai, ~0.5 s) nor an embedding runtime
-(torch, onnxruntime), even with a model endpoint configured; the SDK comes with the first
-model call (tests/test_llm.py and the chat tests make those)."""
+"""A command starts fast when it imports only what it uses: `aibot --help`, `aibot kb list`
+and a search of an empty knowledge base load neither the model SDK (openai, ~0.5 s) nor an
+embedding runtime (torch, onnxruntime), even with a model endpoint configured; the SDK
+comes with the first model call (tests/test_llm.py and the chat tests make those)."""
 from __future__ import annotations
 
 import subprocess
@@ -18,7 +18,8 @@ def imported_by(args: list[str], env: dict) -> tuple[subprocess.CompletedProcess
     return run, {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
 
 
-@pytest.mark.parametrize("args", [["--help"], ["kb", "list"]], ids=["help", "kb-list"])
+@pytest.mark.parametrize("args", [["--help"], ["kb", "list"], ["kb", "search", "--tenant", "nobody", "wing flutter"]],
+                         ids=["help", "kb-list", "kb-search-empty"])
 def test_commands_that_never_call_the_model_do_not_import_its_sdk_or_an_embedding_runtime(env, args):
     assert env["OPENAI_API_KEY"]  # a model endpoint is configured: the client is built, not imported
     run, imported = imported_by(args, env)

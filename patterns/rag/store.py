@@ -290,8 +290,8 @@ class KnowledgeStore:
     async def search(self, *, tenant: str, query: str, k: int = 5, channel: str | None = None) -> list[Passage]:
         """The `k` best passages of `tenant`'s documents (tenant-wide ones, plus those of
         `channel` if given), best first; `Passage.score` is the ranking value (patterns.rag.ranking)."""
-        if not query.strip():
-            return []
+        if not query.strip() or not await self.has_documents(tenant):
+            return []  # an empty knowledge base: no model to load for nothing
         [qv] = await self.embedder.embed([query])
         found = await self.search_vector(tenant=tenant, query=query, vector=qv, k=k, channel=channel)
         if not found:
