@@ -386,31 +386,39 @@ class KnowledgeStore:
 
     async def _hybrid(self, conn, where: str, dim: int, params: dict, k: int) -> list[tuple[int, int, float]]:
         """(id, document id, score) of the dense top `depth` scored by `ranking.match`, then
-        the best FEEDBACK_POOL (at least 2k) of them by `ranking.feedback`. Three statements:
-        the question's word statistics; the dense candidates with the question's lexemes
-        each holds; the pool's cosines to the fed passages."""
-        words = (await conn.execute(_WORDS_SQL, params)).all()
-        lexicon = ranking.Lexicon(chunks=int(words[0][2] or 0) if words else 0,
-                                  words=int(words[0][3] or 0) if words else 0,
-                                  holding={r[0]: int(r[1]) for r in words})
-        # setweight marks the question's lexemes, ts_filter keeps them: C functions over the
-        # sorted tsvector, much cheaper than unnesting every lexeme of every candidate
+        the best FEEDBACK_POOL (at least 2k) of them by `ranking.feedback`. Two statements:
+        the dense candidates with the question's lexemes each holds and the tenant's word
+        statistics; then the pool's cosines to the fed passages."""
+        # setweight marks the question's lexemes and ts_filter keeps them: C functions over
+        # the sorted tsvector, much cheaper than unnesting every lexeme of every candidate
         sql = text(
             f"""
             WITH hits AS MATERIALIZED (
                 SELECT c.id, c.document_id, c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
                 FROM kb_chunks c WHERE {where}
                 ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
+            ),
+            question AS MATERIALIZED (
+                SELECT coalesce(array_agg(q.lexeme), '{{}}') AS lexemes, array_agg(coalesce(l.chunks, 0)) AS holding
+                FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query))) q
+                LEFT JOIN kb_lexemes l ON l.tenant = :tenant AND l.lexeme = q.lexeme
             )
-            SELECT h.id, h.document_id, 1 - h.dist, length(c.tsv), m.found, m.counts
+            SELECT h.id, h.document_id, 1 - h.dist, length(c.tsv), m.found, m.counts,
+                   question.lexemes, question.holding, s.chunks, s.words
             FROM hits h JOIN kb_chunks c ON c.id = h.id
+            CROSS JOIN question
+            LEFT JOIN kb_lexicon s ON s.tenant = :tenant
             CROSS JOIN LATERAL (
                 SELECT array_agg(u.lexeme) AS found, array_agg(coalesce(array_length(u.positions, 1), 1)) AS counts
-                FROM unnest(ts_filter(setweight(c.tsv, 'A', CAST(:lexemes AS text[])), '{{a}}')) u
+                FROM unnest(ts_filter(setweight(c.tsv, 'A', question.lexemes), '{{a}}')) u
             ) m
             """
         )
-        rows = (await conn.execute(sql, {**params, "lexemes": list(lexicon.holding)})).all()
+        rows = (await conn.execute(sql, params)).all()
+        if not rows:
+            return []
+        lexicon = ranking.Lexicon(chunks=int(rows[0][8] or 0), words=int(rows[0][9] or 0),
+                                  holding=dict(zip(rows[0][6] or (), rows[0][7] or ())))
         candidates = [ranking.Candidate(r[0], r[1], float(r[2]), words=dict(zip(r[4] or (), r[5] or ())),
                                         length=int(r[3] or 0)) for r in rows]
         first = {c.id: ranking.match(c, lexicon) for c in candidates}
@@ -574,14 +582,6 @@ class KnowledgeStore:
                 progress(done, total)
 
 
-_WORDS_SQL = text(
-    """
-    SELECT q.lexeme, coalesce(l.chunks, 0), s.chunks, s.words
-    FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query))) q
-    LEFT JOIN kb_lexemes l ON l.tenant = :tenant AND l.lexeme = q.lexeme
-    LEFT JOIN kb_lexicon s ON s.tenant = :tenant
-    """
-)
 _FEEDBACK_SQL: dict = {}
 
 
