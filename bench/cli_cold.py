@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 AIBOT = str(Path(sys.executable).with_name("aibot"))
 COMMANDS = {
     "--help": ["--help"],
