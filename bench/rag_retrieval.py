@@ -311,7 +311,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", type=Path, default=None, help="keep the embedded database here (reruns skip ingestion)")
     ap.add_argument("--database-url", default=None, help="default: the embedded server in --data-dir")
-    ap.add_argument("--modes", default="dense,fulltext,rrf,hybrid")
+    ap.add_argument("--modes", default="dense,fulltext,rrf,blend,hybrid")
     ap.add_argument("--queries", type=int, default=None, help="about this many queries per collection (every n-th)")
     ap.add_argument("--no-references", action="store_true", help="skip the in-memory reference rankings")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")

@@ -8,7 +8,10 @@ from __future__ import annotations
 import pytest
 
 from patterns.rag import Rag
-from patterns.rag.ranking import LEXICAL_WEIGHT, Candidate, blend, choose
+from sqlalchemy import text
+
+from patterns.rag import ranking
+from patterns.rag.ranking import LEXICAL_WEIGHT, Candidate, Lexicon, blend, choose
 from patterns.rag.store import MODES
 from tests.test_kb import HANDBOOK, upload
 
@@ -95,3 +98,95 @@ async def test_a_mention_goes_to_the_knowledge_base_when_its_best_passage_is_str
     fake_llm.enqueue("I am not sure.")
     replies = await bot.send(f"@aibot {question}")
     assert replies[-1] == "I am not sure."  # plain chat
+
+
+# ---------------------------------------------------------------- the hybrid ranking
+
+OFFICE = {
+    "hours.md": b"# Office hours\n\nThe office opens at eight. The office closes at six; the office is closed on public holidays.",
+    "plants.md": b"# Office plants\n\nOffice plants are watered on Fridays by the office manager; do not move the office plants.",
+    "kitchen.md": b"# Office kitchen\n\nThe office kitchen has coffee and tea. Clean the office kitchen after use; "
+                  b"the office fridge is emptied on Fridays.",
+    "evacuation.md": b"# Evacuation\n\nWhen the fire alarm sounds, leave by the nearest stairs and meet at the car park; "
+                     b"never use the lifts.",
+    **NOTES,
+}
+
+
+async def test_a_page_holding_the_questions_rare_word_is_found_among_pages_repeating_its_common_one(bot, app):
+    # "office" is on many pages, "fire" on one: the former ranking (ts_rank, which does not
+    # know how rare a word is) put the fire page 4th, behind three pages saying "office" again
+    # and again; the hybrid's word share weighs "fire" by its rarity
+    await upload(bot, OFFICE)
+    kb = app.services.kb
+    question = "office fire rules"
+    [vector] = await kb.embedder.embed([question])
+    before = await kb.search_vector(tenant="T1", query=question, vector=vector, k=2, mode="blend")
+    now = await kb.search(tenant="T1", query=question, k=2)
+    assert "evacuation.md" not in [p.document for p in before]
+    assert "evacuation.md" in [p.document for p in now]
+
+
+def test_a_rare_word_counts_more_than_a_common_one_and_the_share_is_bounded():
+    lexicon = Lexicon(chunks=1000, words=20_000, holding={"offic": 400, "fire": 3, "rule": 50})
+    rare = Candidate(1, 1, cosine=0.4, words={"fire": 1}, length=20)
+    common = Candidate(2, 2, cosine=0.4, words={"offic": 3}, length=20)
+    everything = Candidate(3, 3, cosine=0.4, words={"offic": 50, "fire": 50, "rule": 50}, length=20)
+    assert ranking.word_share(rare, lexicon) > ranking.word_share(common, lexicon) > 0
+    assert 0 < ranking.word_share(everything, lexicon) < 1
+    assert ranking.match(Candidate(4, 4, cosine=0.4), lexicon) == pytest.approx(0.4)  # no word in common: the cosine
+    # a word the knowledge base has never seen weighs the most and is found nowhere
+    unseen = Lexicon(chunks=1000, words=20_000, holding={**lexicon.holding, "zyxt": 0})
+    assert ranking.word_share(rare, unseen) < ranking.word_share(rare, lexicon)
+
+
+def _feedback_case(similarity_between_fed: float):
+    """Three fed passages (1-3) and a fourth (4) close to all of them but not to the question."""
+    cands = [Candidate(1, 1, 0.60), Candidate(2, 2, 0.58), Candidate(3, 3, 0.56), Candidate(4, 4, 0.50),
+             Candidate(5, 5, 0.55)]
+    first = {c.id: c.cosine for c in cands}
+    fed = [1, 2, 3]
+    similar = {(a, b): (1.0 if a == b else similarity_between_fed) for a in fed for b in fed}
+    similar |= {(4, f): 0.95 for f in fed} | {(5, f): 0.05 for f in fed}
+    return cands, first, similar, fed
+
+
+def test_feedback_pulls_in_a_passage_close_to_best_ones_that_agree_with_each_other():
+    cands, first, similar, fed = _feedback_case(0.9)
+    final = ranking.feedback(cands, first, similar, fed)
+    assert final[4] > final[5]  # passage 4 was below 5 on the question alone
+    anchored = ranking.anchor(final, first)
+    assert max(anchored.values()) == pytest.approx(max(first.values()))  # the best keeps step 1's value
+    assert sorted(anchored, key=anchored.get) == sorted(final, key=final.get)  # same order
+
+
+def test_feedback_barely_moves_the_question_when_the_best_passages_are_about_different_things():
+    cands, first, similar, fed = _feedback_case(0.05)
+    final = ranking.feedback(cands, first, similar, fed)
+    assert final[5] > final[4]  # unrelated best passages: the question's own order stays
+    assert ranking.feedback(cands[:1], first, {}, [1]) == first  # one candidate: nothing to feed back
+
+
+async def test_word_statistics_follow_documents_added_replaced_and_removed(bot, app):
+    kb = app.services.kb
+
+    async def stats():
+        async with app.services.db.engine.connect() as conn:
+            lexicon = (await conn.execute(text("SELECT chunks FROM kb_lexicon WHERE tenant = 'T1'"))).scalar()
+            fire = (await conn.execute(text("SELECT chunks FROM kb_lexemes WHERE tenant = 'T1' AND lexeme = 'fire'"))).scalar()
+            chunks = (await conn.execute(text("SELECT count(*) FROM kb_chunks WHERE tenant = 'T1'"))).scalar()
+        return lexicon, fire, chunks
+
+    await upload(bot, OFFICE)
+    lexicon, fire, chunks = await stats()
+    assert lexicon == chunks and fire == 1
+    await upload(bot, {"drill.md": b"# Fire drill\n\nA fire drill takes place every spring."})
+    assert (await stats())[1] == 2
+    await upload(bot, {"drill.md": b"# Drill\n\nThe spring drill is announced a week ahead."})  # replaced
+    assert (await stats())[1] == 1
+    evacuation = next(d for d in await kb.list(tenant="T1") if d.name == "evacuation.md")
+    await kb.remove(tenant="T1", document_id=evacuation.id)
+    lexicon, fire, chunks = await stats()
+    assert lexicon == chunks and fire is None  # the last passage with "fire" is gone
+    await kb.delete_tenant("T1")
+    assert await stats() == (None, None, 0)

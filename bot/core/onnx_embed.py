@@ -70,6 +70,21 @@ def load(cache_dir: Path, model: str) -> OnnxModel:
         return _sessions[folder]
 
 
+def warm(cache_dir: Path | None, model: str) -> None:
+    """Load the ONNX copy in a daemon thread, if there is one, and return at once: a command
+    that needs one query vector (`aibot kb search`) loads it while its database starts;
+    its `encode` then waits for this load (one lock) instead of starting its own."""
+
+    def run() -> None:
+        try:
+            if available(cache_dir, model):
+                load(cache_dir, model)
+        except Exception as exc:  # the search itself loads it again and reports the failure
+            log.debug("ONNX warm-up of %s failed: %s", model, exc)
+
+    threading.Thread(target=run, name="onnx-warm-up", daemon=True).start()
+
+
 def export(st_model, source: str, cache_dir: Path, model: str) -> None:
     """Write `st_model` (a loaded SentenceTransformer whose first module is a Transformer,
     then mean pooling and normalisation) as ONNX; skipped silently if anything is missing."""

@@ -175,8 +175,19 @@ async def remove(args, rt) -> int:
     return 1 if missing else 0
 
 
+def warm_query_model(settings) -> None:
+    """Start loading the local model's ONNX copy while the database starts (about 0.3 s of
+    a cold `kb search` or `ask` overlapped; bot.core.onnx_embed)."""
+    from bot.core import onnx_embed
+    from bot.core.embeddings import LOCAL_MODEL
+
+    if settings.embedding_provider != "openai":
+        onnx_embed.warm(settings.data_dir / "models", settings.embedding_model or LOCAL_MODEL)
+
+
 async def search(args, rt) -> int:
     query = " ".join(args.query)
+    warm_query_model(rt.settings)
     async with rt.open() as bot:
         found = await bot.feature(Rag).store.search(tenant=args.tenant, query=query, k=args.k, channel=args.channel)
     if args.json:
@@ -221,6 +232,7 @@ def _user() -> str:
 
 async def ask(args, rt) -> int:
     question = " ".join(args.question)
+    warm_query_model(rt.settings)
     async with rt.open() as bot:
         reply = await bot.feature(Rag).answers.answer(
             question, tenant=args.tenant, channel=args.channel,

@@ -11,7 +11,8 @@ the old chunks atomically (the version goes up).
 
 Retrieval: dense top-k on the HNSW index with pgvector's iterative index scan, so the
 tenant filter still returns k rows; by default (hybrid) the dense top-100 are re-ranked by
-reciprocal rank fusion with their Postgres full-text rank (README: the measurement behind it).
+cosine + BM25 word share, then once more after pseudo-relevance feedback
+(`patterns.rag.ranking`; docs/benchmarks.md has the measurements behind it).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ PRESENCE_TTL = 30.0  # seconds a tenant's "has documents" answer is trusted (cha
 # 100 rows are ranked by ts_rank; docs/benchmarks.md, "Knowledge base").
 FUSION_DEPTH = 100
 FULLTEXT_WEIGHT = 1.0
-MODES = ("dense", "fulltext", "rrf", "hybrid")
+MODES = ("dense", "fulltext", "rrf", "blend", "hybrid")
 # the question's lexemes OR-ed (plainto_tsquery AND-s them: too strict for questions)
 _OR_QUERY = "CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery)"
 
@@ -294,8 +295,8 @@ class KnowledgeStore:
     async def search(self, *, tenant: str, query: str, k: int = 5, channel: str | None = None) -> list[Passage]:
         """The `k` best passages of `tenant`'s documents (tenant-wide ones, plus those of
         `channel` if given), best first; `Passage.score` is the ranking value (patterns.rag.ranking)."""
-        if not query.strip():
-            return []
+        if not query.strip() or not await self.has_documents(tenant):
+            return []  # an empty knowledge base: no model to load for nothing
         [qv] = await self.embedder.embed([query])
         found = await self.search_vector(tenant=tenant, query=query, vector=qv, k=k, channel=channel)
         if not found:
@@ -330,7 +331,7 @@ class KnowledgeStore:
         dim = len(vector)
         params = dict(tenant=tenant, channel=channel, q=vector_literal(vector), model=self.embedder.model, query=query)
         where = f"c.tenant = :tenant AND {_scope('c', channel)} AND c.dim = {dim} AND c.model = :model"
-        depth = max(k, FUSION_DEPTH) if mode in ("rrf", "hybrid") else max(k, 3 * k)
+        depth = max(k, FUSION_DEPTH) if mode in ("rrf", "blend", "hybrid") else max(k, 3 * k)
         async with self.db.engine.begin() as conn:
             if mode != "fulltext":
                 await conn.execute(
@@ -338,6 +339,8 @@ class KnowledgeStore:
                     {"ef": str(max(self.settings.ef_search, depth))},
                 )
             if mode == "hybrid":
+                scored = await self._hybrid(conn, where, dim, {**params, "depth": depth}, k)
+            elif mode == "blend":
                 scored = [(c.id, c.document_id, ranking.blend(c))
                           for c in await self._candidates(conn, where, dim, {**params, "depth": depth})]
             elif mode == "dense":
@@ -385,6 +388,56 @@ class KnowledgeStore:
             """
         )
         return (await conn.execute(sql, params)).all()
+
+    async def _hybrid(self, conn, where: str, dim: int, params: dict, k: int) -> list[tuple[int, int, float]]:
+        """(id, document id, score) of the dense top `depth` scored by `ranking.match`, then
+        the best FEEDBACK_POOL (at least 2k) of them by `ranking.feedback`. Two statements:
+        the dense candidates with the question's lexemes each holds and the tenant's word
+        statistics; then the pool's cosines to the fed passages."""
+        # setweight marks the question's lexemes and ts_filter keeps them: C functions over
+        # the sorted tsvector, much cheaper than unnesting every lexeme of every candidate
+        sql = text(
+            f"""
+            WITH hits AS MATERIALIZED (
+                SELECT c.id, c.document_id, c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
+                FROM kb_chunks c WHERE {where}
+                ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
+            ),
+            question AS MATERIALIZED (
+                SELECT coalesce(array_agg(q.lexeme), '{{}}') AS lexemes, array_agg(coalesce(l.chunks, 0)) AS holding
+                FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query))) q
+                LEFT JOIN kb_lexemes l ON l.tenant = :tenant AND l.lexeme = q.lexeme
+            )
+            SELECT h.id, h.document_id, 1 - h.dist, length(c.tsv), m.found, m.counts,
+                   question.lexemes, question.holding, s.chunks, s.words
+            FROM hits h JOIN kb_chunks c ON c.id = h.id
+            CROSS JOIN question
+            LEFT JOIN kb_lexicon s ON s.tenant = :tenant
+            CROSS JOIN LATERAL (
+                SELECT array_agg(u.lexeme) AS found, array_agg(coalesce(array_length(u.positions, 1), 1)) AS counts
+                FROM unnest(ts_filter(setweight(c.tsv, 'A', question.lexemes), '{{a}}')) u
+            ) m
+            """
+        )
+        rows = (await conn.execute(sql, params)).all()
+        if not rows:
+            return []
+        lexicon = ranking.Lexicon(chunks=int(rows[0][8] or 0), words=int(rows[0][9] or 0),
+                                  holding=dict(zip(rows[0][6] or (), rows[0][7] or ())))
+        candidates = [ranking.Candidate(r[0], r[1], float(r[2]), words=dict(zip(r[4] or (), r[5] or ())),
+                                        length=int(r[3] or 0)) for r in rows]
+        first = {c.id: ranking.match(c, lexicon) for c in candidates}
+        order = sorted(first, key=lambda i: (-first[i], i))
+        pool = set(order[: max(ranking.FEEDBACK_POOL, 2 * k)])
+        candidates = [c for c in candidates if c.id in pool]
+        fed = order[: ranking.FEEDBACK]
+        similar: dict[tuple[int, int], float] = {}
+        if len(fed) >= 2:
+            pairs = await conn.execute(_FEEDBACK_SQL[dim] if dim in _FEEDBACK_SQL else _feedback_sql(dim),
+                                       {"ids": [c.id for c in candidates], "fed": fed})
+            similar = {(r[0], r[1]): float(r[2]) for r in pairs.all()}
+        final = ranking.anchor(ranking.feedback(candidates, first, similar, fed), first)
+        return [(c.id, c.document_id, final[c.id]) for c in candidates]
 
     async def _candidates(self, conn, where: str, dim: int, params: dict) -> list[ranking.Candidate]:
         """The `depth` nearest chunks with their cosine and full-text rank, in one statement."""
@@ -541,6 +594,20 @@ class KnowledgeStore:
             last_id = rows[-1][0]
             if progress is not None:
                 progress(done, total)
+
+
+_FEEDBACK_SQL: dict = {}
+
+
+def _feedback_sql(dim: int):
+    """The cosine of each candidate to each fed passage (statement kept per dimension)."""
+    _FEEDBACK_SQL[dim] = text(
+        f"""
+        SELECT c.id, f.id, 1 - (c.embedding::vector({dim}) <=> f.embedding::vector({dim}))
+        FROM kb_chunks c, kb_chunks f WHERE c.id = ANY(:ids) AND f.id = ANY(:fed)
+        """
+    )
+    return _FEEDBACK_SQL[dim]
 
 
 def _scope(alias: str, channel: str | None) -> str:

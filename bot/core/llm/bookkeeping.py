@@ -6,9 +6,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sized
 from dataclasses import dataclass
-from typing import Any
-
-from openai.types import CompletionUsage
+from typing import TYPE_CHECKING, Any
 
 from bot.core import tokens
 from bot.core.answers import FRESH
@@ -16,6 +14,9 @@ from bot.core.cache import Cache, Cached, cache_key
 from bot.core.llm.types import ChatOptions, Completion
 from bot.core.messages import CallInfo
 from bot.core.metrics import METRICS
+
+if TYPE_CHECKING:
+    from openai.types import CompletionUsage
 
 Record = Callable[..., Awaitable[None]]  # (call, model, started, *, ttft, **row): writes the ledger row
 

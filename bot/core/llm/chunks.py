@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-
-from openai.types import CompletionUsage
-from openai.types.chat import ChatCompletion
+from typing import TYPE_CHECKING
 
 from bot.core.llm.bookkeeping import Tokens
 from bot.core.llm.types import Completion, ToolCall
+
+if TYPE_CHECKING:  # the SDK is imported by the client when it makes its first call
+    from openai.types import CompletionUsage
+    from openai.types.chat import ChatCompletion
 
 
 def first_choice(resp: ChatCompletion, model: str) -> Completion:
@@ -54,6 +56,8 @@ class StreamAccumulator:
         the chunk unread, as it would the stream)."""
         usage = chunk.get("usage")
         if usage:
+            from openai.types import CompletionUsage
+
             self.usage = CompletionUsage.model_construct(**usage)
         for choice in chunk.get("choices") or ():
             if choice.get("finish_reason"):

@@ -14,9 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from bot.core.budgets import Budgets
 from bot.core.cache import Cache, Cached
@@ -32,27 +30,56 @@ from bot.core.metrics import METRICS
 from bot.core.pricing import PriceTable
 from bot.core.settings import LLM_SETUP_HINT, Settings
 
+if TYPE_CHECKING:
+    import openai
+
 log = logging.getLogger(__name__)
 
 
-def build_client(settings: Settings) -> openai.AsyncOpenAI | None:
+def build_client(settings: Settings) -> "LazyClient | None":
     """The process's one SDK client, or None when no model endpoint is configured."""
     if not settings.llm_configured:
         return None
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
-    return openai.AsyncOpenAI(
-        api_key=key,
-        base_url=settings.openai_base_url or None,
-        timeout=settings.llm_timeout,
-        max_retries=settings.llm_max_retries,
-    )
+    return LazyClient(settings)
+
+
+class LazyClient:
+    """The process's `openai.AsyncOpenAI`, made on first use: importing the SDK costs about
+    0.5 s, which commands that never call the model (`aibot kb search`, `kb list`) skip.
+    Attributes are the SDK client's (`client.chat.completions.create(...)`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: openai.AsyncOpenAI | None = None
+
+    @property
+    def sdk(self) -> "openai.AsyncOpenAI":
+        if self._client is None:
+            import openai
+
+            s = self._settings
+            self._client = openai.AsyncOpenAI(
+                api_key=s.openai_api_key.get_secret_value() if s.openai_api_key else "not-needed",
+                base_url=s.openai_base_url or None,
+                timeout=s.llm_timeout,
+                max_retries=s.llm_max_retries,
+            )
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sdk, name)
+
+    async def close(self) -> None:
+        """Close the SDK client if it was made (never imports the SDK just to close it)."""
+        if self._client is not None:
+            await self._client.close()
 
 
 class LLM:
     def __init__(
         self,
         *,
-        client: openai.AsyncOpenAI | None,
+        client: "openai.AsyncOpenAI | LazyClient | None",
         settings: Settings,
         ledger: Ledger | None = None,
         cache: Cache | None = None,
@@ -87,7 +114,7 @@ class LLM:
     def configured(self) -> bool:
         return self.client is not None
 
-    def _require(self) -> openai.AsyncOpenAI:
+    def _require(self) -> "openai.AsyncOpenAI":
         if self.client is None:
             raise LLMNotConfigured(LLM_SETUP_HINT)
         return self.client
@@ -268,7 +295,7 @@ class LLMStream:
         await book.store(text, acc.calls, used)  # reached only when the stream finished ok
 
 
-async def _open_stream(stack: contextlib.AsyncExitStack, client: openai.AsyncOpenAI, params: dict):
+async def _open_stream(stack: contextlib.AsyncExitStack, client: "openai.AsyncOpenAI", params: dict):
     """The raw streaming response, open (the SDK's retries done) and closed by `stack`."""
     try:
         return await stack.enter_async_context(sse.open_chunks(client, params))

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import logging
-
-import openai
+import sys
 
 from bot.core.errors import LLMError
 
@@ -14,6 +13,9 @@ def as_llm_error(exc: BaseException) -> LLMError:
     """`exc` as the LLMError a caller sees: its kind says what went wrong, never the SDK's text."""
     if isinstance(exc, LLMError):
         return exc
+    openai = sys.modules.get("openai")  # not imported yet: `exc` cannot be one of its errors
+    if openai is None:
+        return LLMError("error", type(exc).__name__)
     if isinstance(exc, openai.RateLimitError):
         return LLMError("rate_limited", "429", retry_after=_retry_after(exc))
     if isinstance(exc, openai.APITimeoutError):
@@ -29,7 +31,7 @@ def as_llm_error(exc: BaseException) -> LLMError:
     return LLMError("error", type(exc).__name__)
 
 
-def _retry_after(exc: openai.RateLimitError) -> float | None:
+def _retry_after(exc) -> float | None:
     retry = exc.response.headers.get("retry-after") if exc.response is not None else None
     try:
         return float(retry) if retry else None

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-import openai
+if TYPE_CHECKING:  # imported by the client before any stream is opened
+    import openai
 
 DONE = b"[DONE]"
 
 
-def open_chunks(client: openai.AsyncOpenAI, params: dict):
+def open_chunks(client: "openai.AsyncOpenAI", params: dict):
     """The streaming response (an async context manager) for a chat request."""
     return client.chat.completions.with_streaming_response.create(
         **params, stream=True, stream_options={"include_usage": True})
@@ -54,5 +56,7 @@ async def chunks(response) -> AsyncIterator[dict]:
             if isinstance(obj, dict) and obj.get("error"):
                 err = obj["error"]
                 message = err.get("message") if isinstance(err, dict) else str(err)
+                import openai
+
                 raise openai.APIError(message or "error in the stream", response.http_request, body=err)
             yield obj
