@@ -81,6 +81,11 @@ class SlackConversation:
         self.controls: Controls | None = None  # set by the renderer: buttons under the answer
         self._blocks = False  # an answer message here is drawn with blocks (text + buttons)
 
+    async def for_question(self, msg) -> "SlackConversation":
+        """Where an answer to `msg` goes, opened in this process (Regenerate of an answer
+        another process wrote, or wrote before a restart)."""
+        return SlackConversation(self.adapter, team=msg.tenant, channel=msg.channel, thread=msg.thread, user=msg.user)
+
     def _answer_blocks(self, text: str) -> list[dict] | None:
         """Blocks for an answer message when it has (or had) controls; None: plain text."""
         if self.controls is None and not self._blocks:

@@ -271,19 +271,23 @@ class FakeSlack:
     async def wait_connected(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self._ws_ready.wait(), timeout)
 
-    async def send_envelope(self, type_: str, payload: dict, *, retry_attempt: int = 0) -> str:
+    async def send_envelope(self, type_: str, payload: dict, *, retry_attempt: int = 0,
+                            connection: int = -1) -> str:
+        """Deliver over one Socket Mode connection (Slack picks one of an app's open
+        connections for each envelope; `connection` is its index, in connect order)."""
         await self.wait_connected()
         env_id = str(uuid.uuid4())
         body = {"envelope_id": env_id, "payload": payload, "type": type_,
                 "accepts_response_payload": type_ != "events_api",
                 "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else ""}
         self.envelopes[env_id] = Envelope(env_id, type_, payload, time.monotonic())
-        await self._ws[-1].send_str(json.dumps(body))
+        await self._ws[connection].send_str(json.dumps(body))
         return env_id
 
-    async def send_event(self, event_callback: dict, *, retry_attempt: int = 0) -> str:
+    async def send_event(self, event_callback: dict, *, retry_attempt: int = 0, connection: int = -1) -> str:
         self.deliver(event_callback)
-        return await self.send_envelope("events_api", event_callback, retry_attempt=retry_attempt)
+        return await self.send_envelope("events_api", event_callback, retry_attempt=retry_attempt,
+                                        connection=connection)
 
     async def send_command(self, command_payload: dict) -> str:
         return await self.send_envelope("slash_commands", command_payload)
