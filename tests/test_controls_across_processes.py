@@ -171,3 +171,19 @@ async def test_questions_survive_the_round_trip_and_rows_are_purged_and_deleted_
     assert [row["id"] for row in exported["answers"]] == [kept.id]
     counts = await app.services.tenants.delete("discord", "G1")
     assert counts["answer_controls"] == 1 and await store.find(kept.id) is None
+
+
+async def test_a_stop_reaction_reaching_another_process_stops_the_native_stream(pair, fake_llm):
+    first, second = pair
+    fake = first.fake
+    fake_llm.enqueue(Script(text=LONG, tokens_per_second=40))
+    await first.event(load("app_mention"), settle=False)
+    await fake.wait_for(lambda: any(m.streaming and m.reactions for m in fake.bot_messages(CHANNEL)))
+    [msg] = fake.bot_messages(CHANNEL)
+    await first.app.services.answers.settle()  # its row (with the stream's ts) is written
+    await fake.wait_for(lambda: first.app.services.answers._listener.connected.is_set())
+
+    await second.event(fake.reaction(CHANNEL, msg.ts, "octagonal_sign", ASKER))
+    await first.settle()
+    assert not msg.streaming and msg.text.endswith("_(stopped)_") and len(msg.text) < len(LONG) / 2
+    assert set(buttons(msg.blocks)) == {"aibot_regenerate", "aibot_good", "aibot_bad"}

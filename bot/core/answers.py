@@ -67,6 +67,9 @@ class Press:
     user: str
     reason: str | None = None  # REASON: the text they typed (optional)
     raw: Any = None
+    message: str | None = None  # set (and `answer` empty) when the press names the answer's message
+    # instead: a 🛑 reaction on it
+    quiet: bool = False  # tell the presser nothing (a reaction is not a button: any refusal stays silent)
 
 
 class Answer:
@@ -143,9 +146,10 @@ class Answers:
     def get(self, answer_id: str) -> Answer | None:
         return self._known.get(answer_id)
 
-    def on_message(self, message_id: str) -> Answer | None:
+    def on_message(self, platform: str, message_id: str) -> Answer | None:
         """The answer of this process whose first message is `message_id`."""
-        return next((a for a in reversed(self._known.values()) if a.message == message_id), None)
+        return next((a for a in reversed(self._known.values())
+                     if a.message == message_id and a.msg.platform == platform), None)
 
     def running_ids(self) -> list[str]:
         return [a.id for a in self._known.values() if a.running]

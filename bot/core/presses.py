@@ -33,7 +33,8 @@ async def handle_press(router: "Router", press: Press, conv) -> str | None:
     """Do what `press` asks; return the note for the presser, if any."""
     services = router.services
     if press.action == STOP:
-        return await _stop(services.answers, press)
+        note = await _stop(services.answers, await _named(services.answers, press))
+        return None if press.quiet else note
     if press.action == REGENERATE:
         return await _regenerate(router, press, conv)
     if press.action in (GOOD, BAD):
@@ -51,7 +52,20 @@ async def handle_press(router: "Router", press: Press, conv) -> str | None:
     return None
 
 
+async def _named(answers, press: Press) -> Press:
+    """A press that names the answer's message (a reaction) with the answer's id filled in."""
+    if press.answer or not press.message:
+        return press
+    local = answers.on_message(press.platform, press.message)
+    if local is not None:
+        return replace(press, answer=local.id)
+    found = await answers.store.by_message(press.platform, press.channel, press.message) if answers.store else None
+    return replace(press, answer=found.id if found else "")
+
+
 async def _stop(answers, press: Press) -> str | None:
+    if not press.answer:
+        return FINISHED  # not an answer (of the last AIBOT_ANSWER_RETENTION_DAYS)
     answer = answers.get(press.answer)
     if answer is not None:
         if not answer.running:

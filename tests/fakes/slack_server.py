@@ -85,9 +85,15 @@ class Message:
     streaming: bool = False
     extra: dict = field(default_factory=dict)
     blocks: list = field(default_factory=list)
+    reactions: dict[str, list[str]] = field(default_factory=dict)  # emoji name -> users, in order
+    metadata: dict | None = None  # chat.postMessage/chat.update `metadata` (event_type, event_payload)
 
-    def as_json(self) -> dict:
+    def as_json(self, *, metadata: bool = False) -> dict:
         d = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text}
+        if self.reactions:
+            d["reactions"] = [{"name": n, "users": list(u), "count": len(u)} for n, u in self.reactions.items()]
+        if metadata and self.metadata:
+            d["metadata"] = self.metadata
         if self.bot_id:
             d["bot_id"] = self.bot_id
         if self.thread_ts:
@@ -108,6 +114,8 @@ TIERS = {
     "chat.appendStream": 100,
     "chat.postEphemeral": 100,
     "assistant.threads.setStatus": 50,
+    "reactions.add": 50,
+    "reactions.remove": 50,
 }
 
 
@@ -528,6 +536,47 @@ class FakeSlack:
         msg.blocks = msg.blocks + _blocks(args)  # "rendered at the bottom of the finalized message"
         msg.streaming = False
         return {"channel": msg.channel, "ts": msg.ts, "message": msg.as_json()}
+
+    def m_reactions_add(self, args):
+        """reactions.add (channel, timestamp, name): the bot's reaction on a message."""
+        msg = self.messages.get((args.get("channel", ""), args.get("timestamp", "")))
+        name = args.get("name", "")
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not name or ":" in name:
+            return {"ok": False, "error": "invalid_name"}
+        users = msg.reactions.setdefault(name, [])
+        if BOT_USER in users:
+            return {"ok": False, "error": "already_reacted"}
+        users.append(BOT_USER)
+        return {}
+
+    def m_reactions_remove(self, args):
+        msg = self.messages.get((args.get("channel", ""), args.get("timestamp", "")))
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        users = msg.reactions.get(args.get("name", ""), [])
+        if BOT_USER not in users:
+            return {"ok": False, "error": "no_reaction"}
+        users.remove(BOT_USER)
+        if not users:
+            del msg.reactions[args["name"]]
+        return {}
+
+    def reaction(self, channel: str, ts: str, name: str, user: str) -> dict:
+        """A person adds `name` to a message: recorded, and the `reaction_added` event
+        (shaped like Slack's documented example) returned for `send_event`."""
+        msg = self.messages[(channel, ts)]
+        msg.reactions.setdefault(name, []).append(user)
+        return {
+            "token": "XXYYZZ", "team_id": TEAM, "api_app_id": "A123ABC456", "type": "event_callback",
+            "event": {"type": "reaction_added", "user": user, "reaction": name, "item_user": msg.user,
+                      "item": {"type": "message", "channel": channel, "ts": ts,
+                               "channel_type": "im" if channel.startswith("D") else "channel"},
+                      "event_ts": self.next_ts()},
+            "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True, "is_enterprise_install": False}],
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}", "event_time": int(time.time()),
+        }
 
     def m_assistant_threads_setStatus(self, args):
         return {}
