@@ -187,3 +187,44 @@ async def test_a_stop_reaction_reaching_another_process_stops_the_native_stream(
     await first.settle()
     assert not msg.streaming and msg.text.endswith("_(stopped)_") and len(msg.text) < len(LONG) / 2
     assert set(buttons(msg.blocks)) == {"aibot_regenerate", "aibot_good", "aibot_bad"}
+
+
+# --- the assistant panel's thread context ------------------------------------------------
+
+
+async def test_the_panels_viewed_channel_and_title_are_shared_through_the_greetings_metadata(pair, fake_llm):
+    """The panel was opened and switched channels at the first process; questions reach the
+    second (or the first after a restart): it reads the context where Bolt's default store
+    keeps it, the greeting's message metadata, and does not title the thread twice."""
+    from tests.test_slack_assistant import PANEL, THREAD, VIEWING, ask
+
+    first, second = pair
+    fake = first.fake
+    fake.add_message(VIEWING, "Release 2.4 ships on Thursday", user="U0ALICE")
+    fake.add_message("C0OTHER", "lunch menu: soup", user="U0BOB")
+    await first.event(load("assistant_thread_started"))
+    [greeting] = fake.bot_messages(PANEL)
+    assert greeting.metadata == {"event_type": "assistant_thread_context",
+                                 "event_payload": {"channel_id": "C123ABC456", "team_id": "T0FAKETEAM",
+                                                   "enterprise_id": None}}
+    changed = load("assistant_thread_context_changed")
+    changed["event"]["assistant_thread"]["context"]["channel_id"] = VIEWING
+    await first.event(changed)
+    assert greeting.metadata["event_payload"]["channel_id"] == VIEWING  # chat.update of the greeting
+
+    fake_llm.enqueue("Release 2.4 ships Thursday.", "It was a release note.")
+    await second.event(ask("Summarize this channel", n=1))
+    assert [c.args["channel"] for c in fake.calls_to("conversations.history")] == [VIEWING]
+    assert "soup" not in str(fake_llm.chat_requests[-1]["messages"])
+    await second.event(ask("What was that about?", n=2))
+    assert [c.args["title"] for c in fake.calls_to("assistant.threads.setTitle")] == ["Summarize this channel"]
+
+    # the user switches again, heard by the second process; the first one answers next
+    changed["event"]["assistant_thread"]["context"]["channel_id"] = "C0OTHER"
+    changed["event_id"] = "Ev0CHANGED2"
+    await second.event(changed)
+    fake_llm.enqueue("Soup for lunch.")
+    await first.event(ask("Summarize this channel", n=3))
+    assert [c.args["channel"] for c in fake.calls_to("conversations.history")][-1] == "C0OTHER"
+    assert len(fake.calls_to("assistant.threads.setTitle")) == 1
+    assert all(m.thread_ts == THREAD for m in fake.bot_messages(PANEL))

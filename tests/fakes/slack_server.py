@@ -457,7 +457,7 @@ class FakeSlack:
         text = args.get(text_key) or args.get("markdown_text") or ""
         ts = self.next_ts()
         msg = Message(args["channel"], ts, text, thread_ts=args.get("thread_ts") or None, versions=[text],
-                      blocks=_blocks(args))
+                      blocks=_blocks(args), metadata=_metadata(args))
         self.messages[(msg.channel, ts)] = msg
         return msg
 
@@ -485,6 +485,8 @@ class FakeSlack:
         msg.versions.append(text)
         if "blocks" in args:  # chat.update without blocks keeps the message's blocks
             msg.blocks = _blocks(args)
+        if "metadata" in args:
+            msg.metadata = _metadata(args)
         return {"channel": msg.channel, "ts": msg.ts, "text": text}
 
     def m_chat_postEphemeral(self, args):
@@ -639,12 +641,12 @@ class FakeSlack:
         self.views.append(view)
         return {"view": {"id": f"V{len(self.views):08d}", **view}}
 
-    def _page(self, items: list[Message], args) -> dict:
+    def _page(self, items: list[Message], args, *, metadata: bool = False) -> dict:
         limit = min(int(args.get("limit") or 100), self.page_size)
         start = int(args.get("cursor") or 0)
         page = items[start : start + limit]
         more = start + limit < len(items)
-        return {"messages": [m.as_json() for m in page], "has_more": more,
+        return {"messages": [m.as_json(metadata=metadata) for m in page], "has_more": more,
                 "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
     def m_conversations_replies(self, args):
@@ -653,7 +655,7 @@ class FakeSlack:
         if not items:
             return {"ok": False, "error": "thread_not_found"}
         items.sort(key=lambda m: float(m.ts))  # oldest first, the parent first
-        return self._page(items, args)
+        return self._page(items, args, metadata=str(args.get("include_all_metadata")).lower() in ("1", "true"))
 
     def m_conversations_history(self, args):
         ch = args.get("channel", "")
@@ -701,6 +703,16 @@ class FakeSlack:
         if body.get("response_type", "ephemeral") == "ephemeral":
             self.ephemeral.append(body)
         return web.Response(text="ok")
+
+
+def _metadata(args: dict) -> dict | None:
+    """`metadata` of chat.postMessage/chat.update: {event_type, event_payload}."""
+    meta = args.get("metadata")
+    if isinstance(meta, str):
+        meta = json.loads(meta or "null")
+    if isinstance(meta, dict) and meta.get("event_type"):
+        return {"event_type": meta["event_type"], "event_payload": meta.get("event_payload") or {}}
+    return None
 
 
 def _blocks(args: dict) -> list:
