@@ -117,7 +117,7 @@ async def test_a_stop_nobody_hears_says_so(pair, fake_llm, monkeypatch):
     monkeypatch.setattr(presses, "STOP_ACK_SECONDS", 0.5)
     first, second = pair
     store = second.app.services.answers.store
-    orphan = Answers(store=store).begin(Incoming(platform="slack", tenant="T0FAKETEAM", channel=CHANNEL, user=ASKER,
+    orphan = Answers().begin(Incoming(platform="slack", tenant="T0FAKETEAM", channel=CHANNEL, user=ASKER,
                                                  text="q", thread=MENTION_TS), conv=None)
     await store.remember(orphan, "1700000009.000001")  # a row whose process is gone
     await second.interactive(press("stop", orphan.id))
@@ -157,7 +157,7 @@ async def test_questions_survive_the_round_trip_and_rows_are_purged_and_deleted_
     assert again == msg and again.options == msg.options and again.ts == msg.ts
 
     store = AnswerStore(app.services.db, retention=timedelta(days=7))
-    answers = Answers(store=store)
+    answers = Answers()  # ids only: no listener (it purges on its own when it starts)
     old, kept = answers.begin(msg, None), answers.begin(msg, None)
     await store.remember(old, "m2")
     await store.remember(kept, "m3")

@@ -59,6 +59,7 @@ async def test_stop_cancels_the_model_call_and_keeps_what_was_written(slack, app
     written = msg.text.removesuffix("_(stopped)_").strip()
     assert written and LONG.startswith(written) and len(written) < len(LONG) / 2
     assert set(buttons(msg.blocks)) == {"aibot_regenerate", "aibot_good", "aibot_bad"}
+    assert await app.services.ledger.flush(timeout=10)  # usage rows are written behind the answer
     [(outcome, completion)] = await rows(app, "SELECT outcome, completion_tokens FROM usage WHERE extra->>'answer' = :a",
                                          a=answer)
     assert outcome == "cancelled" and completion < 400
@@ -146,6 +147,7 @@ async def test_a_native_stream_is_stopped_by_the_askers_stop_reaction(slack, app
     assert msg.reactions["octagonal_sign"] == ["U0BOB", ASKER]  # the bot's hint is gone, theirs stay
     assert fake.ephemeral == []  # reactions are answered by what they do, never by a note
     answer = buttons(msg.blocks)["aibot_regenerate"]
+    assert await app.services.ledger.flush(timeout=10)  # usage rows are written behind the answer
     [(outcome,)] = await rows(app, "SELECT outcome FROM usage WHERE extra->>'answer' = :a", a=answer)
     assert outcome == "cancelled"
 
