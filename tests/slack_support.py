@@ -36,14 +36,15 @@ def load(name: str, *, event_id: str | None = None, **event_overrides) -> dict:
 class SlackBot:
     """The bot on a fake Slack: send payloads, wait until every answer is finished."""
 
-    def __init__(self, app, adapter: SlackAdapter, fake: FakeSlack) -> None:
+    def __init__(self, app, adapter: SlackAdapter, fake: FakeSlack, *, connection: int = -1) -> None:
         self.app = app
         self.adapter = adapter
         self.fake = fake
+        self.connection = connection  # its Socket Mode connection, when several bots share the fake
         self._expected = 0
 
     async def event(self, payload: dict, *, retry_attempt: int = 0, settle: bool = True) -> str:
-        env = await self.fake.send_event(payload, retry_attempt=retry_attempt)
+        env = await self.fake.send_event(payload, retry_attempt=retry_attempt, connection=self.connection)
         self._expected += 1
         if settle:
             await self.settle()
@@ -61,7 +62,7 @@ class SlackBot:
 
     async def interactive(self, payload: dict, *, settle: bool = True) -> str:
         """An interactivity payload (shortcut, button, ...) over Socket Mode."""
-        env = await self.fake.send_envelope("interactive", payload)
+        env = await self.fake.send_envelope("interactive", payload, connection=self.connection)
         self._expected += 1
         if settle:
             await self.settle()

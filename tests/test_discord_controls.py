@@ -99,3 +99,45 @@ async def test_regenerate_answers_again_as_a_reply_to_the_question(app, fake, fa
     replies = [m for m in fake.bot_messages() if not m.get("flags", 0) & 64]
     assert [m["content"] for m in replies] == ["Berlin.", "Paris."]
     assert replies[1]["message_reference"]["message_id"] == asked["id"]
+
+
+async def test_the_askers_stop_reaction_stops_the_answer_like_the_button(app, fake, fake_llm, discord_bot):
+    """Parity with Slack's native streams: a 🛑 reaction (MESSAGE_REACTION_ADD, which the
+    bot receives because it asks for the reactions intent) stops the answer."""
+    assert fake.identify[-1]["intents"] & fake.GUILD_MESSAGE_REACTIONS
+    fake_llm.enqueue(Script(text=LONG, tokens_per_second=40))
+    await fake.send_message(f"{BOT} tell me everything")
+    for _ in range(500):
+        if fake.bot_messages() and custom_ids(fake.bot_messages()[0]):
+            break
+        await asyncio.sleep(0.01)
+    reply = fake.bot_messages()[0]
+    await asyncio.sleep(0.3)
+    await fake.react(reply, "🛑", user="1100000000000000099")  # someone else: nothing
+    await fake.react(reply, "👍")  # not a stop
+    await asyncio.sleep(0.3)
+    assert not fake.messages[reply["id"]]["content"].endswith("_(stopped)_")
+    await fake.react(reply, "🛑")
+    await settle(app, fake)
+    reply = fake.messages[reply["id"]]
+    assert reply["content"].endswith("_(stopped)_") and len(reply["content"]) < len(LONG) / 2
+    assert [c.split(":")[1] for c in custom_ids(reply)] == ["regenerate", "good", "bad"]
+    assert not [m for m in fake.bot_messages() if m.get("flags", 0) & 64]  # no notes for reactions
+
+
+async def test_regenerate_after_a_restart_replies_to_the_question_again(app, fake, fake_llm, discord_bot):
+    """The process that wrote the answer is gone (its memory with it): the question comes
+    from the database and the new answer is a reply to it."""
+    from bot.core.answers import Answers
+
+    fake_llm.enqueue("Berlin.", "Paris.")
+    asked = await fake.send_message(f"{BOT} capital of France?")
+    await settle(app, fake)
+    first = fake.bot_messages()[0]
+    await app.services.answers.settle()
+    app.services.answers = Answers(store=app.services.answers.store)  # a fresh process's memory
+    await fake.press_button(first, f"aibot:regenerate:{answer_of(first)}")
+    await settle(app, fake)
+    replies = [m for m in fake.bot_messages() if not m.get("flags", 0) & 64]
+    assert [m["content"] for m in replies] == ["Berlin.", "Paris."]
+    assert replies[1]["message_reference"]["message_id"] == asked["id"]

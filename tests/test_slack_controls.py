@@ -59,6 +59,7 @@ async def test_stop_cancels_the_model_call_and_keeps_what_was_written(slack, app
     written = msg.text.removesuffix("_(stopped)_").strip()
     assert written and LONG.startswith(written) and len(written) < len(LONG) / 2
     assert set(buttons(msg.blocks)) == {"aibot_regenerate", "aibot_good", "aibot_bad"}
+    assert await app.services.ledger.flush(timeout=10)  # usage rows are written behind the answer
     [(outcome, completion)] = await rows(app, "SELECT outcome, completion_tokens FROM usage WHERE extra->>'answer' = :a",
                                          a=answer)
     assert outcome == "cancelled" and completion < 400
@@ -117,3 +118,56 @@ async def test_regenerate_asks_the_model_again_in_the_same_thread(slack, fake_ll
     assert fake_llm.chat_requests[0]["messages"][-1] == fake_llm.chat_requests[1]["messages"][-1]
     await slack.interactive(press("regenerate", "0123456789abcdef"))  # unknown (e.g. before a restart)
     assert "no longer have that question" in fake.ephemeral[-1]["text"]
+
+
+def streaming(fake):
+    return [m for m in fake.bot_messages(CHANNEL) if m.streaming]
+
+
+async def test_a_native_stream_is_stopped_by_the_askers_stop_reaction(slack, app, fake_llm):
+    """chat.startStream/appendStream take no buttons: while the answer streams, the bot's
+    🛑 sits under it, and the asker adding it (reaction_added) stops the answer."""
+    fake = slack.fake
+    fake_llm.enqueue(Script(text=LONG, tokens_per_second=40))
+    await slack.event(load("app_mention"), settle=False)
+    await fake.wait_for(lambda: any(m.reactions.get("octagonal_sign") for m in streaming(fake)))
+    [msg] = streaming(fake)
+    assert msg.reactions == {"octagonal_sign": ["U0BOTUSER"]} and msg.blocks == []
+    await asyncio.sleep(0.3)
+
+    await slack.event(fake.reaction(CHANNEL, msg.ts, "octagonal_sign", "U0BOB"), settle=False)  # not the asker
+    await slack.event(fake.reaction(CHANNEL, msg.ts, "thumbsup", ASKER), settle=False)  # not a stop
+    await asyncio.sleep(0.3)
+    assert msg.streaming
+    await slack.event(fake.reaction(CHANNEL, msg.ts, "octagonal_sign", ASKER))
+    assert not msg.streaming and msg.text.endswith("_(stopped)_")
+    written = msg.text.removesuffix("_(stopped)_").strip()
+    assert written and LONG.startswith(written) and len(written) < len(LONG) / 2
+    assert set(buttons(msg.blocks)) == {"aibot_regenerate", "aibot_good", "aibot_bad"}  # stopStream's blocks
+    assert msg.reactions["octagonal_sign"] == ["U0BOB", ASKER]  # the bot's hint is gone, theirs stay
+    assert fake.ephemeral == []  # reactions are answered by what they do, never by a note
+    answer = buttons(msg.blocks)["aibot_regenerate"]
+    assert await app.services.ledger.flush(timeout=10)  # usage rows are written behind the answer
+    [(outcome,)] = await rows(app, "SELECT outcome FROM usage WHERE extra->>'answer' = :a", a=answer)
+    assert outcome == "cancelled"
+
+
+async def test_a_finished_native_stream_loses_its_stop_reaction_and_ignores_late_ones(slack, fake_llm):
+    fake = slack.fake
+    fake_llm.enqueue(Script(text="A short answer.", tokens_per_second=20))
+    await slack.event(load("app_mention"))
+    [msg] = fake.bot_messages(CHANNEL)
+    assert msg.text == "A short answer." and msg.reactions == {}  # added while it streamed, then taken away
+    assert [c.method for c in fake.calls if c.method.startswith("reactions.")] == ["reactions.add", "reactions.remove"]
+    await slack.event(fake.reaction(CHANNEL, msg.ts, "stop_button", ASKER))  # too late: nothing happens
+    assert msg.text == "A short answer." and fake.ephemeral == []
+
+
+async def test_without_the_reactions_scope_the_stream_still_answers(slack, fake_llm):
+    fake = slack.fake
+    fake.fail("reactions.add", "missing_scope", times=1)
+    fake_llm.enqueue(Script(text="Still answered.", tokens_per_second=20))
+    await slack.event(load("app_mention"))
+    [msg] = fake.bot_messages(CHANNEL)
+    assert msg.text == "Still answered." and set(buttons(msg.blocks)) == {"aibot_regenerate", "aibot_good", "aibot_bad"}
+    assert not any(c.method == "reactions.remove" for c in fake.calls)

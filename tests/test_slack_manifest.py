@@ -52,3 +52,14 @@ def test_manifest_enables_the_assistant_panel_with_the_default_prompts():
     assert view["suggested_prompts"] == parse_prompts(default) and len(view["assistant_description"]) <= 200
     assert {"assistant:write", "channels:read"} <= set(m["oauth_config"]["scopes"]["bot"])
     assert m["settings"]["interactivity"]["is_enabled"] is True  # the answer buttons and the 👎 modal
+
+
+def test_stop_by_reaction_is_subscribed_and_oauth_installs_ask_for_the_manifests_scopes():
+    from adapters.slack.settings import SlackSettings
+
+    m = yaml.safe_load(MANIFEST.read_text())
+    assert "reaction_added" in m["settings"]["event_subscriptions"]["bot_events"]
+    scopes = set(m["oauth_config"]["scopes"]["bot"])
+    assert {"reactions:read", "reactions:write"} <= scopes
+    default = SlackSettings.model_fields["scopes"].default
+    assert set(default.split(",")) == scopes  # SLACK_SCOPES: what an OAuth install asks for

@@ -31,7 +31,7 @@ from adapters.discord.conversation import (
     strip_mention,
     with_note,
 )
-from bot.core.answers import BAD, REASON, Press
+from bot.core.answers import BAD, REASON, STOP, Press
 from bot.core.commands import CommandSet
 from bot.core.errors import ConfigError, unreachable
 from bot.core.messages import Attachment, Incoming
@@ -39,7 +39,9 @@ from bot.core.surface import Dispatch
 
 log = logging.getLogger(__name__)
 
-INTENTS = dict(guilds=True, messages=True, message_content=True)  # messages = guild + DM messages
+# messages and reactions = guild + DM ones; reactions: a 🛑 on an answer being written stops it
+INTENTS = dict(guilds=True, messages=True, message_content=True, reactions=True)
+STOP_EMOJI = frozenset({"🛑", "⏹️", "⏹"})
 _ANSWERABLE = (discord.MessageType.default, discord.MessageType.reply)
 
 
@@ -112,6 +114,10 @@ class DiscordAdapter:
         @self.client.event
         async def on_message(message: discord.Message) -> None:
             await self._on_message(message)
+
+        @self.client.event
+        async def on_raw_reaction_add(payload: discord.RawReactionActionEvent) -> None:
+            self._on_reaction(payload)
 
         @self.client.event
         async def on_guild_remove(guild: discord.Guild) -> None:
@@ -331,6 +337,19 @@ class DiscordAdapter:
         else:
             await interaction.response.defer()
         self._submit(self._press(interaction, action, answer), self._press_conversation(interaction))
+
+    def _on_reaction(self, payload: discord.RawReactionActionEvent) -> None:
+        """A 🛑 (or ⏹) added to one of the bot's answers by its asker stops it, like the
+        Stop button; any other reaction, or one from someone else, does nothing, quietly."""
+        bot_id = self.bot_id
+        if str(payload.emoji) not in STOP_EMOJI or payload.user_id == bot_id:
+            return
+        if payload.message_author_id is not None and payload.message_author_id != bot_id:
+            return
+        press = Press(action=STOP, answer="", platform="discord", tenant=tenant_of(payload.guild_id, payload.user_id),
+                      channel=str(payload.channel_id), user=str(payload.user_id), message=str(payload.message_id),
+                      quiet=True, raw=payload)
+        self._submit(press, self.conversation(tenant=press.tenant, channel=press.channel))
 
     async def _on_reason(self, interaction: discord.Interaction, answer: str, reason: str) -> None:
         await interaction.response.defer()

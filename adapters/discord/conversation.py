@@ -318,6 +318,23 @@ class ComponentConversation(_ChannelReader):
         super().__init__(adapter, channel)
         self.interaction = interaction
 
+    async def for_question(self, msg) -> MessageConversation:
+        """Where an answer to `msg` goes, opened in this process (Regenerate of an answer
+        another process wrote, or wrote before a restart): a reply to the question when
+        it can still be read, else a post in its channel."""
+        client = self.adapter.client
+        cid = int(msg.channel)
+        channel = client.get_channel(cid) or client.get_partial_messageable(cid)
+        if msg.command is None and msg.id:
+            try:
+                origin = await channel.fetch_message(int(msg.id))
+            except (discord.HTTPException, ValueError):
+                log.info("the question of a regenerated answer is gone; answering in its channel")
+            else:
+                return MessageConversation(self.adapter, origin.channel, origin=origin,
+                                           files={a.url: a for a in origin.attachments})
+        return ChannelConversation(self.adapter, channel)
+
     async def post(self, text: str, *, ephemeral: bool = False) -> str:
         sent = await self.interaction.followup.send(text, ephemeral=True, wait=True, allowed_mentions=NO_PINGS)
         return str(sent.id)

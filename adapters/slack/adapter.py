@@ -34,7 +34,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.assistant import AssistantPanel
-from adapters.slack.controls import ACTION_IDS, REASON_CALLBACK, from_action, from_view_submission, reason_modal, thread_of
+from adapters.slack.controls import (ACTION_IDS, REASON_CALLBACK, from_action, from_reaction, from_view_submission,
+                                     reason_modal, thread_of)
 from adapters.slack.conversation import SlackConversation
 from adapters.slack.normalize import SUMMARIZE_SHORTCUT, Identity, from_command, from_event, from_message_shortcut
 from adapters.slack.metering import CountingHandler
@@ -136,6 +137,8 @@ class SlackAdapter:
         for action_id in ACTION_IDS:
             self.app.action(action_id)(self._on_control)
         self.app.view(REASON_CALLBACK)(self._on_reason)
+        # Stop while a native stream runs (it can carry no button then): a 🛑 reaction on it
+        self.app.event("reaction_added")(self._on_reaction)
         # interactivity shares the path: any other action, shortcut or view submission is
         # acknowledged and ignored
         self.app.action(_ANYTHING)(self._ack_only)
@@ -358,6 +361,13 @@ class SlackAdapter:
                 except SlackApiError as exc:
                     log.info("could not open the feedback modal: %s", exc.response.get("error"))
             conv = SlackConversation(self, team=press.tenant, channel=press.channel, thread=thread, user=press.user)
+            self._submit_press(press, conv)
+        self.handled += 1
+
+    async def _on_reaction(self, body: dict, context) -> None:
+        press = from_reaction(body, self._seen(context).user_id)
+        if press is not None:
+            conv = SlackConversation(self, team=press.tenant, channel=press.channel, user=press.user)
             self._submit_press(press, conv)
         self.handled += 1
 

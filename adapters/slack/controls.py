@@ -1,5 +1,6 @@
 """Answer controls on Slack: Block Kit buttons under an answer, their `block_actions`
-payloads turned into the core's `Press`, and the modal that asks why an answer was bad.
+payloads turned into the core's `Press`, the modal that asks why an answer was bad, and
+Stop by a 🛑 reaction on an answer streamed natively (`reaction_added`).
 
 Action ids are fixed (`aibot_stop`, ...) and the button's `value` is the answer id, so a
 press still finds its answer after a restart (Regenerate then says it is gone)."""
@@ -10,6 +11,11 @@ import json
 from bot.core.answers import BAD, GOOD, REASON, REGENERATE, STOP, Controls, Press
 
 PREFIX = "aibot_"
+# Stop on a native stream: Slack's chat streaming takes no buttons until chat.stopStream, so
+# while an answer streams the bot puts a 🛑 reaction under it, and the asker adding that
+# reaction (a click on it) stops the answer; :stop_button: (⏹) works the same
+STOP_HINT = "octagonal_sign"
+STOP_REACTIONS = frozenset({STOP_HINT, "stop_button"})
 ACTION_IDS = {f"{PREFIX}{a}": a for a in (STOP, REGENERATE, GOOD, BAD)}
 REASON_CALLBACK = "aibot_feedback_reason"  # callback_id of the 👎 modal
 REASON_BLOCK, REASON_INPUT = "reason", "reason_input"
@@ -109,3 +115,17 @@ def from_view_submission(body: dict) -> tuple[Press, str | None] | None:
         raw=body,
     )
     return press, meta.get("thread")
+
+
+def from_reaction(body: dict, bot_user: str | None) -> Press | None:
+    """A `reaction_added` event as a (quiet) Stop of the answer it was added to: a 🛑 or
+    ⏹ on one of the bot's messages; None for any other reaction."""
+    event = body.get("event") or {}
+    item = event.get("item") or {}
+    if event.get("reaction") not in STOP_REACTIONS or item.get("type") != "message" or not item.get("ts"):
+        return None
+    if not bot_user or event.get("item_user") != bot_user or event.get("user") == bot_user:
+        return None  # not on the bot's message, or the bot's own hint
+    return Press(action=STOP, answer="", platform="slack", tenant=body.get("team_id") or "",
+                 channel=item.get("channel") or "", user=event.get("user") or "", message=str(item["ts"]),
+                 quiet=True, raw=body)

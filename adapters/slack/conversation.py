@@ -9,6 +9,7 @@ Text is Markdown from the patterns: native streams take it as is (`markdown_text
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from adapters.slack.controls import actions_block, message_blocks
+from adapters.slack.controls import STOP_HINT, actions_block, message_blocks
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.normalize import clean_text
 from adapters.slack.pacing import AdaptiveLimits
@@ -80,6 +81,11 @@ class SlackConversation:
         )
         self.controls: Controls | None = None  # set by the renderer: buttons under the answer
         self._blocks = False  # an answer message here is drawn with blocks (text + buttons)
+
+    async def for_question(self, msg) -> "SlackConversation":
+        """Where an answer to `msg` goes, opened in this process (Regenerate of an answer
+        another process wrote, or wrote before a restart)."""
+        return SlackConversation(self.adapter, team=msg.tenant, channel=msg.channel, thread=msg.thread, user=msg.user)
 
     def _answer_blocks(self, text: str) -> list[dict] | None:
         """Blocks for an answer message when it has (or had) controls; None: plain text."""
@@ -183,7 +189,26 @@ class SlackConversation:
             raise StreamUnsupported(error) from None
         self.adapter.joined(self.channel, self.thread)
         self.limits.native = True
-        return SlackStream(self, resp["ts"])
+        stream = SlackStream(self, resp["ts"])
+        if self.controls is not None and self.controls.running:  # Stop, while no button can show
+            stream.hint = asyncio.ensure_future(self._stop_hint(resp["ts"], on=True))
+        return stream
+
+    async def _stop_hint(self, ts: str, *, on: bool) -> bool:
+        """Put the 🛑 under a streaming answer (clicking it adds the asker's own: Stop), or
+        take it away when the answer ends. Cosmetic: skipped when the workspace's budget
+        for it is used up, and a refusal (e.g. no reactions:write scope) is only logged."""
+        method = "reactions.add" if on else "reactions.remove"
+        if not await self.workspace.budget.take(method, max_wait=0.0):
+            return False
+        call = self.client.reactions_add if on else self.client.reactions_remove
+        try:
+            await call(channel=self.channel, timestamp=ts, name=STOP_HINT)
+        except (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.info("%s refused in %s: %s", method, self.team,
+                     _error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__)
+            return False
+        return True
 
     async def set_status(self, text: str | None) -> None:
         """The assistant "is thinking…" status under the thread, where Slack offers it."""
@@ -303,6 +328,7 @@ class SlackStream:
     def __init__(self, conv: SlackConversation, ts: str) -> None:
         self.conv = conv
         self.message_id = ts
+        self.hint: asyncio.Future | None = None  # the 🛑 reaction being added under it (Stop)
         self._last_sent = False  # the final delta is shown; a retried finish must not repeat it
 
     async def _call(self, method: str, **kwargs) -> None:
@@ -324,6 +350,16 @@ class SlackStream:
             await self._call("chat.stopStream", blocks=[actions_block(controls)] if controls else None)
         finally:
             self.conv.limits.native = False
+            if self.hint is not None:  # the answer ended: its 🛑 goes (the buttons do the rest)
+                hint, self.hint = self.hint, None
+                self.conv.adapter.background(self._drop_hint(hint))
+
+    async def _drop_hint(self, hint: asyncio.Future) -> None:
+        try:
+            if await hint:
+                await self.conv._stop_hint(self.message_id, on=False)
+        except Exception:
+            log.warning("could not take the stop reaction away", exc_info=True)
 
     async def finish(self, delta: str) -> None:
         """The last text, then the end of the stream. Raises only if the text was not

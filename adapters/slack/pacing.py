@@ -37,6 +37,8 @@ TIERS = {
     "chat.postEphemeral": 90.0,
     "chat.delete": 45.0,
     "assistant.threads.setStatus": 45.0,
+    "reactions.add": 45.0,  # Tier 3: the 🛑 under a streaming answer
+    "reactions.remove": 45.0,
 }
 PER_CHANNEL = {"chat.postMessage": 54.0}
 BURST_SECONDS = 20.0  # calls may bunch up to this many seconds' worth of the rate

@@ -79,7 +79,7 @@ class SlackSettings(Section):
     scopes: str = env(
         "SLACK_SCOPES",
         "app_mentions:read,assistant:write,channels:history,groups:history,im:history,mpim:history,chat:write,"
-        "commands,files:read,users:read",
+        "commands,files:read,users:read,channels:read,groups:read,reactions:read,reactions:write",
         description="OAuth distribution: the bot scopes asked for at install (those of deploy/slack-manifest.yaml)",
     )
     redirect_uri: str | None = env(

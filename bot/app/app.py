@@ -14,6 +14,8 @@ from typing import TypeVar
 
 from bot.app import composition
 from bot.core.answer_cache import CachedAnswers
+from bot.core.answer_store import AnswerStore
+from bot.core.answers import Answers
 from bot.core.budgets import Budgets, workspace_budget_from
 from bot.core.cache import Cache
 from bot.core.costs import CostSettings
@@ -96,9 +98,13 @@ class App:
                                 load=load, feedback=FeedbackStore(db, ledger=ledger),
                                 answer_cache=CachedAnswers(llm=llm, semantic=semantic), budgets=budgets)
             services.feedback.on_thumbs_down.append(services.answer_cache.evict)  # 👎 on a cached answer
+            # Stop and Regenerate from whichever process a press reaches
+            store = AnswerStore(db, retention=timedelta(days=settings.answer_retention_days))
+            services.answers = Answers(store=store)
             services.tenants = Tenants(db, grace=timedelta(days=settings.tenant_grace_days))
             services.tenants.register("answer cache", TenantData(export=semantic.export_tenant,
                                                                  delete=semantic.delete_tenant))
+            services.tenants.register("answers", TenantData(export=store.export_tenant, delete=store.delete_tenant))
             services.tenants.register("usage", TenantData(
                 export=partial(usage_rows, db, ledger=ledger), delete=partial(delete_usage, db, ledger=ledger)))
             app = cls(settings=settings, services=services,
@@ -146,6 +152,7 @@ class App:
         if self._owned_client is not None:
             with suppress(Exception):
                 await self._owned_client.close()
+        await self.services.answers.close()  # the answers' rows written, the Stop listener closed
         await self.services.ledger.close()  # every usage row written before the database goes
         if self.services.journal is not None:
             await self.services.journal.close()  # answers delivered are marked so before it goes

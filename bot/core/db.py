@@ -96,13 +96,15 @@ class Database:
                 f"Cannot connect to the embedded PostgreSQL server: {reason}. "
                 f"Set DATABASE_URL to use another server, e.g. {_URL_EXAMPLE}"
             ) from None
-        needed = settings.workers * (settings.pool_size + settings.db_max_overflow)
+        # + 1: each process's own connection that listens for Stop presses (bot.core.answer_store)
+        needed = settings.workers * (settings.pool_size + settings.db_max_overflow + 1)
         if needed > allowed:
             await db.close()
             raise ConfigError(
                 f"PostgreSQL at {redact(url)} accepts {allowed} connections, but aibot may open {needed}: "
                 f"AIBOT_WORKERS={settings.workers} x (AIBOT_DB_POOL_SIZE={settings.pool_size} + "
-                f"AIBOT_DB_MAX_OVERFLOW={settings.db_max_overflow}). Lower those (or AIBOT_MAX_IN_FLIGHT, "
+                f"AIBOT_DB_MAX_OVERFLOW={settings.db_max_overflow}) + {settings.workers} (one per process, listening "
+                "for Stop presses). Lower those (or AIBOT_MAX_IN_FLIGHT, "
                 "which sizes the pool when AIBOT_DB_POOL_SIZE is unset), or raise max_connections on the server."
             )
         pooled = settings.pool_size + settings.db_max_overflow

@@ -443,6 +443,7 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation, *, answe
             except MessageGone:
                 result.gone = True
                 break
+            _shown(answer, result)
             if result.attempts != attempts:  # the interval runs from the last write tried (refused
                 last = time.monotonic()  # ones too), so a held-back first word delays nothing
         result.text = pump.text
@@ -469,6 +470,7 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation, *, answe
         except MessageGone:
             result.gone = True
             log.info("the answer's message was deleted; stopped writing it")
+        _shown(answer, result)
     except asyncio.CancelledError:  # stopped from outside (shutdown): close what was shown
         result.text, result.error = pump.text, ShuttingDown()
         if result.text.strip() and not result.gone:
@@ -481,6 +483,12 @@ async def render_stream(chunks: AsyncIterable[str], conv: Conversation, *, answe
         if not pump.done:
             pump.task.cancel()
     return result
+
+
+def _shown(answer: Answer | None, result: Rendered) -> None:
+    """Tell the answer its first message, once there is one (reactions name messages)."""
+    if answer is not None and answer.message is None and result.message_ids:
+        answer.shown(result.message_ids[0])
 
 
 async def _status(set_status, text: str | None) -> bool:

@@ -111,6 +111,12 @@ class Settings(Section):
         "in case it comes back; 0 deletes at once",
     )
 
+    answer_retention_days: float = env(
+        "AIBOT_ANSWER_RETENTION_DAYS", 7.0, gt=0,
+        description="days each answer's question is kept so that its Regenerate button works from any process; "
+        "older answers say to ask again",
+    )
+
     log_format: Literal["text", "json"] = env(
         "AIBOT_LOG_FORMAT", "text",
         description="`text`, or `json`: one JSON object per line with a `request_id` tying a platform event "

@@ -74,6 +74,7 @@ class _Session:
     ws: web.WebSocketResponse
     compress: str | None
     shard: tuple[int, int] = (0, 1)
+    intents: int = 0  # what IDENTIFY asked for: events outside them are not sent
     seq: int = 0
     identified: asyncio.Event = field(default_factory=asyncio.Event)
     zlib: Any = None
@@ -331,9 +332,30 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", i, guild_id=self.GUILD_ID)
         return i
 
-    async def dispatch(self, event: str, data: dict, *, guild_id: str | None = None) -> None:
+    GUILD_MESSAGE_REACTIONS, DIRECT_MESSAGE_REACTIONS = 1 << 10, 1 << 13
+
+    async def react(self, message: dict, emoji: str, *, user: str | None = None) -> dict:
+        """A user adds a (unicode) reaction to `message`: MESSAGE_REACTION_ADD, shaped like
+        Discord's documented event, sent only to sessions that asked for the reaction
+        intent (GUILD_MESSAGE_REACTIONS, or DIRECT_MESSAGE_REACTIONS in a DM)."""
+        user = user or self.USER_ID
+        guild = message.get("guild_id")
+        data = {"user_id": user, "channel_id": message["channel_id"], "message_id": message["id"],
+                "emoji": {"id": None, "name": emoji}, "message_author_id": message["author"]["id"],
+                "burst": False, "type": 0}
+        if guild:
+            data["guild_id"] = guild
+            data["member"] = {"user": self.user(user), "roles": self.roles_of(user), "joined_at": _iso(time.time()),
+                              "deaf": False, "mute": False, "flags": 0}
+        needed = self.GUILD_MESSAGE_REACTIONS if guild else self.DIRECT_MESSAGE_REACTIONS
+        await self.dispatch("MESSAGE_REACTION_ADD", data, guild_id=guild, intents=needed)
+        return data
+
+    async def dispatch(self, event: str, data: dict, *, guild_id: str | None = None, intents: int = 0) -> None:
         await self.wait_ready()
         for s in self.sessions:
+            if intents and not s.intents & intents:
+                continue  # Discord sends only what the session's intents ask for
             if guild_id is None and s.shard[0] != 0:
                 continue
             if guild_id is not None and self._shard_of(guild_id, s.shard[1]) != s.shard[0]:
@@ -388,6 +410,7 @@ class FakeDiscord:
                 elif op == 2:
                     self.identify.append(msg["d"])
                     s.shard = tuple(msg["d"].get("shard") or (0, 1))  # type: ignore[assignment]
+                    s.intents = int(msg["d"].get("intents") or 0)
                     await self._send(s, {"op": 0, "t": "READY", "d": self.ready(s.shard)})
                     for g in self.guilds():
                         if self._shard_of(g["id"], s.shard[1]) == s.shard[0]:

@@ -86,9 +86,15 @@ class Message:
     streaming: bool = False
     extra: dict = field(default_factory=dict)
     blocks: list = field(default_factory=list)
+    reactions: dict[str, list[str]] = field(default_factory=dict)  # emoji name -> users, in order
+    metadata: dict | None = None  # chat.postMessage/chat.update `metadata` (event_type, event_payload)
 
-    def as_json(self) -> dict:
+    def as_json(self, *, metadata: bool = False) -> dict:
         d = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text}
+        if self.reactions:
+            d["reactions"] = [{"name": n, "users": list(u), "count": len(u)} for n, u in self.reactions.items()]
+        if metadata and self.metadata:
+            d["metadata"] = self.metadata
         if self.bot_id:
             d["bot_id"] = self.bot_id
         if self.thread_ts:
@@ -109,6 +115,8 @@ TIERS = {
     "chat.appendStream": 100,
     "chat.postEphemeral": 100,
     "assistant.threads.setStatus": 50,
+    "reactions.add": 50,
+    "reactions.remove": 50,
 }
 
 
@@ -275,24 +283,30 @@ class FakeSlack:
     async def wait_connected(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self._ws_ready.wait(), timeout)
 
-    async def send_envelope(self, type_: str, payload: dict, *, retry_attempt: int = 0) -> str:
+    async def send_envelope(self, type_: str, payload: dict, *, retry_attempt: int = 0,
+                            connection: int = -1) -> str:
+        """Deliver over one Socket Mode connection (Slack picks one of an app's open
+        connections for each envelope; `connection` is its index, in connect order)."""
         await self.wait_connected()
         env_id = str(uuid.uuid4())
         body = {"envelope_id": env_id, "payload": payload, "type": type_,
                 "accepts_response_payload": type_ != "events_api",
                 "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else ""}
         self.envelopes[env_id] = Envelope(env_id, type_, payload, time.monotonic())
-        # Slack spreads envelopes over the app's open connections (up to 10): each goes to one
-        open_ = [ws for ws in self._ws if not ws.closed] or self._ws
-        ws = open_[self._spread % len(open_)]
-        self._spread += 1
+        if connection >= 0:  # a test picks the connection
+            ws = self._ws[connection]
+        else:  # Slack spreads envelopes over the app's open connections (up to 10): each goes to one
+            open_ = [ws for ws in self._ws if not ws.closed] or self._ws
+            ws = open_[self._spread % len(open_)]
+            self._spread += 1
         self.envelopes[env_id].connection = self._ws_ids.get(id(ws), 0)
         await ws.send_str(json.dumps(body))
         return env_id
 
-    async def send_event(self, event_callback: dict, *, retry_attempt: int = 0) -> str:
+    async def send_event(self, event_callback: dict, *, retry_attempt: int = 0, connection: int = -1) -> str:
         self.deliver(event_callback)
-        return await self.send_envelope("events_api", event_callback, retry_attempt=retry_attempt)
+        return await self.send_envelope("events_api", event_callback, retry_attempt=retry_attempt,
+                                        connection=connection)
 
     async def send_command(self, command_payload: dict) -> str:
         return await self.send_envelope("slash_commands", command_payload)
@@ -455,7 +469,7 @@ class FakeSlack:
         text = args.get(text_key) or args.get("markdown_text") or ""
         ts = self.next_ts()
         msg = Message(args["channel"], ts, text, thread_ts=args.get("thread_ts") or None, versions=[text],
-                      blocks=_blocks(args))
+                      blocks=_blocks(args), metadata=_metadata(args))
         self.messages[(msg.channel, ts)] = msg
         return msg
 
@@ -483,6 +497,8 @@ class FakeSlack:
         msg.versions.append(text)
         if "blocks" in args:  # chat.update without blocks keeps the message's blocks
             msg.blocks = _blocks(args)
+        if "metadata" in args:
+            msg.metadata = _metadata(args)
         return {"channel": msg.channel, "ts": msg.ts, "text": text}
 
     def m_chat_postEphemeral(self, args):
@@ -534,6 +550,47 @@ class FakeSlack:
         msg.blocks = msg.blocks + _blocks(args)  # "rendered at the bottom of the finalized message"
         msg.streaming = False
         return {"channel": msg.channel, "ts": msg.ts, "message": msg.as_json()}
+
+    def m_reactions_add(self, args):
+        """reactions.add (channel, timestamp, name): the bot's reaction on a message."""
+        msg = self.messages.get((args.get("channel", ""), args.get("timestamp", "")))
+        name = args.get("name", "")
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not name or ":" in name:
+            return {"ok": False, "error": "invalid_name"}
+        users = msg.reactions.setdefault(name, [])
+        if BOT_USER in users:
+            return {"ok": False, "error": "already_reacted"}
+        users.append(BOT_USER)
+        return {}
+
+    def m_reactions_remove(self, args):
+        msg = self.messages.get((args.get("channel", ""), args.get("timestamp", "")))
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        users = msg.reactions.get(args.get("name", ""), [])
+        if BOT_USER not in users:
+            return {"ok": False, "error": "no_reaction"}
+        users.remove(BOT_USER)
+        if not users:
+            del msg.reactions[args["name"]]
+        return {}
+
+    def reaction(self, channel: str, ts: str, name: str, user: str) -> dict:
+        """A person adds `name` to a message: recorded, and the `reaction_added` event
+        (shaped like Slack's documented example) returned for `send_event`."""
+        msg = self.messages[(channel, ts)]
+        msg.reactions.setdefault(name, []).append(user)
+        return {
+            "token": "XXYYZZ", "team_id": TEAM, "api_app_id": "A123ABC456", "type": "event_callback",
+            "event": {"type": "reaction_added", "user": user, "reaction": name, "item_user": msg.user,
+                      "item": {"type": "message", "channel": channel, "ts": ts,
+                               "channel_type": "im" if channel.startswith("D") else "channel"},
+                      "event_ts": self.next_ts()},
+            "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True, "is_enterprise_install": False}],
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}", "event_time": int(time.time()),
+        }
 
     def m_assistant_threads_setStatus(self, args):
         return {}
@@ -596,12 +653,12 @@ class FakeSlack:
         self.views.append(view)
         return {"view": {"id": f"V{len(self.views):08d}", **view}}
 
-    def _page(self, items: list[Message], args) -> dict:
+    def _page(self, items: list[Message], args, *, metadata: bool = False) -> dict:
         limit = min(int(args.get("limit") or 100), self.page_size)
         start = int(args.get("cursor") or 0)
         page = items[start : start + limit]
         more = start + limit < len(items)
-        return {"messages": [m.as_json() for m in page], "has_more": more,
+        return {"messages": [m.as_json(metadata=metadata) for m in page], "has_more": more,
                 "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
     def m_conversations_replies(self, args):
@@ -611,7 +668,7 @@ class FakeSlack:
             return {"ok": False, "error": "thread_not_found"}
         items = [m for m in items if _in_window(m.ts, args)]
         items.sort(key=lambda m: float(m.ts))  # oldest first, the parent first
-        return self._page(items, args)
+        return self._page(items, args, metadata=str(args.get("include_all_metadata")).lower() in ("1", "true"))
 
     def m_conversations_history(self, args):
         ch = args.get("channel", "")
@@ -674,6 +731,16 @@ def _in_window(ts: str, args: dict) -> bool:
         if value > latest or (value == latest and not inclusive):
             return False
     return True
+
+
+def _metadata(args: dict) -> dict | None:
+    """`metadata` of chat.postMessage/chat.update: {event_type, event_payload}."""
+    meta = args.get("metadata")
+    if isinstance(meta, str):
+        meta = json.loads(meta or "null")
+    if isinstance(meta, dict) and meta.get("event_type"):
+        return {"event_type": meta["event_type"], "event_payload": meta.get("event_payload") or {}}
+    return None
 
 
 def _blocks(args: dict) -> list:
