@@ -150,6 +150,7 @@ class SlackAdapter:
         # (team, user) -> ((name, tz, admin), when read): users.info, re-read after SLACK_ROLE_CACHE_SECONDS
         # so that a promotion or demotion counts within minutes
         self._people: dict[tuple[str, str], tuple[tuple[str | None, str | None, bool], float]] = {}
+        self._people_lookups: dict[tuple[str, str], asyncio.Future] = {}  # users.info calls under way
         self._tasks: set[asyncio.Task] = set()
         self._dispatch: Dispatch | None = None
         self._identities: dict[str, Identity] = {}  # team -> the bot's ids there (many workspaces)
@@ -395,10 +396,20 @@ class SlackAdapter:
 
     async def person(self, user: str, team: str = "") -> tuple[str | None, str | None, bool]:
         """A person's display name, IANA time zone (None where Slack won't say) and whether
-        they are a workspace admin or owner (users.info `is_admin`/`is_owner`, cached briefly)."""
-        found = self._people.get((team, user))
+        they are a workspace admin or owner (users.info `is_admin`/`is_owner`, cached briefly).
+        Mentions arriving together from one person share one users.info call (Tier 4)."""
+        key = (team, user)
+        found = self._people.get(key)
         if found is not None and time.monotonic() - found[1] < self.settings.role_cache_seconds:
             return found[0]
+        lookup = self._people_lookups.get(key)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up_person(user, team))
+            self._people_lookups[key] = lookup
+            lookup.add_done_callback(lambda _: self._people_lookups.pop(key, None))
+        return await asyncio.shield(lookup)  # one asker giving up does not cancel the others' lookup
+
+    async def _look_up_person(self, user: str, team: str) -> tuple[str | None, str | None, bool]:
         try:
             info = (await self.client_for(team).users_info(user=user))["user"]
             profile = info.get("profile") or {}

@@ -8,13 +8,13 @@ owning process hears that through NOTIFY, and checks the flag after a reconnect)
 after AIBOT_ANSWER_RETENTION_DAYS, and with their tenant.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-11-26
 """
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

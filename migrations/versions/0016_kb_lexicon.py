@@ -10,13 +10,13 @@ deletes, and deletes cascading from kb_documents); chunk text is never updated i
 orders concurrent writers of one tenant, so two ingests cannot deadlock on shared lexemes.
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0014
 Create Date: 2026-11-26
 """
 from alembic import op
 
 revision = "0016"
-down_revision = "0012"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
