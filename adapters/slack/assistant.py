@@ -160,7 +160,7 @@ class ThreadContexts(AsyncAssistantThreadContextStore):
         try:
             while len(messages) < READ_REPLIES:  # Slack may return fewer than `limit` a page
                 resp = await self.adapter.client_for(team).conversations_replies(
-                    channel=channel_id, ts=thread_ts, oldest=thread_ts, include_all_metadata=True,
+                    channel=channel_id, ts=thread_ts, include_all_metadata=True,
                     limit=READ_REPLIES - len(messages), cursor=cursor)
                 messages += resp.get("messages") or []
                 cursor = (resp.get("response_metadata") or {}).get("next_cursor")
