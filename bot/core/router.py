@@ -253,10 +253,10 @@ class Router:
             # bulk (a scheduled digest, files being added) goes behind questions on every shared resource
             bulk = msg.unattended or route.action == INGEST or is_bulk()
             async with watch.waiting(lock):
-                notice = _QueuedNotice(conv)
+                notice = _Status(conv, QUEUED)
                 # the "thinking" status at once, before any lookup (a knowledge-base search may
                 # wait for the embedding model); the renderer clears it beside the first words
-                thinking = _Thinking(conv) if route.action == ANSWER and not msg.unattended else None
+                thinking = _Status(conv, THINKING) if route.action == ANSWER and not msg.unattended else None
                 try:
                     async with self._slot(notify=notice.show, bulk=bulk):
                         with watch.running(), priority.bulk(bulk):
@@ -358,7 +358,7 @@ class Router:
         return Handled("press", note)
 
     async def _deliver(self, result: Any, conv: Conversation, *, ephemeral: bool,
-                       msg: Incoming | None = None, thinking: "_Thinking | None" = None,
+                       msg: Incoming | None = None, thinking: "_Status | None" = None,
                        entry: Entry | None = None) -> Rendered | None:
         """Send a handler's result; what the renderer did when it was streamed."""
         if result is None:
@@ -413,46 +413,26 @@ class Router:
         return Reply(f"I don't know the command /{msg.command}. Type /help to see what I can do.", ephemeral=True)
 
 
-class _QueuedNotice:
-    """The "queued" status of a message waiting for an in-flight slot, where the
-    conversation can show a status; cleared once the message is handled."""
+class _Status:
+    """A status line on a conversation that can show one (Slack's assistant status,
+    Discord's typing): "queued" while a message waits for an in-flight slot, "thinking" as
+    soon as it is taken. Failing to show or clear it never disturbs the answer."""
 
-    def __init__(self, conv: Conversation) -> None:
+    def __init__(self, conv: Conversation, text: str) -> None:
         self.set_status = getattr(conv, "set_status", None)
-        self.shown = False
-
-    async def show(self) -> None:
-        if self.set_status is not None:
-            await self.set_status(QUEUED)
-            self.shown = True
-
-    async def clear(self) -> None:
-        if self.shown:
-            self.shown = False
-            try:
-                await self.set_status(None)
-            except Exception:
-                log.warning("could not clear the queued status", exc_info=True)
-
-
-class _Thinking:
-    """The "thinking" status of a message being answered, shown as soon as it is taken;
-    handed to the renderer when the answer streams, else cleared once it is delivered."""
-
-    def __init__(self, conv: Conversation) -> None:
-        self.set_status = getattr(conv, "set_status", None)
+        self.text = text
         self.shown = False
 
     async def show(self) -> None:
         if self.set_status is not None:
             try:
-                await self.set_status(THINKING)
+                await self.set_status(self.text)
                 self.shown = True
             except Exception:
-                log.warning("could not show the thinking status", exc_info=True)
+                log.warning("could not show the %r status", self.text, exc_info=True)
 
     def hand_over(self) -> bool:
-        """The renderer takes it over (and clears it): True if it is shown."""
+        """The renderer takes it over (and clears it beside the first words): True if shown."""
         shown, self.shown = self.shown, False
         return shown
 
@@ -462,7 +442,7 @@ class _Thinking:
             try:
                 await self.set_status(None)
             except Exception:
-                log.warning("could not clear the thinking status", exc_info=True)
+                log.warning("could not clear the %r status", self.text, exc_info=True)
 
 
 def _is_expected(exc: BaseException) -> bool:
