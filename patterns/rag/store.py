@@ -380,11 +380,7 @@ class KnowledgeStore:
         """(id, document id, cosine distance) of the `depth` nearest chunks (HNSW)."""
         sql = text(
             f"""
-            WITH hits AS MATERIALIZED (
-                SELECT c.id, c.document_id, c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
-                FROM kb_chunks c WHERE {where}
-                ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
-            ) SELECT id, document_id, dist FROM hits ORDER BY dist, id
+            WITH {_nearest(where, dim)} SELECT id, document_id, dist FROM hits ORDER BY dist, id
             """
         )
         return (await conn.execute(sql, params)).all()
@@ -398,11 +394,7 @@ class KnowledgeStore:
         # the sorted tsvector, much cheaper than unnesting every lexeme of every candidate
         sql = text(
             f"""
-            WITH hits AS MATERIALIZED (
-                SELECT c.id, c.document_id, c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
-                FROM kb_chunks c WHERE {where}
-                ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
-            ),
+            WITH {_nearest(where, dim)},
             question AS MATERIALIZED (
                 SELECT coalesce(array_agg(q.lexeme), '{{}}') AS lexemes, array_agg(coalesce(l.chunks, 0)) AS holding
                 FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query))) q
@@ -443,11 +435,7 @@ class KnowledgeStore:
         """The `depth` nearest chunks with their cosine and full-text rank, in one statement."""
         sql = text(
             f"""
-            WITH hits AS MATERIALIZED (
-                SELECT c.id, c.document_id, c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
-                FROM kb_chunks c WHERE {where}
-                ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
-            ),
+            WITH {_nearest(where, dim)},
             words AS (SELECT {_OR_QUERY} AS tq)
             SELECT h.id, h.document_id, 1 - h.dist, CASE WHEN c.tsv @@ words.tq THEN ts_rank(c.tsv, words.tq) ELSE 0 END
             FROM hits h CROSS JOIN words JOIN kb_chunks c ON c.id = h.id
@@ -623,3 +611,13 @@ def _clean_name(name: str) -> str:
     parts = [p.strip() for p in name.replace("\\", "/").split("/")]
     parts = ["".join(ch for ch in p if ch.isprintable()) for p in parts if p.strip() not in ("", ".", "..")]
     return "/".join(parts)[-500:].lstrip("/") or "untitled.txt"
+
+
+def _nearest(where: str, dim: int) -> str:
+    """The CTE `hits`: (id, document_id, cosine distance `dist`) of the `:depth` chunks
+    nearest to `:q` among those `where` allows, through the HNSW index of dimension `dim`."""
+    return f"""hits AS MATERIALIZED (
+                SELECT c.id, c.document_id, c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) AS dist
+                FROM kb_chunks c WHERE {where}
+                ORDER BY c.embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :depth
+            )"""
