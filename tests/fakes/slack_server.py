@@ -13,8 +13,8 @@ the time its ack came back.
     fake.calls_to("chat.postMessage")[0].args["text"]
 
 It runs in the caller's event loop. Rate limits per workspace are enforced at Slack's
-documented tiers for the write methods (TIERS: a token bucket per method holding a
-minute's worth of calls); `per_minute={"chat.update": 50}` overrides one.
+documented tiers for the write methods (TIERS: a token bucket per workspace and method
+holding a minute's worth of calls); `per_minute={"chat.update": 50}` overrides one.
 """
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ class FakeSlack:
         self.downloads: list[dict] = []
         self.page_size = page_size  # small pages so that cursor paging is exercised
         self.per_minute = {**TIERS, **(per_minute or {})}
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # (team, method)
         self._failures: dict[str, deque] = defaultdict(deque)
         self._ts = itertools.count(1)
         self._base_time = 1_700_000_000
@@ -384,7 +384,7 @@ class FakeSlack:
                                          headers={"Retry-After": str(value)})
             call.ok = False
             return web.json_response({"ok": False, "error": value})
-        wait = self._take(method)
+        wait = self._take(method, call.team or "")
         if wait:
             call.status = 429
             self.rate_limited += 1
@@ -398,20 +398,22 @@ class FakeSlack:
             call.ok = False
         return web.json_response({"ok": True, **result} if "ok" not in result else result)
 
-    def _take(self, method: str) -> float:
-        """Slack's per-workspace tiers as a token bucket: a minute's worth of calls may
-        come in a burst, then they refill at `per_minute / 60` per second. Returns 0 when
-        the call may go, else the seconds until it could."""
+    def _take(self, method: str, team: str) -> float:
+        """Slack's tiers as a token bucket per workspace and method (Slack counts each
+        app's calls per workspace): a minute's worth of calls may come in a burst, then
+        they refill at `per_minute / 60` per second. Returns 0 when the call may go, else
+        the seconds until it could."""
         limit = self.per_minute.get(method)
         if limit is None:
             return 0.0
         now = time.monotonic()
-        tokens, last = self._buckets.get(method, (float(limit), now))
+        key = (team, method)
+        tokens, last = self._buckets.get(key, (float(limit), now))
         tokens = min(float(limit), tokens + (now - last) * limit / 60.0)
         if tokens < 1.0:
-            self._buckets[method] = (tokens, now)
+            self._buckets[key] = (tokens, now)
             return (1.0 - tokens) * 60.0 / limit
-        self._buckets[method] = (tokens - 1.0, now)
+        self._buckets[key] = (tokens - 1.0, now)
         return 0.0
 
     def _scripted(self, method: str):
