@@ -47,14 +47,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+from cryptography.fernet import Fernet  # noqa: E402
 
 from tests.fakes.openai_server import FakeOpenAI, Script  # noqa: E402
-from tests.fakes.slack_server import BOT_TOKEN, FakeSlack  # noqa: E402
+from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, BOT_USER, TEAM, FakeSlack  # noqa: E402
 
 SECRET = "bench-signing-secret-0123456789ab"
 QID = re.compile(r"\bq(\d+)x\b")
@@ -194,20 +196,29 @@ def stop_process(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def baseline_server(port: int, api_url: str) -> None:
-    """A bare bolt app acking `app_mention` (run in its own process: `--baseline-server`)."""
+def baseline_server(port: int, api_url: str, mode: str) -> None:
+    """A bare bolt app acking `app_mention` (run in its own process: `--baseline-server`),
+    over HTTP or, with `mode` "socket", over a Socket Mode connection to the fake."""
     from aiohttp import web
     from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_bolt.app.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
     async def main() -> None:
-        bolt = AsyncApp(client=AsyncWebClient(token=BOT_TOKEN, base_url=api_url), signing_secret=SECRET,
+        socket = mode == "socket"
+        bolt = AsyncApp(client=AsyncWebClient(token=BOT_TOKEN, base_url=api_url),
+                        signing_secret=None if socket else SECRET, request_verification_enabled=not socket,
                         process_before_response=True, ignoring_self_events_enabled=False)
 
         @bolt.event("app_mention")
         async def nothing() -> None:
             return None
+
+        handler = None
+        if socket:
+            handler = AsyncSocketModeHandler(bolt, APP_TOKEN)
+            await handler.connect_async()
 
         async def handle(request):
             return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
@@ -224,6 +235,8 @@ def baseline_server(port: int, api_url: str) -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
+        if handler is not None:
+            await handler.close_async()
         await runner.cleanup()
 
     asyncio.run(main())
@@ -238,13 +251,22 @@ def signed(body: str) -> dict:
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig, "Content-Type": "application/json"}
 
 
-def mention(qid: int, channels: int) -> dict:
-    ts = f"{1_700_000_000 + qid // 1_000_000}.{qid % 1_000_000:06d}"
+def ts_of(qid: int) -> str:
+    return f"{1_700_000_000 + qid // 1_000_000}.{qid % 1_000_000:06d}"
+
+
+def mention(qid: int, channels: int, teams: list[tuple[str, str]]) -> dict:
+    """Question `qid` as Slack sends it: in workspace `teams[qid % len(teams)]` (team id,
+    the bot's user id there), one of `channels` channels."""
+    team, bot_user = teams[qid % len(teams)]
+    ts = ts_of(qid)
     return {
-        "token": "x", "team_id": "T0FAKETEAM", "api_app_id": "A0BENCH", "type": "event_callback",
-        "event_id": f"EvLoad{qid}", "event_time": int(time.time()), "authed_users": ["U0BOTUSER"],
-        "event": {"type": "app_mention", "user": "U061F7AUR", "text": f"<@U0BOTUSER> question q{qid}x please",
-                  "ts": ts, "channel": f"C{qid % channels:08d}", "event_ts": ts},
+        "token": "x", "team_id": team, "api_app_id": "A0BENCH", "type": "event_callback",
+        "event_id": f"EvLoad{qid}", "event_time": int(time.time()), "authed_users": [bot_user],
+        "authorizations": [{"enterprise_id": None, "team_id": team, "user_id": bot_user, "is_bot": True,
+                            "is_enterprise_install": False}],
+        "event": {"type": "app_mention", "user": "U061F7AUR", "text": f"<@{bot_user}> question q{qid}x please",
+                  "ts": ts, "channel": f"C{(qid // len(teams)) % channels:08d}", "event_ts": ts},
     }
 
 
@@ -255,17 +277,24 @@ def pct(values: list[float], q: float) -> float | None:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-async def send_step(session: aiohttp.ClientSession, url: str, fake: FakeSlack | None, rate: float, n: int,
-                    first_qid: int, channels: int) -> dict[int, tuple[float, float, int]]:
-    """POST `n` signed mentions at `rate`/s; {qid: (sent at (time.time), ack ms, status)}."""
-    acks: dict[int, tuple[float, float, int]] = {}
+async def send_step(session: aiohttp.ClientSession, url: str, fake: FakeSlack, rate: float, n: int,
+                    first_qid: int, channels: int, *, teams: list[tuple[str, str]], socket: bool,
+                    answers: bool) -> dict[int, tuple[float, float | None, int]]:
+    """Send `n` mentions at `rate`/s, each a signed POST to `url` or (`socket`) a Socket
+    Mode envelope from the fake; {qid: (sent at (time.time), ack ms or None, status)}."""
+    acks: dict[int, tuple[float, float | None, int]] = {}
+    envelopes: dict[int, str] = {}
 
     async def one(qid: int) -> None:
-        payload = mention(qid, channels)
-        if fake is not None:
+        payload = mention(qid, channels, teams)
+        if answers:
             fake.deliver(payload)
-        body = json.dumps(payload)
         sent = time.time()
+        if socket:
+            envelopes[qid] = await fake.send_envelope("events_api", payload)
+            acks[qid] = (sent, None, 0)
+            return
+        body = json.dumps(payload)
         t0 = time.perf_counter()
         try:
             async with session.post(url, data=body, headers=signed(body)) as resp:
@@ -283,6 +312,14 @@ async def send_step(session: aiohttp.ClientSession, url: str, fake: FakeSlack | 
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(first_qid + i)))
     await asyncio.gather(*tasks)
+    if socket:  # the ack is the app's reply on the WebSocket (Slack redelivers after 3 s without one)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(fake.envelopes[e].acked_at is None for e in envelopes.values()):
+            await asyncio.sleep(0.05)
+        for qid, env_id in envelopes.items():
+            env = fake.envelopes[env_id]
+            if env.acked_at is not None:
+                acks[qid] = (acks[qid][0], (env.acked_at - env.sent_at) * 1000, 200)
     return acks
 
 
@@ -301,7 +338,7 @@ class Outcomes:
         return msg.thread_ts if msg is not None else None
 
     def collect(self, start_index: int, qids: set[int]) -> dict[int, dict]:
-        by_ts = {mention(q, 1)["event"]["ts"]: q for q in qids}
+        by_ts = {ts_of(q): q for q in qids}
         out: dict[int, dict] = {q: {"first": None, "final": None, "error": False, "answers": 0} for q in qids}
         for call in self.fake.calls[start_index:]:
             if call.method not in VISIBLE or not call.ok:
@@ -323,15 +360,16 @@ class Outcomes:
         return out
 
 
-async def run_step(args, url: str, pid: int, fake: FakeSlack | None, model: ModelProcess | None, rate: float,
-                   first_qid: int, *, answers: bool) -> dict:
+async def run_step(args, url: str, pid: int, fake: FakeSlack, model: ModelProcess | None, rate: float,
+                   first_qid: int, *, answers: bool, teams: list[tuple[str, str]]) -> dict:
     n = int(min(rate * args.seconds, args.max_count))
-    start_index = len(fake.calls) if fake else 0
+    start_index = len(fake.calls)
     cpu0, wall0 = cpu_seconds(pid), time.monotonic()
     fakes0 = time.process_time() + (cpu_seconds(model.proc.pid) if model else 0.0)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        acks = await send_step(session, url, fake if answers else None, rate, n, first_qid, args.channels)
+        acks = await send_step(session, url, fake, rate, n, first_qid, args.channels, teams=teams,
+                               socket=args.mode == "socket", answers=answers)
     qids = set(acks)
     res: dict = {"rate": rate, "n": n}
     if answers:
@@ -365,7 +403,7 @@ async def run_step(args, url: str, pid: int, fake: FakeSlack | None, model: Mode
         await asyncio.sleep(0.5)
     cpu = cpu_seconds(pid) - cpu0
     fakes = time.process_time() + (cpu_seconds(model.proc.pid) if model else 0.0) - fakes0
-    ack_ms = [a[1] for a in acks.values() if a[2] == 200]
+    ack_ms = [a[1] for a in acks.values() if a[2] == 200 and a[1] is not None]
     res |= {
         "acked_pct": 100.0 * len(ack_ms) / n,
         "ack_p50": pct(ack_ms, 0.5),
@@ -384,27 +422,63 @@ async def run_step(args, url: str, pid: int, fake: FakeSlack | None, model: Mode
 def bot_env(args, *, port: int, slack: FakeSlack, model_url: str, database_url: str, data_dir: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AIBOT_", "OPENAI_", "DISCORD_"))}
     env.update({
-        "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.base_url,
-        "SLACK_HTTP_PORT": str(port), "OPENAI_BASE_URL": model_url, "OPENAI_API_KEY": "bench",
-        "DATABASE_URL": database_url, "AIBOT_DATA_DIR": data_dir, "AIBOT_CACHE_TTL": "0",
+        "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.base_url,
+        "SLACK_HTTP_PORT": str(port), "AIBOT_HTTP_PORT": str(port), "OPENAI_BASE_URL": model_url,
+        "OPENAI_API_KEY": "bench", "DATABASE_URL": database_url, "AIBOT_DATA_DIR": data_dir, "AIBOT_CACHE_TTL": "0",
         "AIBOT_LOG_LEVEL": args.log_level, "AIBOT_EMBEDDING_PROVIDER": "openai", "HF_HUB_OFFLINE": "1",
     })
+    if args.workspaces > 1:  # OAuth distribution: each workspace installs the app (`install`)
+        env.update({"SLACK_CLIENT_ID": slack.client_id, "SLACK_CLIENT_SECRET": slack.client_secret,
+                    "SLACK_INSTALLATION_KEY": Fernet.generate_key().decode(), "SLACK_AUTHORIZE_URL": f"{slack.origin}/oauth/v2/authorize"})
+    else:
+        env["SLACK_BOT_TOKEN"] = BOT_TOKEN
+    if args.mode == "socket":
+        env["SLACK_APP_TOKEN"] = APP_TOKEN
     env.update(dict(kv.split("=", 1) for kv in args.env))
     return env
+
+
+async def install(base: str, fake: FakeSlack, count: int, first: int) -> list[tuple[str, str]]:
+    """`count` workspaces install the bot as installers do: the Add to Slack page, Slack's
+    consent (the fake's `approve`), the redirect back with the code and state. Returns
+    [(team id, the bot's user id there)]."""
+    teams: list[tuple[str, str]] = []
+    gate = asyncio.Semaphore(8)
+
+    async def one(i: int) -> None:
+        team = f"T{first + i:08d}"
+        async with gate, aiohttp.ClientSession() as s:  # one installer's browser
+            async with s.get(f"{base}/slack/install", allow_redirects=False) as resp:
+                page = await resp.text()
+                cookie = resp.headers.get("Set-Cookie", "").split(";")[0]  # bolt's state cookie
+            link = re.search(r'<a href="([^"]+)"', page).group(1).replace("&amp;", "&")
+            state = parse_qs(urlparse(link).query)["state"][0]
+            async with s.get(f"{base}/slack/oauth_redirect", params={"code": fake.approve(team), "state": state},
+                             headers={"Cookie": cookie}, allow_redirects=False) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"install of {team} failed: {resp.status} {await resp.text()}")
+        teams.append((team, fake.workspaces[fake.token_of(team)].bot_user))
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return sorted(teams)
 
 
 async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {"baseline": [], "bot": []}
     rates = [float(x) for x in args.rates.split(",")]
     fake = await FakeSlack(page_size=200).start()
+    single = [(TEAM, BOT_USER)]
     # the baseline: a bare bolt app acking the same events
     port = free_port()
-    base = subprocess.Popen([sys.executable, __file__, "--baseline-server", str(port), fake.base_url], cwd=ROOT)
+    base = subprocess.Popen([sys.executable, __file__, "--baseline-server", str(port), fake.base_url, args.mode],
+                            cwd=ROOT)
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz", base)
+        if args.mode == "socket":
+            await fake.wait_connected(60)
         for i, rate in enumerate(rates):
-            out["baseline"].append(await run_step(args, f"http://127.0.0.1:{port}/slack/events", base.pid, None, None,
-                                                  rate, (r * 100 + 50 + i) * 10_000, answers=False))
+            out["baseline"].append(await run_step(args, f"http://127.0.0.1:{port}/slack/events", base.pid, fake, None,
+                                                  rate, (r * 100 + 50 + i) * 10_000, answers=False, teams=single))
     finally:
         stop_process(base)
     # the bot, as `aibot run`
@@ -416,32 +490,41 @@ async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dic
     rows_before = await usage_count(database_url)
     log = open(Path(data_dir) / "bot.log", "w")
     bot = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=log)
+    url = f"http://127.0.0.1:{port}/slack/events"
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz", bot)
+        if args.mode == "socket":
+            await fake.wait_connected(60)
+        teams = single
+        if args.workspaces > 1:
+            t0 = time.monotonic()
+            teams = await install(f"http://127.0.0.1:{port}", fake, args.workspaces, first=r * 100_000)
+            print(f"round {r + 1}: {len(teams)} workspaces installed in {time.monotonic() - t0:.1f} s", file=sys.stderr)
         # warm-up: users.info cache, connections, first model call
-        warm = await run_step(args, f"http://127.0.0.1:{port}/slack/events", bot.pid, fake, model, 4, (r * 100 + 99) * 10_000,
-                       answers=True)
+        warm = await run_step(args, url, bot.pid, fake, model, 4, (r * 100 + 99) * 10_000, answers=True, teams=teams)
         spy = None
         if args.py_spy:  # sample the bot's processes (py-spy from the `bench` extra) during the steps
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(bot.pid), "--subprocesses", "--nonblocking",
                                     "--rate", "100", "--format", "raw", "-o", f"{args.py_spy}.{r}"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for i, rate in enumerate(rates):
-            out["bot"].append(await run_step(args, f"http://127.0.0.1:{port}/slack/events", bot.pid, fake, model, rate,
-                                             (r * 100 + i) * 10_000, answers=True))
+            out["bot"].append(await run_step(args, url, bot.pid, fake, model, rate, (r * 100 + i) * 10_000,
+                                             answers=True, teams=teams))
             print(f"round {r + 1} {rate:g} msg/s: {out['bot'][-1]}", file=sys.stderr)
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             spy.wait(60)
         out["metrics"] = [await overload_metrics(f"http://127.0.0.1:{port}/metrics")]
         print(f"round {r + 1} overload counters: {out['metrics'][0]}", file=sys.stderr)
+        out["rate_limited"] = [{"429s": fake.rate_limited}]
     finally:
         stop_process(bot)
         log.close()
         await fake.stop()
     rows = await usage_count(database_url) - rows_before
     answered = round(sum(row["n"] * row["complete_pct"] / 100 for row in [warm, *out["bot"]]))
-    print(f"round {r + 1}: {rows} usage ledger rows written for {answered} answers", file=sys.stderr)
+    print(f"round {r + 1}: {rows} usage ledger rows written for {answered} answers; "
+          f"the fake Slack answered {fake.rate_limited} calls with 429", file=sys.stderr)
     out["ledger"] = [{"rows": rows, "answered": answered}]
     errors = [ln for ln in (Path(data_dir) / "bot.log").read_text().splitlines() if " ERROR " in ln or "Traceback" in ln]
     if errors:
@@ -488,7 +571,8 @@ def fmt(v, spec: str = ".0f") -> str:
 def report(args, rounds: list[dict[str, list[dict]]]) -> str:
     rates = [float(x) for x in args.rates.split(",")]
     lines = [
-        f"workers={args.workers} rounds={args.rounds} seconds/step={args.seconds} channels={args.channels} "
+        f"mode={args.mode} workspaces={args.workspaces} workers={args.workers} rounds={args.rounds} "
+        f"seconds/step={args.seconds} channels/workspace={args.channels} "
         f"model={args.ttft + args.tokens / args.tps:.1f}s ({args.tokens} tokens)",
         "",
         "| rate msg/s | complete % | errors / twice | ack p50 / p99 ms (baseline) | first visible p50 ms "
@@ -513,6 +597,8 @@ def report(args, rounds: list[dict[str, list[dict]]]) -> str:
     lines.append("")
     lines.append("usage ledger rows written / answers, per round: "
                  + ", ".join(f"{x['rows']} / {x['answered']}" for x in ledger))
+    lines.append("calls the fake Slack answered 429 (rate tier exceeded), per round: "
+                 + ", ".join(str(rd["rate_limited"][0]["429s"]) for rd in rounds if rd.get("rate_limited")))
     return "\n".join(lines)
 
 
@@ -541,8 +627,8 @@ async def main(args) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--baseline-server":
-        baseline_server(int(sys.argv[2]), sys.argv[3])
+    if len(sys.argv) == 5 and sys.argv[1] == "--baseline-server":
+        baseline_server(int(sys.argv[2]), sys.argv[3], sys.argv[4])
         sys.exit(0)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rates", default="2,12,30,60", help="comma-separated msg/s, one step each")
@@ -550,7 +636,11 @@ if __name__ == "__main__":
     p.add_argument("--max-count", type=int, default=1200, help="at most this many messages per step")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--workers", type=int, default=1, help="bot processes (aibot run --workers N)")
-    p.add_argument("--channels", type=int, default=200)
+    p.add_argument("--channels", type=int, default=200, help="channels per workspace")
+    p.add_argument("--workspaces", type=int, default=1,
+                   help="1: one workspace (SLACK_BOT_TOKEN); more: each installs the app through OAuth, mentions spread over them")
+    p.add_argument("--mode", choices=("http", "socket"), default="http",
+                   help="Slack HTTP mode (signed POSTs) or Socket Mode (envelopes over the fake's WebSocket)")
     p.add_argument("--ttft", type=float, default=0.3)
     p.add_argument("--tokens", type=int, default=48)
     p.add_argument("--tps", type=float, default=40.0)
