@@ -500,8 +500,12 @@ async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dic
             t0 = time.monotonic()
             teams = await install(f"http://127.0.0.1:{port}", fake, args.workspaces, first=r * 100_000)
             print(f"round {r + 1}: {len(teams)} workspaces installed in {time.monotonic() - t0:.1f} s", file=sys.stderr)
-        # warm-up: users.info cache, connections, first model call
-        warm = await run_step(args, url, bot.pid, fake, model, 4, (r * 100 + 99) * 10_000, answers=True, teams=teams)
+        # warm-up, one mention per workspace: connections, the first model call, and what a
+        # running deployment has cached per workspace (who is asking, its settings)
+        saved, args.seconds = args.seconds, max(1.0, len(teams) / 20)
+        warm = await run_step(args, url, bot.pid, fake, model, 20 if len(teams) > 1 else 4, (r * 100 + 99) * 10_000,
+                              answers=True, teams=teams)
+        args.seconds = saved
         spy = None
         if args.py_spy:  # sample the bot's processes (py-spy from the `bench` extra) during the steps
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(bot.pid), "--subprocesses", "--nonblocking",
