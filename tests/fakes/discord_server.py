@@ -100,9 +100,11 @@ class FakeDiscord:
     SECOND_GUILD_ID = "1100000000004194314"
     SECOND_CHANNEL_ID = "1100000000000000022"
 
-    def __init__(self, *, heartbeat_interval_ms: int = 41_250, second_guild: bool = False) -> None:
+    def __init__(self, *, heartbeat_interval_ms: int = 41_250, second_guild: bool = False, channels: int = 0) -> None:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.second_guild = second_guild
+        # more text channels in the first guild (`load_channels`), for spreading load
+        self.load_channels = [str(1_200_000_000_000_000_000 + i) for i in range(channels)]
         self.calls: list[Call] = []
         self.messages: dict[str, dict] = {}  # id -> message payload (latest version)
         self.versions: dict[str, list[str]] = defaultdict(list)  # id -> every content shown
@@ -203,6 +205,7 @@ class FakeDiscord:
                            "permissions": str(self.MANAGE_GUILD)})
         g["owner_id"] = self.OWNER_ID
         g["channels"] = [self.channel(self.CHANNEL_ID, "general"), self.channel(self.OTHER_CHANNEL_ID, "random")]
+        g["channels"] += [self.channel(c, f"load-{i}") for i, c in enumerate(self.load_channels)]
         g["members"] = [{"user": self.user(self.BOT_ID), "roles": [], "joined_at": g["joined_at"], "deaf": False, "mute": False, "flags": 0}]
         g["threads"] = list(self._threads)
         if not self.second_guild:
