@@ -1,6 +1,6 @@
-"""Native streams in the renderer: the first words show as soon as there is a whole word
-(not one update interval later), and a stream offering `finish` gets the last text and
-the stop in one platform call."""
+"""Native streams in the renderer: the first text shows as soon as the model's first token
+arrives (not one update interval later, nor one token later), and a stream offering
+`finish` gets the last text and the stop in one platform call."""
 from __future__ import annotations
 
 import asyncio
@@ -10,22 +10,22 @@ from bot.core.render import render_stream
 from tests.harness import RecordingStream, StreamingConversation
 
 
-async def test_first_whole_word_is_shown_without_waiting_a_full_interval():
+async def test_first_token_is_shown_without_waiting_for_the_next_one():
     conv = StreamingConversation(limits=Limits(max_chars=4_000, update_interval=30.0, max_updates=100))
-    shown_after_second_token = asyncio.Event()
+    shown_before_second_token = asyncio.Event()
 
     async def tokens():
-        yield "Hello"  # no word boundary yet: nothing can be shown
-        await asyncio.sleep(0.05)
-        yield " world"
+        yield "Hel"  # part of a word: shown at once, the stream appends the rest
         await asyncio.sleep(0.3)
         if conv.messages and conv.messages[0].text:
-            shown_after_second_token.set()
+            shown_before_second_token.set()
+        yield "lo world"
+        await asyncio.sleep(0.05)
         yield " again."
 
     rendered = await asyncio.wait_for(render_stream(tokens(), conv), 5)
-    assert shown_after_second_token.is_set()  # "Hello " was visible before the answer ended
-    assert conv.messages[0].versions[0] == "Hello "
+    assert shown_before_second_token.is_set()  # "Hel" was visible before the model's next token
+    assert conv.messages[0].versions[0] == "Hel"
     assert conv.messages[0].text == "Hello world again." and rendered.error is None
 
 

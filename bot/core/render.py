@@ -281,9 +281,10 @@ class _NativeSink(_Sink):
 
     async def _write(self, text: str, *, final: bool) -> None:
         if self.stream is None:
-            # the first whole words go with the call that opens the stream: one round
-            # trip to the first visible text
-            first = text if final else text[: max(text.rfind(" "), text.rfind("\n")) + 1]
+            # the first text goes with the call that opens the stream: one round trip to
+            # the first visible text, and no token interval spent holding back a partial
+            # word (that matters only near a message's size limit, far from here)
+            first = text
             if not first.strip():
                 return
             self.stream = await self.conv.open_stream(first)  # type: ignore[attr-defined]
