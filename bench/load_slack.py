@@ -18,6 +18,9 @@ until every answer is final (or `--grace` seconds). Measured per step:
   Slack call that showed text;
 - overhead p50/p99: event sent -> final text, minus the model's own time for that answer
   (request received -> last chunk written, measured by the fake model);
+- answers/s: answers completed over the step, per second from the first message sent to
+  the last final text (less one answer's model time): about the rate sent while the bot
+  keeps up, its capacity when it does not;
 - CPU ms/msg: user+system CPU of the bot's processes during the step / messages;
 - RSS: resident memory of the bot's processes at the end of the step (MB).
 
@@ -26,6 +29,13 @@ signing secret) whose `app_mention` listener does nothing, sent the same events:
 ack latency and CPU per event is the floor any bolt app pays.
 
     .venv/bin/python bench/load_slack.py --rates 2,12,30,60 --seconds 10 [--workers 2] [--rounds 3]
+        [--workspaces 400] [--mode socket]
+
+With `--workspaces N` (N > 1) the bot runs in OAuth distribution mode and N workspaces
+install it through its own /slack/install and /slack/oauth_redirect pages before the
+steps; mentions are then spread over them (Slack's rate tiers are per workspace). A
+warm-up step sends one mention per workspace first. `--mode socket` delivers the same
+events as Socket Mode envelopes over the fake's WebSocket (ack = the app's reply there).
 
 Results are medians over rounds. Loopback only; bounded in count and time.
 """
@@ -270,6 +280,15 @@ def mention(qid: int, channels: int, teams: list[tuple[str, str]]) -> dict:
     }
 
 
+def throughput(sent: list[float], finals: list[float], model_times: list[float]) -> float | None:
+    """Answers completed per second over a step: completed answers over the time from the
+    first message sent to the last answer's final text, less one answer's model time."""
+    if not finals or not sent or not model_times:
+        return None
+    span = max(finals) - min(sent) - statistics.median(model_times)
+    return len(finals) / span if span > 0 else None
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -398,6 +417,9 @@ async def run_step(args, url: str, pid: int, fake: FakeSlack, model: ModelProces
             "first_p50": pct(first, 0.5),
             "overhead_p50": pct(overhead, 0.5),
             "overhead_p99": pct(overhead, 0.99),
+            # answers finished per second: a rate kept up with gives about the rate sent
+            "answers_per_s": throughput([acks[q][0] for q in qids], [seen[q]["final"] for q in done],
+                                        [timing[q][1] - timing[q][0] for q in done if q in timing]),
         }
     else:
         await asyncio.sleep(0.5)
@@ -580,8 +602,8 @@ def report(args, rounds: list[dict[str, list[dict]]]) -> str:
         f"model={args.ttft + args.tokens / args.tps:.1f}s ({args.tokens} tokens)",
         "",
         "| rate msg/s | complete % | errors / twice | ack p50 / p99 ms (baseline) | first visible p50 ms "
-        "| overhead p50 / p99 ms | CPU ms/msg (baseline) | bot CPU % of a core | fakes CPU ms/msg | RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| overhead p50 / p99 ms | answers/s | CPU ms/msg (baseline) | bot CPU % of a core | fakes CPU ms/msg | RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, rate in enumerate(rates):
         bot = [rd["bot"][i] for rd in rounds]
@@ -593,6 +615,7 @@ def report(args, rounds: list[dict[str, list[dict]]]) -> str:
             f"({fmt(median_of(base, 'ack_p50'), '.1f')} / {fmt(median_of(base, 'ack_p99'))}) "
             f"| {fmt(median_of(bot, 'first_p50'))} "
             f"| {fmt(median_of(bot, 'overhead_p50'))} / {fmt(median_of(bot, 'overhead_p99'))} "
+            f"| {fmt(median_of(bot, 'answers_per_s'), '.1f')} "
             f"| {fmt(median_of(bot, 'cpu_ms_per_msg'), '.1f')} ({fmt(median_of(base, 'cpu_ms_per_msg'), '.1f')}) "
             f"| {fmt(median_of(bot, 'cpu_pct'))} | {fmt(median_of(bot, 'fakes_cpu_ms_per_msg'), '.1f')} "
             f"| {fmt(median_of(bot, 'rss_mb'))} |"
