@@ -379,9 +379,19 @@ class Outcomes:
         return out
 
 
-async def run_step(args, url: str, pid: int, fake: FakeSlack, model: ModelProcess | None, rate: float,
+def steps(spec: str, seconds: float) -> list[tuple[float, float]]:
+    """`--rates`: "12,30" or, for a step of its own length, "30,60@60,30" (60 msg/s for 60 s)."""
+    out = []
+    for item in spec.split(","):
+        rate, _, length = item.partition("@")
+        out.append((float(rate), float(length) if length else seconds))
+    return out
+
+
+async def run_step(args, url: str, pid: int, fake: FakeSlack, model: ModelProcess | None, step: tuple[float, float],
                    first_qid: int, *, answers: bool, teams: list[tuple[str, str]]) -> dict:
-    n = int(min(rate * args.seconds, args.max_count))
+    rate, seconds = step
+    n = int(min(rate * seconds, args.max_count))
     start_index = len(fake.calls)
     cpu0, wall0 = cpu_seconds(pid), time.monotonic()
     fakes0 = time.process_time() + (cpu_seconds(model.proc.pid) if model else 0.0)
@@ -390,7 +400,7 @@ async def run_step(args, url: str, pid: int, fake: FakeSlack, model: ModelProces
         acks = await send_step(session, url, fake, rate, n, first_qid, args.channels, teams=teams,
                                socket=args.mode == "socket", answers=answers)
     qids = set(acks)
-    res: dict = {"rate": rate, "n": n}
+    res: dict = {"rate": rate, "seconds": seconds, "n": n}
     if answers:
         outcomes = Outcomes(fake)
         deadline = time.monotonic() + args.ttft + args.tokens / args.tps + args.grace
@@ -487,7 +497,7 @@ async def install(base: str, fake: FakeSlack, count: int, first: int) -> list[tu
 
 async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {"baseline": [], "bot": []}
-    rates = [float(x) for x in args.rates.split(",")]
+    rates = steps(args.rates, args.seconds)
     fake = await FakeSlack(page_size=200).start()
     single = [(TEAM, BOT_USER)]
     # the baseline: a bare bolt app acking the same events
@@ -524,10 +534,8 @@ async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dic
             print(f"round {r + 1}: {len(teams)} workspaces installed in {time.monotonic() - t0:.1f} s", file=sys.stderr)
         # warm-up, one mention per workspace: connections, the first model call, and what a
         # running deployment has cached per workspace (who is asking, its settings)
-        saved, args.seconds = args.seconds, max(1.0, len(teams) / 20)
-        warm = await run_step(args, url, bot.pid, fake, model, 20 if len(teams) > 1 else 4, (r * 100 + 99) * 10_000,
-                              answers=True, teams=teams)
-        args.seconds = saved
+        warm = await run_step(args, url, bot.pid, fake, model, (20, len(teams) / 20) if len(teams) > 1 else (4, 1),
+                              (r * 100 + 99) * 10_000, answers=True, teams=teams)
         spy = None
         if args.py_spy:  # sample the bot's processes (py-spy from the `bench` extra) during the steps
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(bot.pid), "--subprocesses", "--nonblocking",
@@ -536,7 +544,7 @@ async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dic
         for i, rate in enumerate(rates):
             out["bot"].append(await run_step(args, url, bot.pid, fake, model, rate, (r * 100 + i) * 10_000,
                                              answers=True, teams=teams))
-            print(f"round {r + 1} {rate:g} msg/s: {out['bot'][-1]}", file=sys.stderr)
+            print(f"round {r + 1} {rate[0]:g} msg/s for {rate[1]:g} s: {out['bot'][-1]}", file=sys.stderr)
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             spy.wait(60)
@@ -595,13 +603,13 @@ def fmt(v, spec: str = ".0f") -> str:
 
 
 def report(args, rounds: list[dict[str, list[dict]]]) -> str:
-    rates = [float(x) for x in args.rates.split(",")]
+    rates = steps(args.rates, args.seconds)
     lines = [
         f"mode={args.mode} workspaces={args.workspaces} workers={args.workers} rounds={args.rounds} "
         f"seconds/step={args.seconds} channels/workspace={args.channels} "
         f"model={args.ttft + args.tokens / args.tps:.1f}s ({args.tokens} tokens)",
         "",
-        "| rate msg/s | complete % | errors / twice | ack p50 / p99 ms (baseline) | first visible p50 ms "
+        "| rate msg/s (s) | complete % | errors / twice | ack p50 / p99 ms (baseline) | first visible p50 ms "
         "| overhead p50 / p99 ms | answers/s | CPU ms/msg (baseline) | bot CPU % of a core | fakes CPU ms/msg | RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -609,7 +617,7 @@ def report(args, rounds: list[dict[str, list[dict]]]) -> str:
         bot = [rd["bot"][i] for rd in rounds]
         base = [rd["baseline"][i] for rd in rounds]
         lines.append(
-            f"| {rate:g} | {fmt(median_of(bot, 'complete_pct'), '.1f')} | {fmt(median_of(bot, 'errors'))} / "
+            f"| {rate[0]:g} ({rate[1]:g}) | {fmt(median_of(bot, 'complete_pct'), '.1f')} | {fmt(median_of(bot, 'errors'))} / "
             f"{fmt(median_of(bot, 'twice'))} "
             f"| {fmt(median_of(bot, 'ack_p50'), '.1f')} / {fmt(median_of(bot, 'ack_p99'))} "
             f"({fmt(median_of(base, 'ack_p50'), '.1f')} / {fmt(median_of(base, 'ack_p99'))}) "
@@ -658,7 +666,8 @@ if __name__ == "__main__":
         baseline_server(int(sys.argv[2]), sys.argv[3], sys.argv[4])
         sys.exit(0)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rates", default="2,12,30,60", help="comma-separated msg/s, one step each")
+    p.add_argument("--rates", default="2,12,30,60",
+                   help="comma-separated msg/s, one step each; RATE@SECONDS for a step of its own length")
     p.add_argument("--seconds", type=float, default=10.0, help="length of each step's sending")
     p.add_argument("--max-count", type=int, default=1200, help="at most this many messages per step")
     p.add_argument("--rounds", type=int, default=1)
