@@ -87,3 +87,29 @@ async def test_expiring_tokens_are_rotated_and_the_new_one_is_used_and_stored(di
     bot = await distributed.adapter.installations.async_find_bot(enterprise_id=None, team_id="T0ROT")
     assert bot.bot_token == now  # the rotated token was saved (encrypted) for the next event
     assert fake.bot_messages()[-1].text == "Rotated."
+
+
+async def test_in_an_installed_workspace_the_bot_knows_its_own_earlier_answer_in_a_thread(distributed, fake_llm):
+    """Each workspace has its own bot user: the thread's history read with that workspace's
+    token shows the earlier answer as the bot's (the model gets it as its own turn), not
+    as something a person said."""
+    from tests.slack_support import load
+
+    await distributed.install("T0AAA")
+    fake = distributed.fake
+    ws = fake.workspaces[fake.token_of("T0AAA")]
+    assert ws.bot_user != "U0BOTUSER"  # not the single-workspace fixture's bot
+    fake_llm.enqueue("Paris is the capital.")
+    root = fake.next_ts()
+    first = load("app_mention", event_id="EvA1", user="U061F7AUR", channel="C123ABC456",
+                 text=f"<@{ws.bot_user}> capital of France?", ts=root)
+    first["team_id"] = "T0AAA"
+    await distributed.post(first)
+    fake_llm.enqueue("About two million.")
+    follow = load("app_mention", event_id="EvA2", user="U061F7AUR", channel="C123ABC456",
+                  text=f"<@{ws.bot_user}> and its population?", ts=fake.next_ts(), thread_ts=root)
+    follow["team_id"] = "T0AAA"
+    await distributed.post(follow)
+    turns = [(m["role"], m["content"]) for m in fake_llm.chat_requests[-1]["messages"] if m["role"] != "system"]
+    assert ("assistant", "Paris is the capital.") in turns
+    assert not any(role == "user" and "Paris is the capital." in str(content) for role, content in turns)

@@ -157,6 +157,8 @@ class FakeSlack:
         # the codes Slack hands the redirect after an installer approves (oauth.v2.access)
         self.client_id, self.client_secret = "1111.2222", "fake-client-secret"
         self.workspaces: dict[str, Workspace] = {BOT_TOKEN: Workspace(TEAM, "Fake Team", BOT_USER, BOT_ID, BOT_TOKEN)}
+        self._caller = self.workspaces[BOT_TOKEN]  # the workspace of the call being answered: its bot writes
+        self.bot_ids = {BOT_ID}  # the app's bot in every workspace it was ever installed in
         self.codes: dict[str, Workspace] = {}
         self.homes: dict[str, dict] = {}  # user -> the Home tab published for them
         self.rotation = False  # token rotation on: tokens expire after `token_lifetime` s
@@ -245,6 +247,7 @@ class FakeSlack:
         appends to the redirect URL (with the `state` it was given)."""
         n = len(self.workspaces) + len(self.codes) + 1
         ws = Workspace(team, name or f"Team {team}", f"U0BOT{n:04d}", f"B0BOT{n:04d}", f"xoxb-{team}-{uuid.uuid4().hex[:12]}")
+        self.bot_ids.add(ws.bot_id)
         code = f"code-{uuid.uuid4().hex[:16]}"
         self.codes[code] = ws
         return code
@@ -269,7 +272,7 @@ class FakeSlack:
         return [c for c in self.calls if c.method == method and c.status == 200]
 
     def bot_messages(self, channel: str | None = None) -> list[Message]:
-        return [m for m in self.messages.values() if m.bot_id == BOT_ID and (channel is None or m.channel == channel)]
+        return [m for m in self.messages.values() if m.bot_id in self.bot_ids and (channel is None or m.channel == channel)]
 
     async def wait_for(self, predicate, *, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -393,6 +396,7 @@ class FakeSlack:
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
+        self._caller = self.workspaces.get(token) or self._caller  # handlers are synchronous: no other call interleaves
         result = handler(args)
         if not result.get("ok", True):
             call.ok = False
@@ -470,8 +474,9 @@ class FakeSlack:
     def _post(self, args, *, text_key="text") -> Message:
         text = args.get(text_key) or args.get("markdown_text") or ""
         ts = self.next_ts()
-        msg = Message(args["channel"], ts, text, thread_ts=args.get("thread_ts") or None, versions=[text],
-                      blocks=_blocks(args), metadata=_metadata(args))
+        msg = Message(args["channel"], ts, text, user=self._caller.bot_user, bot_id=self._caller.bot_id,
+                      thread_ts=args.get("thread_ts") or None, versions=[text], blocks=_blocks(args),
+                      metadata=_metadata(args))
         self.messages[(msg.channel, ts)] = msg
         return msg
 
@@ -519,8 +524,8 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_arguments"}
         text = self._chunk_text(args)
         ts = self.next_ts()
-        msg = Message(args["channel"], ts, text, thread_ts=args["thread_ts"], versions=[text] if text else [],
-                      streaming=True)
+        msg = Message(args["channel"], ts, text, user=self._caller.bot_user, bot_id=self._caller.bot_id,
+                      thread_ts=args["thread_ts"], versions=[text] if text else [], streaming=True)
         self.messages[(msg.channel, ts)] = msg
         return {"channel": msg.channel, "ts": ts}
 
@@ -562,9 +567,9 @@ class FakeSlack:
         if not name or ":" in name:
             return {"ok": False, "error": "invalid_name"}
         users = msg.reactions.setdefault(name, [])
-        if BOT_USER in users:
+        if self._caller.bot_user in users:
             return {"ok": False, "error": "already_reacted"}
-        users.append(BOT_USER)
+        users.append(self._caller.bot_user)
         return {}
 
     def m_reactions_remove(self, args):
@@ -572,9 +577,9 @@ class FakeSlack:
         if msg is None:
             return {"ok": False, "error": "message_not_found"}
         users = msg.reactions.get(args.get("name", ""), [])
-        if BOT_USER not in users:
+        if self._caller.bot_user not in users:
             return {"ok": False, "error": "no_reaction"}
-        users.remove(BOT_USER)
+        users.remove(self._caller.bot_user)
         if not users:
             del msg.reactions[args["name"]]
         return {}
@@ -689,7 +694,7 @@ class FakeSlack:
                          "profile": {"display_name": name, "real_name": f"{name} Example"},
                          # Slack: owners are admins too; is_primary_owner only for the one primary owner
                          "is_admin": uid in self.admins or owner, "is_owner": owner, "is_primary_owner": False,
-                         "is_bot": uid == BOT_USER, "deleted": False,
+                         "is_bot": uid in (BOT_USER, self._caller.bot_user), "deleted": False,
                          **({"tz": self.timezones[uid]} if uid in self.timezones else {})}}
 
     def m_files_info(self, args):
