@@ -13,11 +13,18 @@ every answer streaming at once. Two mechanisms:
 Interactive writes go before bulk ones: a bulk write (a digest, the reply to a file being
 added) takes a slot only while the method's bucket is less than half full, and otherwise
 waits until it is, so the answers streaming at the same time always find room.
+
+Slack counts these limits per workspace, not per process: with several processes serving
+one app (`aibot run --workers N`, replicas, several Socket Mode connections) each takes
+its `share` of every bucket (1/N, N the live processes serving Slack on the same
+database: `bot.core.peers`, re-read every heartbeat), rate and burst alike, so together
+they stay within the workspace's tier and a process left alone takes the whole again.
 """
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.core.priority import is_bulk
@@ -56,9 +63,10 @@ class Budget:
     calls see a smaller burst (`BULK_BURST_SHARE`), so interactive calls go first."""
 
     def __init__(self, *, tiers: dict[str, float] = TIERS, per_channel: dict[str, float] = PER_CHANNEL,
-                 burst: float = BURST_SECONDS) -> None:
+                 burst: float = BURST_SECONDS, share: Callable[[], float] = lambda: 1.0) -> None:
         self.tiers, self.per_channel = tiers, per_channel
         self.burst = burst
+        self.share = share  # this process's part of each bucket (1/N of N processes serving Slack)
         self._due: dict[tuple[str, str], float] = {}  # theoretical arrival time per bucket
         self.waited = 0.0  # seconds spent waiting for slots (for tests and logs)
 
@@ -86,7 +94,7 @@ class Budget:
         if found is None:
             return True
         key, per_minute = found
-        interval = 60.0 / per_minute
+        interval = 60.0 / (per_minute * self.share())  # a smaller share: the same burst (in s), fewer calls
         bulk = is_bulk() if bulk is None else bulk
         burst = self.burst * (BULK_BURST_SHARE if bulk else 1.0)
         while True:
@@ -120,7 +128,7 @@ class Workspace:
     budget: Budget = field(default_factory=Budget)
 
     def interval(self, *, native: bool, base: float) -> float:
-        budget = APPEND_BUDGET if native else EDIT_BUDGET
+        budget = (APPEND_BUDGET if native else EDIT_BUDGET) * self.budget.share()
         return max(base, max(1, self.in_flight) * 60.0 / budget)
 
 
