@@ -1,7 +1,8 @@
 """Slack counts its rate limits per workspace and method, not per process: two bot
 processes on one database (two `App`s, each with its own Slack adapter and Socket Mode
-connection to the fake Slack) together stay within one workspace's rate, and one left
-alone (the other stopped, or crashed and its heartbeat lapsed) gets the whole rate back.
+connection to the fake Slack) writing to one workspace together stay within its rate,
+and one left writing there alone (the other idle there, stopped, or crashed and its
+heartbeat lapsed) gets the whole rate back.
 
 The tier is scaled up (240 chat.update calls a minute, a burst of one second's worth) so
 that a few seconds show the rate; the calls counted are the fake Slack's."""
@@ -88,21 +89,24 @@ def updates(fake, since: float) -> int:
     return sum(1 for c in fake.calls if c.method == "chat.update" and c.team == TEAM and since <= c.at <= since + WINDOW)
 
 
-async def counted(bot: SlackBot, n: int) -> None:
-    peers = bot.app.services.peers
+async def until(predicate) -> None:
     deadline = time.monotonic() + GUARD
-    while peers.count("slack") != n:
-        assert time.monotonic() < deadline, f"never counted {n} processes serving Slack"
+    while not predicate():
+        assert time.monotonic() < deadline, "the process registry never showed it"
         await asyncio.sleep(0.05)
+
+
+def share(bot: SlackBot) -> float:
+    """The part of the workspace's Slack limits `bot`'s process may spend now."""
+    return bot.app.services.peers.share("slack", TEAM)
 
 
 async def test_two_processes_together_stay_within_one_workspaces_rate(pair, fake_slack):
     first, second = pair
-    await counted(first, 2)
-    await counted(second, 2)
-    assert first.app.services.peers.share("slack") == second.app.services.peers.share("slack") == 0.5
-
+    assert share(first) == share(second) == 1.0  # neither has written there yet
     one, two = await answers(first, "C0ONE"), await answers(second, "C0TWO")
+    await until(lambda: share(first) == share(second) == 0.5)  # each has seen the other write there
+
     since = time.monotonic()
     made = await asyncio.gather(edit_for(one, WINDOW), edit_for(two, WINDOW))
     total = updates(fake_slack, since)
@@ -116,13 +120,12 @@ async def test_two_processes_together_stay_within_one_workspaces_rate(pair, fake
 
 async def test_a_process_left_alone_gets_the_whole_rate_once_the_others_heartbeat_lapses(pair, fake_slack):
     first, second = pair
-    await counted(first, 2)
-    one = await answers(first, "C0ONE")
-    await edit_for(one, 1.0)  # while two share the workspace
+    one, two = await answers(first, "C0ONE"), await answers(second, "C0TWO")
+    await until(lambda: share(first) == 0.5)
 
     await second.app.services.peers.stop()  # no more heartbeats, its row left behind: as after a crash
-    await counted(first, 1)  # once its lease (2 s) ran out
-    assert first.app.services.peers.share("slack") == 1.0
+    await until(lambda: first.app.services.peers.count("slack") == 1)  # once its lease (2 s) ran out
+    assert share(first) == 1.0
 
     since = time.monotonic()
     made = await edit_for(one, WINDOW)
@@ -132,26 +135,59 @@ async def test_a_process_left_alone_gets_the_whole_rate_once_the_others_heartbea
     assert fake_slack.rate_limited == 0
 
 
+async def test_a_process_writing_alone_in_a_workspace_gets_its_whole_rate_beside_an_idle_one(pair, fake_slack):
+    first, second = pair
+    one, two = await answers(first, "C0ONE"), await answers(second, "C0TWO")
+    await until(lambda: share(first) == share(second) == 0.5)
+
+    # the second process stays up but writes nothing more there: after a lease (2 s) it no
+    # longer claims a share of that workspace
+    await until(lambda: share(first) == 1.0)
+    assert first.app.services.peers.count("slack") == 2
+
+    since = time.monotonic()
+    made = await edit_for(one, WINDOW)
+    total = updates(fake_slack, since)
+    assert total > most(0.5), (total, made)
+    assert total <= most(1)
+
+    # and once both write there again, they split the workspace again
+    both = asyncio.gather(edit_for(one, GUARD), edit_for(two, GUARD))
+    try:
+        await until(lambda: share(first) == share(second) == 0.5)
+    finally:
+        both.cancel()
+        await asyncio.gather(both, return_exceptions=True)
+
+
 async def test_a_process_that_stops_hands_its_share_to_the_others_at_their_next_heartbeat(pair):
     first, second = pair
-    await counted(first, 2)
+    await until(lambda: first.app.services.peers.count("slack") == 2)
     await second.adapter.stop()
     await second.app.close()  # leaves the registry
-    await counted(first, 1)
+    await until(lambda: first.app.services.peers.count("slack") == 1)
 
 
-async def test_the_registry_counts_live_processes_per_platform_and_skips_a_dead_neighbour(app):
+async def test_the_registry_shares_a_workspace_between_the_processes_writing_there(app):
     db = app.services.db
-    slack_a, slack_b = Peers(db=db, owner="host-a:1:aaaa"), Peers(db=db, owner="host-b:2:bbbb")
-    discord = Peers(db=db, owner="host-c:3:cccc")
+    writing = {"a": ["T1", "T2"], "b": ["T1"], "c": ["T1"]}
+    a, b = Peers(db=db, owner="host-a:1:aaaa"), Peers(db=db, owner="host-b:2:bbbb")
+    c = Peers(db=db, owner="host-c:3:cccc")
     try:
-        await slack_a.serve("slack")
-        await slack_b.serve("slack")
-        await discord.serve("discord")
-        await slack_a.beat()
-        assert slack_a.count("slack") == slack_b.count("slack") == 2
-        assert slack_a.count("discord") == 1 and discord.count("slack") == 2  # shares are per platform
-        assert discord.share("discord") == 1.0
+        await a.serve("slack", active=lambda within: writing["a"])
+        await b.serve("slack", active=lambda within: writing["b"])
+        await c.serve("discord", active=lambda within: writing["c"])
+        await a.beat()
+        assert a.count("slack") == b.count("slack") == 2 and a.count("discord") == 1  # per platform
+        assert a.share("slack", "T1") == b.share("slack", "T1") == 0.5  # both write to T1
+        assert a.share("slack", "T2") == 1.0  # only a writes to T2 (b would take half of it if it began to)
+        assert b.share("slack", "T2") == 0.5
+        assert c.share("discord", "T1") == 1.0  # Discord's T1 is not Slack's: c writes there alone
+
+        writing["b"] = []  # b goes quiet in T1
+        await b.beat()
+        await a.beat()
+        assert a.share("slack", "T1") == 1.0 and a.count("slack") == 2
 
         # a process that ran on this machine and whose pid is gone counts no more, lease or not
         machine = processes.machine()
@@ -159,14 +195,14 @@ async def test_the_registry_counts_live_processes_per_platform_and_skips_a_dead_
             gone = subprocess.Popen([sys.executable, "-c", "pass"])
             gone.wait()
             dead = Peers(db=db, owner=f"{machine}:{gone.pid}:dddd")
-            await dead.serve("slack")
+            await dead.serve("slack", active=lambda within: ["T1"])
             await dead.stop()
-            await slack_a.beat()
-            assert slack_a.count("slack") == 2
+            await a.beat()
+            assert a.share("slack", "T1") == 1.0 and a.count("slack") == 2
 
-        await slack_b.leave()
-        await slack_a.beat()
-        assert slack_a.count("slack") == 1 and slack_a.share("slack") == 1.0
+        await b.leave()
+        await a.beat()
+        assert a.count("slack") == 1
     finally:
-        for peers in (slack_a, slack_b, discord):
+        for peers in (a, b, c):
             await peers.leave()

@@ -151,7 +151,7 @@ class SlackAdapter:
         self.me: Identity | None = None
         self._workspaces: dict[str, Workspace] = {}
         self._tiers, self._burst = tiers, burst
-        self._peers = None  # the processes serving this database (`bind`): each takes its share of the tiers
+        self._peers = None  # the processes on this database (`bind`): each takes its share of a workspace's tiers
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
         # (team, user) -> ((name, tz, admin), when read): users.info, re-read after SLACK_ROLE_CACHE_SECONDS
         # so that a promotion or demotion counts within minutes
@@ -273,14 +273,20 @@ class SlackAdapter:
     def workspace(self, team: str) -> Workspace:
         ws = self._workspaces.get(team)
         if ws is None:
-            budget = Budget(tiers=self._tiers, burst=self._burst, share=self._share)
+            budget = Budget(tiers=self._tiers, burst=self._burst, share=lambda: self._share(team))
             ws = self._workspaces[team] = Workspace(team, budget=budget)
         return ws
 
-    def _share(self) -> float:
-        """This process's part of each workspace's Slack limits: 1/N of the N processes
-        serving Slack on this database (Slack counts per workspace, not per process)."""
-        return self._peers.share(self.name) if self._peers is not None else 1.0
+    def _share(self, team: str) -> float:
+        """This process's part of `team`'s Slack limits: 1/N of the N processes on this
+        database writing there lately (Slack counts per workspace, not per process)."""
+        return self._peers.share(self.name, team) if self._peers is not None else 1.0
+
+    def active_tenants(self, within: float) -> list[str]:
+        """The workspaces this process writes to: answers in flight there, or a write in
+        the last `within` seconds (`bot.core.peers` shares their limits among such processes)."""
+        since = time.monotonic() - within
+        return [team for team, ws in self._workspaces.items() if ws.in_flight or ws.budget.last_used >= since]
 
     def joined(self, channel: str, thread: str | None) -> None:
         """Remember a thread the bot wrote in: its follow-ups are answered unprompted."""

@@ -16,9 +16,11 @@ waits until it is, so the answers streaming at the same time always find room.
 
 Slack counts these limits per workspace, not per process: with several processes serving
 one app (`aibot run --workers N`, replicas, several Socket Mode connections) each takes
-its `share` of every bucket (1/N, N the live processes serving Slack on the same
-database: `bot.core.peers`, re-read every heartbeat), rate and burst alike, so together
-they stay within the workspace's tier and a process left alone takes the whole again.
+its `share` of every bucket of a workspace, rate and burst alike: 1/N, N the live
+processes on the same database writing to that workspace lately (`bot.core.peers`,
+re-read every heartbeat). Together they stay within the workspace's tier, and a process
+writing there alone (the others idle there, stopped, or crashed and their lease run
+out) takes the whole.
 """
 from __future__ import annotations
 
@@ -66,8 +68,9 @@ class Budget:
                  burst: float = BURST_SECONDS, share: Callable[[], float] = lambda: 1.0) -> None:
         self.tiers, self.per_channel = tiers, per_channel
         self.burst = burst
-        self.share = share  # this process's part of each bucket (1/N of N processes serving Slack)
+        self.share = share  # this process's part of each bucket (1/N of N processes writing to the workspace)
         self._due: dict[tuple[str, str], float] = {}  # theoretical arrival time per bucket
+        self.last_used = float("-inf")  # when a write last asked for a slot (monotonic; bot.core.peers)
         self.waited = 0.0  # seconds spent waiting for slots (for tests and logs)
 
     def _bucket(self, method: str, channel: str) -> tuple[tuple[str, str], float] | None:
@@ -94,6 +97,7 @@ class Budget:
         if found is None:
             return True
         key, per_minute = found
+        self.last_used = time.monotonic()
         interval = 60.0 / (per_minute * self.share())  # a smaller share: the same burst (in s), fewer calls
         bulk = is_bulk() if bulk is None else bulk
         burst = self.burst * (BULK_BURST_SHARE if bulk else 1.0)

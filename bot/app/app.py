@@ -196,10 +196,10 @@ class App:
         bind = getattr(adapter, "bind", None)  # an adapter that keeps state in the bot's storage
         if bind is not None:
             bind(self.services)
-        # counted among the processes serving this platform (its per-workspace limits are
-        # split between them) before its first write
+        # counted among the processes serving this platform (a workspace's limits are split
+        # between the ones writing there) before its first write
         if self.services.peers is not None:
-            await self.services.peers.serve(adapter.name)
+            await self.services.peers.serve(adapter.name, active=getattr(adapter, "active_tenants", None))
         recovery = self.router.recovery
         if recovery is not None:  # its answers journaled, from the first event on
             recovery.serve(adapter)

@@ -1,5 +1,6 @@
-"""The processes serving one database, each with a lease its heartbeat renews: how many
-share a platform's per-workspace rate limits (`bot.core.peers`, Slack's write budgets).
+"""The processes serving one database, each with a lease its heartbeat renews and the
+workspaces it is writing to: how many share each workspace's rate limits
+(`bot.core.peers`, Slack's write budgets).
 
 Revision ID: 0017
 Revises: 0016
@@ -19,6 +20,7 @@ def upgrade() -> None:
         CREATE TABLE bot_processes (
             owner        varchar(300) PRIMARY KEY,
             platforms    varchar(32)[] NOT NULL,
+            active       text[] NOT NULL DEFAULT '{}',
             started_at   timestamptz NOT NULL DEFAULT now(),
             lease_until  timestamptz NOT NULL
         )
