@@ -18,6 +18,7 @@ import pytest
 from adapters.slack.adapter import SlackAdapter
 from bot.app import App
 from bot.core import processes
+from bot.core.metrics import METRICS
 from bot.core.peers import Peers
 from tests.fakes.slack_server import TEAM
 from tests.slack_support import *  # noqa: F401,F403
@@ -116,6 +117,10 @@ async def test_two_processes_together_stay_within_one_workspaces_rate(pair, fake
     assert total > most(0.5, holders=2)  # and they did spend it (the test would pass vacuously otherwise)
     assert all(m >= sum(made) / 4 for m in made), made  # both processes wrote, in even parts
     assert fake_slack.rate_limited == 0
+    # what an operator sees: two processes, and writes waiting for the workspace's budget
+    assert METRICS.registry.get_sample_value("aibot_processes", {"platform": "slack"}) == 2
+    assert METRICS.registry.get_sample_value("aibot_platform_budget_wait_seconds_total",
+                                             {"platform": "slack", "method": "chat.update"}) > 0
 
 
 async def test_a_process_left_alone_gets_the_whole_rate_once_the_others_heartbeat_lapses(pair, fake_slack):

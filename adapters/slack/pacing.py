@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.core.metrics import METRICS
 from bot.core.priority import is_bulk
 
 # Calls per minute we allow ourselves: Slack's published tiers with ~10% headroom
@@ -110,15 +111,19 @@ class Budget:
             if not bulk or wait == 0:
                 break
             # bulk: reserve nothing while waiting, so interactive calls arriving meanwhile go first
-            self.waited += wait
+            self._waiting(method, wait)
             await asyncio.sleep(wait)
             if max_wait is not None:
                 max_wait -= wait
         self._due[key] = due + interval
         if wait > 0:
-            self.waited += wait
+            self._waiting(method, wait)
             await asyncio.sleep(wait)
         return True
+
+    def _waiting(self, method: str, seconds: float) -> None:
+        self.waited += seconds
+        METRICS.platform_budget_wait.labels("slack", method).inc(seconds)
 
 
 @dataclass

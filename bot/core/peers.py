@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import text
 
 from bot.core import processes
+from bot.core.metrics import METRICS
 from bot.core.journal import dead_neighbour
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,8 @@ class Peers:
             log.info("processes serving this database: %s",
                      ", ".join(f"{p} {n}" for p, n in sorted(counts.items())) or "none")
         self._counts, self._writing = dict(counts), dict(writing)
+        for platform, n in counts.items():
+            METRICS.processes.labels(platform).set(n)
 
     async def _loop(self) -> None:
         while True:
