@@ -32,8 +32,9 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import text
 
 from bot.core import processes
-from bot.core.metrics import METRICS
 from bot.core.journal import dead_neighbour
+from bot.core.metrics import METRICS
+from bot.core.priority import shared_task
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class Peers:
         except Exception as exc:  # the database is down: counted alone until it is back
             log.warning("could not register this process's %s share (%s); retrying", platform, type(exc).__name__)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._loop(), name="process-registry-heartbeat")
+            self._task = shared_task(self._loop(), name="process-registry-heartbeat")
 
     def _active(self) -> list[str]:
         out: list[str] = []
