@@ -211,3 +211,26 @@ async def test_the_registry_shares_a_workspace_between_the_processes_writing_the
     finally:
         for peers in (a, b, c):
             await peers.leave()
+
+
+async def test_a_burst_is_split_between_all_the_processes_serving_slack_even_where_one_writes_alone():
+    from adapters.slack.pacing import Budget
+
+    async def at_once(budget: Budget) -> int:
+        """Calls granted without waiting, one after another (the rest of a rush waits)."""
+        granted = 0
+        while await budget.take("chat.update", max_wait=0.0, bulk=False):
+            granted += 1
+        return granted
+
+    # 60 calls a minute, a burst of 10 s' worth: alone, 1 + 10 calls go at once
+    assert await at_once(Budget(tiers={"chat.update": 60.0}, per_channel={}, burst=10.0)) == 11
+    # the whole rate (no other process writes to this workspace yet) but one of two
+    # processes serving Slack: half the burst, since the other may be starting a rush too
+    half = Budget(tiers={"chat.update": 60.0}, per_channel={}, burst=10.0, share=lambda: 1.0,
+                  burst_share=lambda: 0.5)
+    assert await at_once(half) == 6
+    # sharing the rate too changes nothing in the burst's calls
+    both = Budget(tiers={"chat.update": 60.0}, per_channel={}, burst=10.0, share=lambda: 0.5,
+                  burst_share=lambda: 0.5)
+    assert await at_once(both) == 6

@@ -273,7 +273,8 @@ class SlackAdapter:
     def workspace(self, team: str) -> Workspace:
         ws = self._workspaces.get(team)
         if ws is None:
-            budget = Budget(tiers=self._tiers, burst=self._burst, share=lambda: self._share(team))
+            budget = Budget(tiers=self._tiers, burst=self._burst, share=lambda: self._share(team),
+                            burst_share=self._burst_share)
             ws = self._workspaces[team] = Workspace(team, budget=budget)
         return ws
 
@@ -281,6 +282,11 @@ class SlackAdapter:
         """This process's part of `team`'s Slack limits: 1/N of the N processes on this
         database writing there lately (Slack counts per workspace, not per process)."""
         return self._peers.share(self.name, team) if self._peers is not None else 1.0
+
+    def _burst_share(self) -> float:
+        """This process's part of each workspace's bursts: 1/N of the N processes serving
+        Slack on this database (a burst is spent before the others could hear of it)."""
+        return 1.0 / self._peers.count(self.name) if self._peers is not None else 1.0
 
     def active_tenants(self, within: float) -> list[str]:
         """The workspaces this process writes to: answers in flight there, or a write in

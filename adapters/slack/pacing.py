@@ -16,11 +16,13 @@ waits until it is, so the answers streaming at the same time always find room.
 
 Slack counts these limits per workspace, not per process: with several processes serving
 one app (`aibot run --workers N`, replicas, several Socket Mode connections) each takes
-its `share` of every bucket of a workspace, rate and burst alike: 1/N, N the live
-processes on the same database writing to that workspace lately (`bot.core.peers`,
-re-read every heartbeat). Together they stay within the workspace's tier, and a process
-writing there alone (the others idle there, stopped, or crashed and their lease run
-out) takes the whole.
+its `share` of the rate of every bucket of a workspace: 1/N, N the live processes on the
+same database writing to that workspace lately (`bot.core.peers`, re-read every
+heartbeat), so a process writing there alone (the others idle there, stopped, or crashed
+and their lease run out) takes the whole rate. The burst is split evenly between all the
+processes serving Slack (`burst_share`): it is spent in the first seconds of a rush, before
+a heartbeat could tell the others, so two processes starting to write to a workspace at
+the same moment never take a burst each.
 """
 from __future__ import annotations
 
@@ -66,10 +68,12 @@ class Budget:
     calls see a smaller burst (`BULK_BURST_SHARE`), so interactive calls go first."""
 
     def __init__(self, *, tiers: dict[str, float] = TIERS, per_channel: dict[str, float] = PER_CHANNEL,
-                 burst: float = BURST_SECONDS, share: Callable[[], float] = lambda: 1.0) -> None:
+                 burst: float = BURST_SECONDS, share: Callable[[], float] = lambda: 1.0,
+                 burst_share: Callable[[], float] = lambda: 1.0) -> None:
         self.tiers, self.per_channel = tiers, per_channel
         self.burst = burst
-        self.share = share  # this process's part of each bucket (1/N of N processes writing to the workspace)
+        self.share = share  # this process's part of each rate (1/N of N processes writing to the workspace)
+        self.burst_share = burst_share  # and of each burst (1/N of N processes serving Slack)
         self._due: dict[tuple[str, str], float] = {}  # theoretical arrival time per bucket
         self.last_used = float("-inf")  # when a write last asked for a slot (monotonic; bot.core.peers)
         self.waited = 0.0  # seconds spent waiting for slots (for tests and logs)
@@ -81,13 +85,18 @@ class Budget:
             return (method, ""), self.tiers[method]
         return None
 
+    def _tolerance(self, share: float) -> float:
+        """How far (s) a bucket's next slot may run ahead of now: the burst, in seconds of
+        this process's rate, sized to its share of the burst's calls."""
+        return self.burst * self.burst_share() / share
+
     def backlog(self, method: str, *, channel: str = "") -> float:
         """Seconds an interactive `method` call asked for now would wait for its slot."""
         found = self._bucket(method, channel)
         if found is None:
             return 0.0
         now = time.monotonic()
-        return max(0.0, max(self._due.get(found[0], now), now) - self.burst - now)
+        return max(0.0, max(self._due.get(found[0], now), now) - self._tolerance(self.share()) - now)
 
     async def take(self, method: str, *, channel: str = "", max_wait: float | None = None,
                    bulk: bool | None = None) -> bool:
@@ -99,9 +108,10 @@ class Budget:
             return True
         key, per_minute = found
         self.last_used = time.monotonic()
-        interval = 60.0 / (per_minute * self.share())  # a smaller share: the same burst (in s), fewer calls
+        share = self.share()
+        interval = 60.0 / (per_minute * share)
         bulk = is_bulk() if bulk is None else bulk
-        burst = self.burst * (BULK_BURST_SHARE if bulk else 1.0)
+        burst = self._tolerance(share) * (BULK_BURST_SHARE if bulk else 1.0)
         while True:
             now = time.monotonic()
             due = max(self._due.get(key, now), now)
