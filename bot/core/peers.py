@@ -18,7 +18,9 @@ machine and its pid is gone (as in the answer journal).
 While the writers of a workspace change, the shares may add up to more than the whole
 for up to two heartbeats: a process starting to write there takes 1/N at once (N from
 its last read), the others learn of it once its next heartbeat has published it and
-theirs has read it. The budgets keep ~10% headroom below Slack's tiers and Slack
+theirs has read it. That is why the Slack budget splits its bursts by `count(platform)`
+(every process serving Slack) rather than by writers: only the rate can be over-spent,
+for a few seconds. The budgets keep ~10% headroom below Slack's tiers and Slack
 tolerates short bursts; a 429 that still comes is retried after its Retry-After. A
 heartbeat that fails (database outage) keeps the last counts.
 """
@@ -39,7 +41,7 @@ from bot.core.priority import shared_task
 log = logging.getLogger(__name__)
 
 BEAT = 2.0  # seconds between heartbeats at most (lease/3 when that is shorter)
-MAX_ACTIVE = 10_000  # workspaces one row lists at most (the most recently active first is not needed: any)
+MAX_ACTIVE = 10_000  # workspaces one row lists at most: a bound on the row, far above one process's writing
 
 # renew this process's row and read the other live ones; rows whose lease ran out a
 # while ago (crashed processes) are removed on the way
