@@ -52,6 +52,86 @@ async def test_a_question_is_answered_while_bulk_work_holds_its_whole_share_of_t
         assert db.session.bulk_waits >= 2
 
 
+async def test_a_documents_store_transactions_wait_for_the_bulk_share_while_a_question_is_answered(settings, fake_llm):
+    # two pooled connections, bulk may hold one, and other bulk work holds it: a document
+    # being added must wait for the share before its knowledge-base SQL takes a connection,
+    # so the question finds the second one free
+    settings = settings.model_copy(update=dict(db_pool_size=2, db_max_overflow=0, db_bulk_share=1,
+                                               db_pool_timeout=2.0))
+    fake_llm.responder = lambda body: Script(text=ANSWER)
+    async with await App.open(settings) as app:
+        db, kb = app.services.db, app.services.kb
+        release, holding, order = asyncio.Event(), asyncio.Event(), []
+
+        async def other_bulk_work() -> None:
+            with priority.bulk():
+                async with db.session() as s:
+                    await s.execute(text("SELECT 1"))
+                    holding.set()
+                    await release.wait()
+
+        async def add_document():
+            with priority.bulk():  # as the router runs an upload
+                result = await kb.ingest(tenant="T1", name="notes.txt", data=b"Refunds are paid within five days.")
+            order.append("document stored")
+            return result
+
+        holder = asyncio.create_task(other_bulk_work())
+        await asyncio.wait_for(holding.wait(), GUARD)
+        ingest = asyncio.create_task(add_document())
+        while db.session.bulk_waits == 0 and not ingest.done():
+            await asyncio.sleep(0.01)
+        assert not ingest.done() and db.session.bulk_waits == 1  # waiting for the share, not in the pool
+        assert db.engine.pool.checkedout() == 1  # only the other bulk work's connection is taken
+
+        replies = await asyncio.wait_for(Harness(app).send("@aibot hello there"), GUARD)
+        order.append("answered")
+        assert replies == [ANSWER]
+        assert not ingest.done() and await kb.list(tenant="T1") == []
+
+        release.set()
+        result = await asyncio.wait_for(ingest, GUARD)
+        await asyncio.wait_for(holder, GUARD)
+        assert order == ["answered", "document stored"]
+        assert result.status == "added" and [d.name for d in await kb.list(tenant="T1")] == ["notes.txt"]
+
+
+async def test_a_mentions_duplicate_check_is_not_held_behind_bulk_work_that_started_the_shared_writer(settings):
+    # the duplicate checks of everything arriving together go in one statement, by one task:
+    # started by a digest (bulk) while bulk work holds its whole share, it must still be an
+    # interactive task, or the mention's check would wait for the bulk share
+    settings = settings.model_copy(update=dict(db_pool_size=2, db_max_overflow=0, db_bulk_share=1))
+    async with await App.open(settings) as app:
+        db, dedupe = app.services.db, app.services.dedupe
+        release, holding, order = asyncio.Event(), asyncio.Event(), []
+
+        async def other_bulk_work() -> None:
+            with priority.bulk():
+                async with db.session() as s:
+                    await s.execute(text("SELECT 1"))
+                    holding.set()
+                    await release.wait()
+
+        async def digest_check() -> bool:
+            with priority.bulk():
+                fresh = await dedupe.first_time("digest:C1:2026-01-02")
+            order.append("digest checked")
+            return fresh
+
+        holder = asyncio.create_task(other_bulk_work())
+        await asyncio.wait_for(holding.wait(), GUARD)
+        digest = asyncio.create_task(digest_check())
+        mention = await asyncio.wait_for(dedupe.first_time("slack:EvMention1"), GUARD)
+        order.append("mention checked")
+        assert mention is True
+        assert not holder.done()  # the bulk share was held all along
+        release.set()
+        assert await asyncio.wait_for(digest, GUARD) is True
+        await asyncio.wait_for(holder, GUARD)
+        assert db.session.bulk_waits == 0  # no duplicate check ever waited for the bulk share
+        assert sorted(order) == ["digest checked", "mention checked"]
+
+
 async def test_bulk_sessions_opened_inside_a_bulk_session_ride_on_its_share(settings):
     settings = settings.model_copy(update=dict(db_pool_size=3, db_max_overflow=0, db_bulk_share=1))
     async with await App.open(settings) as app:

@@ -80,10 +80,27 @@ async def test_two_workers_share_the_slack_port_and_answer_each_mention_once(env
     assert len(fake_slack.calls_to("users.info")) == 2
 
 
-async def test_two_workers_in_socket_mode_each_hold_a_connection_and_answer_each_mention_once(env, fake_slack, fake_llm):
+async def registered(database_url: str) -> list[tuple[list[str], list[str]]]:
+    """The live rows of the process registry: (platforms, workspaces written to) each."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT platforms, active FROM bot_processes WHERE lease_until > now()"))
+            return [(list(r[0]), sorted(r[1])) for r in rows]
+    finally:
+        await engine.dispose()
+
+
+async def test_two_workers_in_socket_mode_each_hold_a_connection_and_answer_each_mention_once(
+        env, database_url, fake_slack, fake_llm):
     """Socket Mode with `--workers 2`: two connections to Slack, which spreads the events
-    over them (each envelope to one); every mention is answered once, by whichever got it."""
-    from tests.fakes.slack_server import APP_TOKEN
+    over them (each envelope to one); every mention is answered once, by whichever got it.
+    Both workers write to the one workspace, so each knows it has half its rate limits
+    (the process registry), and both leave the registry when they stop."""
+    from tests.fakes.slack_server import APP_TOKEN, TEAM
 
     env = {**env, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "SLACK_API_URL": fake_slack.base_url,
            "AIBOT_EMBEDDING_PROVIDER": "openai"}
@@ -101,10 +118,17 @@ async def test_two_workers_in_socket_mode_each_hold_a_connection_and_answer_each
             await fake_slack.send_event(fake_slack.envelopes[env_id].payload, retry_attempt=1)
         await fake_slack.wait_for(lambda: len(finished(fake_slack)) >= 12, timeout=120)
         await asyncio.sleep(1.0)  # a duplicate answer would have started by now
+        # each worker's heartbeat (every 2 s) says it writes to the workspace, for a lease
+        # (15 s) after its last write
+        deadline = time.monotonic() + 30
+        while (workers := await registered(database_url)) != [(["slack"], [f"slack:{TEAM}"])] * 2:
+            assert time.monotonic() < deadline, workers
+            await asyncio.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()[-2000:]
+    assert await registered(database_url) == []  # each deleted its row as it stopped
     assert all(fake_slack.envelopes[e].acked_at is not None for e in envelopes)
     assert {fake_slack.envelopes[e].connection for e in envelopes} == {1, 2}  # both connections carried events
     assert sorted(finished(fake_slack)) == sorted(f"1700000200.{i:06d}" for i in range(12))  # each once

@@ -39,7 +39,7 @@ from adapters.slack.controls import (ACTION_IDS, REASON_CALLBACK, from_action, f
 from adapters.slack.conversation import SlackConversation
 from adapters.slack.normalize import SUMMARIZE_SHORTCUT, Identity, from_command, from_event, from_message_shortcut
 from adapters.slack.metering import CountingHandler
-from adapters.slack.pacing import Workspace
+from adapters.slack.pacing import BURST_SECONDS, TIERS, Budget, Workspace
 from adapters.slack.resume import close_cut
 from adapters.slack.settings import SlackSettings
 from bot.core.answers import BAD, Press
@@ -76,7 +76,11 @@ def build_client(settings: SlackSettings, *, session: aiohttp.ClientSession | No
 class SlackAdapter:
     name = "slack"
 
-    def __init__(self, *, settings: SlackSettings, client: AsyncWebClient | None = None) -> None:
+    def __init__(self, *, settings: SlackSettings, client: AsyncWebClient | None = None,
+                 tiers: dict[str, float] = TIERS, burst: float = BURST_SECONDS) -> None:
+        """`tiers`: calls per minute this app may make per workspace and write method
+        (default: Slack's documented tiers, less ~10%); `burst`: seconds' worth of them
+        that may come at once (`adapters.slack.pacing`)."""
         if settings.bot_token is None and not settings.distributed:
             raise ConfigError("Slack needs SLACK_BOT_TOKEN for one workspace (e.g. SLACK_BOT_TOKEN=xoxb-...), or "
                               "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to be installed in many through OAuth.")
@@ -146,6 +150,8 @@ class SlackAdapter:
         self.app.view(_ANYTHING)(self._ack_only)
         self.me: Identity | None = None
         self._workspaces: dict[str, Workspace] = {}
+        self._tiers, self._burst = tiers, burst
+        self._peers = None  # the processes on this database (`bind`): each takes its share of a workspace's tiers
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
         # (team, user) -> ((name, tz, admin), when read): users.info, re-read after SLACK_ROLE_CACHE_SECONDS
         # so that a promotion or demotion counts within minutes
@@ -171,6 +177,7 @@ class SlackAdapter:
         """The bot's storage and tenant lifecycle (before `start`)."""
         self._tenants = getattr(services, "tenants", None)
         self._services = services
+        self._peers = getattr(services, "peers", None)
         if self.installations is not None:
             self.installations.attach(services.db)
             self.states.attach(services.db)
@@ -266,8 +273,26 @@ class SlackAdapter:
     def workspace(self, team: str) -> Workspace:
         ws = self._workspaces.get(team)
         if ws is None:
-            ws = self._workspaces[team] = Workspace(team)
+            budget = Budget(tiers=self._tiers, burst=self._burst, share=lambda: self._share(team),
+                            burst_share=self._burst_share)
+            ws = self._workspaces[team] = Workspace(team, budget=budget)
         return ws
+
+    def _share(self, team: str) -> float:
+        """This process's part of `team`'s Slack limits: 1/N of the N processes on this
+        database writing there lately (Slack counts per workspace, not per process)."""
+        return self._peers.share(self.name, team) if self._peers is not None else 1.0
+
+    def _burst_share(self) -> float:
+        """This process's part of each workspace's bursts: 1/N of the N processes serving
+        Slack on this database (a burst is spent before the others could hear of it)."""
+        return 1.0 / self._peers.count(self.name) if self._peers is not None else 1.0
+
+    def active_tenants(self, within: float) -> list[str]:
+        """The workspaces this process writes to: answers in flight there, or a write in
+        the last `within` seconds (`bot.core.peers` shares their limits among such processes)."""
+        since = time.monotonic() - within
+        return [team for team, ws in self._workspaces.items() if ws.in_flight or ws.budget.last_used >= since]
 
     def joined(self, channel: str, thread: str | None) -> None:
         """Remember a thread the bot wrote in: its follow-ups are answered unprompted."""

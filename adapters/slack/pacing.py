@@ -13,13 +13,25 @@ every answer streaming at once. Two mechanisms:
 Interactive writes go before bulk ones: a bulk write (a digest, the reply to a file being
 added) takes a slot only while the method's bucket is less than half full, and otherwise
 waits until it is, so the answers streaming at the same time always find room.
+
+Slack counts these limits per workspace, not per process: with several processes serving
+one app (`aibot run --workers N`, replicas, several Socket Mode connections) each takes
+its `share` of the rate of every bucket of a workspace: 1/N, N the live processes on the
+same database writing to that workspace lately (`bot.core.peers`, re-read every
+heartbeat), so a process writing there alone (the others idle there, stopped, or crashed
+and their lease run out) takes the whole rate. The burst is split evenly between all the
+processes serving Slack (`burst_share`): it is spent in the first seconds of a rush, before
+a heartbeat could tell the others, so two processes starting to write to a workspace at
+the same moment never take a burst each.
 """
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.core.metrics import METRICS
 from bot.core.priority import is_bulk
 
 # Calls per minute we allow ourselves: Slack's published tiers with ~10% headroom
@@ -56,10 +68,14 @@ class Budget:
     calls see a smaller burst (`BULK_BURST_SHARE`), so interactive calls go first."""
 
     def __init__(self, *, tiers: dict[str, float] = TIERS, per_channel: dict[str, float] = PER_CHANNEL,
-                 burst: float = BURST_SECONDS) -> None:
+                 burst: float = BURST_SECONDS, share: Callable[[], float] = lambda: 1.0,
+                 burst_share: Callable[[], float] = lambda: 1.0) -> None:
         self.tiers, self.per_channel = tiers, per_channel
         self.burst = burst
+        self.share = share  # this process's part of each rate (1/N of N processes writing to the workspace)
+        self.burst_share = burst_share  # and of each burst (1/N of N processes serving Slack)
         self._due: dict[tuple[str, str], float] = {}  # theoretical arrival time per bucket
+        self.last_used = float("-inf")  # when a write last asked for a slot (monotonic; bot.core.peers)
         self.waited = 0.0  # seconds spent waiting for slots (for tests and logs)
 
     def _bucket(self, method: str, channel: str) -> tuple[tuple[str, str], float] | None:
@@ -69,13 +85,18 @@ class Budget:
             return (method, ""), self.tiers[method]
         return None
 
+    def _tolerance(self, share: float) -> float:
+        """How far (s) a bucket's next slot may run ahead of now: the burst, in seconds of
+        this process's rate, sized to its share of the burst's calls."""
+        return self.burst * self.burst_share() / share
+
     def backlog(self, method: str, *, channel: str = "") -> float:
         """Seconds an interactive `method` call asked for now would wait for its slot."""
         found = self._bucket(method, channel)
         if found is None:
             return 0.0
         now = time.monotonic()
-        return max(0.0, max(self._due.get(found[0], now), now) - self.burst - now)
+        return max(0.0, max(self._due.get(found[0], now), now) - self._tolerance(self.share()) - now)
 
     async def take(self, method: str, *, channel: str = "", max_wait: float | None = None,
                    bulk: bool | None = None) -> bool:
@@ -86,9 +107,11 @@ class Budget:
         if found is None:
             return True
         key, per_minute = found
-        interval = 60.0 / per_minute
+        self.last_used = time.monotonic()
+        share = self.share()
+        interval = 60.0 / (per_minute * share)
         bulk = is_bulk() if bulk is None else bulk
-        burst = self.burst * (BULK_BURST_SHARE if bulk else 1.0)
+        burst = self._tolerance(share) * (BULK_BURST_SHARE if bulk else 1.0)
         while True:
             now = time.monotonic()
             due = max(self._due.get(key, now), now)
@@ -98,15 +121,19 @@ class Budget:
             if not bulk or wait == 0:
                 break
             # bulk: reserve nothing while waiting, so interactive calls arriving meanwhile go first
-            self.waited += wait
+            self._waiting(method, wait)
             await asyncio.sleep(wait)
             if max_wait is not None:
                 max_wait -= wait
         self._due[key] = due + interval
         if wait > 0:
-            self.waited += wait
+            self._waiting(method, wait)
             await asyncio.sleep(wait)
         return True
+
+    def _waiting(self, method: str, seconds: float) -> None:
+        self.waited += seconds
+        METRICS.platform_budget_wait.labels("slack", method).inc(seconds)
 
 
 @dataclass
@@ -120,7 +147,7 @@ class Workspace:
     budget: Budget = field(default_factory=Budget)
 
     def interval(self, *, native: bool, base: float) -> float:
-        budget = APPEND_BUDGET if native else EDIT_BUDGET
+        budget = (APPEND_BUDGET if native else EDIT_BUDGET) * self.budget.share()
         return max(base, max(1, self.in_flight) * 60.0 / budget)
 
 

@@ -27,6 +27,7 @@ from bot.core.housekeeping import Housekeeping
 from bot.core.feedback import FeedbackStore
 from bot.core.feature import Feature, Platform
 from bot.core.journal import Journal
+from bot.core.peers import Peers
 from bot.core.ledger import Ledger
 from bot.core.load import Load
 from bot.core.llm import LLM, build_client
@@ -96,7 +97,8 @@ class App:
             services = Services(settings=settings, db=db, ledger=ledger, cache=cache, llm=llm,
                                 dedupe=Dedupe(db, journal=journal), journal=journal,
                                 load=load, feedback=FeedbackStore(db, ledger=ledger),
-                                answer_cache=CachedAnswers(llm=llm, semantic=semantic), budgets=budgets)
+                                answer_cache=CachedAnswers(llm=llm, semantic=semantic), budgets=budgets,
+                                peers=Peers(db=db, owner=journal.owner, lease=settings.journal_lease))
             services.feedback.on_thumbs_down.append(services.answer_cache.evict)  # 👎 on a cached answer
             # Stop and Regenerate from whichever process a press reaches
             store = AnswerStore(db, retention=timedelta(days=settings.answer_retention_days))
@@ -152,6 +154,8 @@ class App:
         if self._owned_client is not None:
             with suppress(Exception):
                 await self._owned_client.close()
+        if self.services.peers is not None:  # the other processes take this one's shares
+            await self.services.peers.leave()
         await self.services.answers.close()  # the answers' rows written, the Stop listener closed
         await self.services.ledger.close()  # every usage row written before the database goes
         if self.services.journal is not None:
@@ -192,6 +196,10 @@ class App:
         bind = getattr(adapter, "bind", None)  # an adapter that keeps state in the bot's storage
         if bind is not None:
             bind(self.services)
+        # counted among the processes serving this platform (a workspace's limits are split
+        # between the ones writing there) before its first write
+        if self.services.peers is not None:
+            await self.services.peers.serve(adapter.name, active=getattr(adapter, "active_tenants", None))
         recovery = self.router.recovery
         if recovery is not None:  # its answers journaled, from the first event on
             recovery.serve(adapter)

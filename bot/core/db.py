@@ -10,14 +10,15 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker,
+                                    create_async_engine)
 
 from bot.core import pgembed
 from bot.core.priority import is_bulk
@@ -117,6 +118,15 @@ class Database:
             )
         return db
 
+    def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """`engine.connect()` within bulk work's share of the pool, as `session()` is: a
+        connection for SQL outside the ORM (the knowledge base's store)."""
+        return self.session.gated(self.engine.connect)
+
+    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """`engine.begin()` (a connection in a transaction) within bulk work's share of the pool."""
+        return self.session.gated(self.engine.begin)
+
     @classmethod
     def from_engine(cls, engine: AsyncEngine) -> "Database":
         return cls(engine=engine, url=str(engine.url), owns_engine=False)
@@ -145,7 +155,8 @@ _holding: ContextVar[bool] = ContextVar("aibot_bulk_session", default=False)
 
 
 class Sessions:
-    """`db.session()` and `db.session.begin()`, as SQLAlchemy's `async_sessionmaker`, with
+    """`db.session()` and `db.session.begin()`, as SQLAlchemy's `async_sessionmaker` (and
+    `db.connect()` / `db.begin()`, as the engine's), with
     bulk work (`bot.core.priority.bulk`) holding at most `bulk_share` sessions at once, so
     the rest of the pool is always there for interactive work. A bulk session waits for
     its share before it takes a pooled connection; sessions opened inside one (the same
@@ -169,13 +180,15 @@ class Sessions:
         self._gate = asyncio.Semaphore(share) if share else None
 
     def __call__(self, **kw) -> "AsyncIterator[AsyncSession]":
-        return self._gated(lambda: self.maker(**kw))
+        return self.gated(lambda: self.maker(**kw))
 
     def begin(self) -> "AsyncIterator[AsyncSession]":
-        return self._gated(self.maker.begin)
+        return self.gated(self.maker.begin)
 
     @asynccontextmanager
-    async def _gated(self, open_: Callable) -> AsyncIterator[AsyncSession]:
+    async def gated(self, open_: Callable) -> AsyncIterator:
+        """`open_()` (a session's or a connection's context manager) entered within bulk
+        work's share when the caller is bulk; as is otherwise."""
         gate = self._gate
         if gate is None or not is_bulk() or _holding.get():
             async with open_() as session:

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.core.models import ProcessedEvent
+from bot.core.priority import shared_task
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Dedupe:
         answer = asyncio.get_running_loop().create_future()
         self._waiting[key[:300]] = (answer, journal)
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+            self._flusher = shared_task(self._flush(), name="dedupe-flusher")
         return await asyncio.shield(answer)  # a cancelled caller must not cancel the others' check
 
     async def _flush(self) -> None:

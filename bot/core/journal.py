@@ -30,6 +30,7 @@ from bot.core import incoming_json, processes
 from bot.core.journal_sql import (CLAIM, DEDUPE_AND_RECEIVED, ENSURE, HEARTBEAT, NEIGHBOURS, NEXT_EXPIRY,
                                   PURGE, UPDATE)
 from bot.core.messages import Incoming
+from bot.core.priority import shared_task
 from bot.core.spool import HeldSpool
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class Journal:
         """Record a state change behind the answer (the writer coalesces what queues up)."""
         self._pending[key] = (state, json.dumps(messages), native)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name="answer-journal-writer")
+            self._writer = shared_task(self._write(), name="answer-journal-writer")
 
     async def _write(self) -> None:
         delay = 0.2

@@ -14,6 +14,7 @@ from bot.core.answers import CURRENT
 from bot.core.messages import CallInfo
 from bot.core.models import Usage
 from bot.core.outage import is_db_outage
+from bot.core.priority import shared_task
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Ledger:
                 self.load.count("ledger_waits")
         await self._queue.put(row)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_loop(), name="usage-ledger-writer")
+            self._writer = shared_task(self._write_loop(), name="usage-ledger-writer")
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every row recorded so far is written; False on timeout."""

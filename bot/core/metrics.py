@@ -130,6 +130,13 @@ class Metrics:
         self.platform_rate_limited = Counter(
             "aibot_platform_api_rate_limited", "Platform API calls answered 429 (rate limited), by method.",
             ["platform", "method"], registry=r)
+        self.platform_budget_wait = Counter(
+            "aibot_platform_budget_wait_seconds", "Seconds platform writes waited for a slot of a workspace's "
+            "rate-limit budget (Slack's tiers, split between the processes writing there), by method.",
+            ["platform", "method"], registry=r)
+        self.processes = Gauge(
+            "aibot_processes", "Live bot processes serving a platform on this database (the process registry).",
+            ["platform"], multiprocess_mode="livemax", registry=r)
 
         # --- storage ----------------------------------------------------------------
         self.db_pool = Gauge(

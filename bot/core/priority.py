@@ -11,10 +11,16 @@ read `is_bulk()` to put it behind interactive work (questions, chat, commands):
   bulk writes leave headroom for interactive ones;
 - the embedding model gate (`bot.core.embeddings`): a question goes before a waiting
   ingestion slice.
+
+A task that works for every message (a writer batching the usage rows, duplicate checks
+or journal changes of whatever comes) is started with `shared_task`: never bulk, even
+when a bulk message happened to start it, or the questions' rows would queue behind
+bulk work's share.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -34,3 +40,10 @@ def bulk(on: bool = True) -> Iterator[None]:
         yield
     finally:
         _bulk.reset(token)
+
+
+def shared_task(coro: Coroutine, *, name: str | None = None) -> asyncio.Task:
+    """Start `coro` as a task that is never bulk, whichever work starts it (a writer
+    shared by every message)."""
+    with bulk(False):
+        return asyncio.create_task(coro, name=name)

@@ -151,8 +151,9 @@ class SemanticCache:
             log.warning("answer cache write failed", exc_info=True)
 
     async def invalidate_documents(self, tenant: str, document_ids: list[int]) -> int:
-        """Drop the tenant's answers built from any of these documents (changed or removed)."""
-        async with self.db.engine.begin() as conn:
+        """Drop the tenant's answers built from any of these documents (changed or removed);
+        a document being added is bulk work, so this stays within its share of the pool."""
+        async with self.db.begin() as conn:
             res = await conn.execute(text(
                 "DELETE FROM answer_cache WHERE tenant = :tenant AND documents && CAST(:ids AS bigint[])"),
                 dict(tenant=tenant, ids=list(document_ids)))

@@ -17,6 +17,7 @@ from bot.core.ledger import Ledger
 from bot.core.knowledge import KnowledgeBase
 from bot.core.llm import LLM
 from bot.core.load import Load
+from bot.core.peers import Peers
 from bot.core.preferences import Defaults, PreferenceLookup
 from bot.core.tenants import Tenants
 
@@ -40,3 +41,4 @@ class Services:
     answer_cache: CachedAnswers | None = None  # exact + semantic answer caches in front of the model
     budgets: Budgets | None = None
     journal: Journal | None = None  # answers in flight, for recovery after a crash
+    peers: Peers | None = None  # the processes serving this database: shares of per-workspace rate limits

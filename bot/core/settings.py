@@ -240,8 +240,9 @@ class Settings(Section):
     # --- the answer journal (answers cut off by a crash) -------------------------------
     journal_lease: float = env(
         "AIBOT_JOURNAL_LEASE", 15.0, ge=2, le=300,
-        description="seconds an answer in flight stays this process's without a heartbeat; a crashed "
-        "process's answers are taken over by the next live one when it runs out (renewed every third of it)",
+        description="seconds a process counts as alive without a heartbeat (renewed every third of it): a "
+        "crashed process's answers in flight are taken over by the next live one when it runs out, and the "
+        "others take back its share of each Slack workspace's rate limits",
     )
     journal_redo_within: float = env(
         "AIBOT_JOURNAL_REDO_WITHIN", 600.0, ge=0, le=86_400,

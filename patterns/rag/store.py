@@ -217,7 +217,7 @@ class KnowledgeStore:
         """One transaction: the document row and all its chunks, replacing an older version."""
         dim = self.embedder.dim
         await self._ensure_index(dim)
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             row = (
                 await conn.execute(
                     text(
@@ -259,7 +259,7 @@ class KnowledgeStore:
         return IngestResult(status, doc_id, doc.name, len(doc.chunks), doc.pages)
 
     async def _find_hash(self, tenant: str, channel: str | None, digest: str):
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return (
                 await conn.execute(
                     text(
@@ -281,7 +281,7 @@ class KnowledgeStore:
         if not 0 < dim <= 2000:
             raise UserError(f"Embeddings of {dim} dimensions cannot be indexed (pgvector HNSW allows up to 2000).")
         async with self._index_lock:
-            async with self.db.engine.begin() as conn:
+            async with self.db.begin() as conn:
                 await conn.execute(
                     text(
                         f"CREATE INDEX IF NOT EXISTS ix_kb_chunks_embedding_{dim} ON kb_chunks "
@@ -305,7 +305,7 @@ class KnowledgeStore:
 
     async def _check_model(self, tenant: str) -> None:
         """Nothing found: say so if the stored vectors come from another embedding model."""
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             other = (
                 await conn.execute(
                     text("SELECT model FROM kb_chunks WHERE tenant = :t AND (model <> :m OR dim <> :d) LIMIT 1"),
@@ -332,7 +332,7 @@ class KnowledgeStore:
         params = dict(tenant=tenant, channel=channel, q=vector_literal(vector), model=self.embedder.model, query=query)
         where = f"c.tenant = :tenant AND {_scope('c', channel)} AND c.dim = {dim} AND c.model = :model"
         depth = max(k, FUSION_DEPTH) if mode in ("rrf", "blend", "hybrid") else max(k, 3 * k)
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             if mode != "fulltext":
                 await conn.execute(
                     text("SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)"),
@@ -460,7 +460,7 @@ class KnowledgeStore:
 
     async def has_any_documents(self) -> bool:
         """Whether any tenant has a document (then the embedding model is worth preloading)."""
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return bool((await conn.execute(text("SELECT EXISTS (SELECT 1 FROM kb_documents)"))).scalar())
 
     async def has_documents(self, tenant: str) -> bool:
@@ -470,7 +470,7 @@ class KnowledgeStore:
         known = self._presence.get(tenant)
         if known is not None and known[1] > time.monotonic():
             return known[0]
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             found = bool((await conn.execute(text("SELECT EXISTS (SELECT 1 FROM kb_documents WHERE tenant = :t)"), {"t": tenant})).scalar())
         self._presence[tenant] = (found, time.monotonic() + PRESENCE_TTL)
         return found
@@ -478,7 +478,7 @@ class KnowledgeStore:
     async def list(self, *, tenant: str, channel: str | None = None) -> list[DocumentInfo]:
         """Documents of `tenant` (all of them if channel is None, else tenant-wide + that channel's)."""
         scope = "TRUE" if channel is None else _scope("d", channel)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (
                 await conn.execute(
                     text(
@@ -495,7 +495,7 @@ class KnowledgeStore:
 
     async def owner_of(self, *, tenant: str, document_id: int) -> str | None:
         """Who added a document of `tenant` ("" if added from the command line); None if there is none."""
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return (
                 await conn.execute(text("SELECT owner FROM kb_documents WHERE id = :id AND tenant = :tenant"),
                                    dict(id=document_id, tenant=tenant))
@@ -505,7 +505,7 @@ class KnowledgeStore:
         """Delete a document of `tenant` (only if `owner` added it, when given) and its
         chunks; its name, or None if there is none."""
         mine = "" if owner is None else " AND owner = :owner"
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             name = (
                 await conn.execute(
                     text(f"DELETE FROM kb_documents WHERE id = :id AND tenant = :tenant{mine} RETURNING name"),
@@ -526,7 +526,7 @@ class KnowledgeStore:
 
     async def export_tenant(self, tenant: str) -> list[dict]:
         """Every document of `tenant` with its text (its passages in order), JSON-ready."""
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(text(
                 """
                 SELECT d.id, d.name, d.channel, d.added_by, d.owner, d.kind, d.pages, d.size_bytes, d.version,
@@ -540,7 +540,7 @@ class KnowledgeStore:
 
     async def delete_tenant(self, tenant: str) -> dict[str, int]:
         """Delete every document of `tenant` and its passages; how many of each."""
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             passages = (await conn.execute(text("DELETE FROM kb_chunks WHERE tenant = :t"), dict(t=tenant))).rowcount
             docs = (await conn.execute(text("DELETE FROM kb_documents WHERE tenant = :t"), dict(t=tenant))).rowcount
         return {"documents": docs, "passages": passages}
@@ -552,10 +552,10 @@ class KnowledgeStore:
         done = 0
         last_id = 0
         cond = "TRUE" if everything else "(c.model <> :model OR c.dim <> :dim)"
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             total = (await conn.execute(text(f"SELECT count(*) FROM kb_chunks c WHERE {cond}"), dict(model=model, dim=self.embedder.dim or 0))).scalar()
         while True:
-            async with self.db.engine.connect() as conn:
+            async with self.db.connect() as conn:
                 rows = (
                     await conn.execute(
                         text(
@@ -573,7 +573,7 @@ class KnowledgeStore:
             vectors = await self.embedder.embed([embed_text(r[1], Chunk(r[2], r[3], r[4], r[5])) for r in rows])
             dim = self.embedder.dim
             await self._ensure_index(dim)
-            async with self.db.engine.begin() as conn:
+            async with self.db.begin() as conn:
                 await conn.execute(
                     text("UPDATE kb_chunks SET embedding = CAST(:e AS vector), model = :model, dim = :dim WHERE id = :id"),
                     [dict(id=r[0], e=vector_literal(v), model=model, dim=dim) for r, v in zip(rows, vectors)],
