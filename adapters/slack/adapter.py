@@ -25,6 +25,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -158,6 +159,7 @@ class SlackAdapter:
         self._services = None  # for the App Home tab: the workspace's settings and usage (`bind`)
         self._gone: set[str] = set()  # teams that removed the bot since this process started
         self._socket = None
+        self._intake = None  # adapters.slack.intake.SlackIntake (HTTP mode, SLACK_HTTP_INTAKE)
         self._closed = asyncio.Event()
         self.handled = 0  # envelopes/requests handed over (acked), for tests and the benchmark
 
@@ -186,14 +188,33 @@ class SlackAdapter:
     http_port_variable = "SLACK_HTTP_PORT"  # named when that port is taken
 
     def mount(self, web_app, path: str | None = None) -> None:
-        """HTTP mode: Slack's events, commands and interactivity on one POST path; with
-        OAuth distribution also the install and redirect pages."""
-        if not self.socket_mode:
+        """HTTP mode: Slack's events, commands and interactivity on one POST path (unless
+        the intake takes it: `front_routes`); with OAuth distribution also the install and
+        redirect pages."""
+        if not self.socket_mode and not self.settings.http_intake:
             web_app.router.add_post(path or self.settings.http_path, self._http)
         flow = self.app.oauth_flow
         if flow is not None:
             web_app.router.add_get(flow.install_path, self._oauth)
             web_app.router.add_get(flow.redirect_uri_path, self._oauth)
+
+    def front_routes(self) -> dict:
+        """HTTP mode with SLACK_HTTP_INTAKE: Slack's path, acknowledged on the HTTP front
+        door's own thread (`adapters.slack.intake`); called on the main loop before the
+        server starts."""
+        if self.socket_mode or not self.settings.http_intake:
+            return {}
+        from adapters.slack.intake import SlackIntake
+
+        self._intake = SlackIntake(signing_secret=self.settings.signing_secret.get_secret_value(),
+                                   loop=asyncio.get_running_loop(), dispatch=self._dispatch_verified,
+                                   track=self.background)
+        return {self.settings.http_path: self._intake.handle}
+
+    async def _dispatch_verified(self, body: str | dict, headers: dict):
+        """A delivery whose signature the intake checked: Bolt's "socket_mode" requests are
+        those verified by their transport (see `adapters.slack.intake`)."""
+        return await self.app.async_dispatch(AsyncBoltRequest(body=body, headers=headers, mode="socket_mode"))
 
     async def start(self, dispatch: Dispatch, *, commands: CommandSet = CommandSet()) -> None:
         """Connect; `commands` are declared in the app's manifest (deploy/), not here."""
@@ -248,6 +269,8 @@ class SlackAdapter:
         await self._closed.wait()
 
     async def stop(self) -> None:
+        if self._intake is not None:  # Slack delivers anything newer again; what was acknowledged is handed over
+            await self._intake.close()
         await self.idle()  # answers already acknowledged are finished, not dropped
         if self._socket is not None:
             await self._socket.close_async()
@@ -381,11 +404,12 @@ class SlackAdapter:
             self._submit_press(press, conv)
         self.handled += 1
 
-    def background(self, coro) -> None:
+    def background(self, coro) -> asyncio.Task:
         """Work after an ack, tracked so that `idle` and `stop` wait for it."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _submit_press(self, press: Press, conv: SlackConversation) -> None:
         result = self._dispatch(press, conv)
