@@ -109,7 +109,7 @@ class SlackAdapter:
             self.states = SlackOAuthStates()
             self.tokens = Tokens(settings=settings, installations=self.installations, client=self.client)
             oauth["oauth_settings"] = oauth_settings(settings, installations=self.installations, states=self.states,
-                                                     client=self.client)
+                                                     tokens=self.tokens)
         self.app = AsyncApp(
             client=self.client,
             signing_secret=None if self.socket_mode else settings.signing_secret.get_secret_value(),
@@ -537,8 +537,8 @@ class SlackAdapter:
     async def _removed(self, body: dict, reason: str) -> None:
         team = body.get("team_id") or ""
         if self.installations is not None:
-            self.tokens.forget(team)
             await self.installations.async_delete_all(enterprise_id=body.get("enterprise_id"), team_id=team)
+            self.tokens.forget(team, body.get("enterprise_id"))  # after the rows: no read in between finds them
         log.warning("Slack workspace %s removed the bot (%s): its tokens are no longer used", team, reason)
         self._gone.add(team)
         if self._tenants is not None:
