@@ -122,7 +122,7 @@ async def test_without_the_intake_the_events_are_acknowledged_by_bolt_on_the_mai
     from tests.test_slack_http import SECRET
 
     settings = slack_settings.model_copy(update=dict(app_token=None, signing_secret=SecretStr(SECRET), http_port=0,
-                                                     http_intake=False))
+                                                     intake=False))
     app.settings = app.settings.model_copy(update=dict(http_port=None)).with_sections(settings)
     adapter = SlackAdapter(settings=settings)
     serving = asyncio.create_task(app.serve([adapter]))
@@ -140,3 +140,30 @@ async def test_without_the_intake_the_events_are_acknowledged_by_bolt_on_the_mai
     await adapter.stop()
     await serving
     assert [m.text for m in fake_slack.bot_messages()] == ["Acked by Bolt."]
+
+
+async def test_a_socket_mode_envelope_is_acknowledged_while_the_main_loop_is_blocked_and_answered_once(
+        slack, fake_slack, fake_llm, app):
+    """The fake Slack runs on the main loop, so it reads the ack only after the block; the
+    intake's own count shows the ack went over the WebSocket while nothing else ran."""
+    import time
+
+    from adapters.slack.socket_intake import SocketIntake
+
+    assert isinstance(slack.adapter._socket, SocketIntake)
+    fake_llm.enqueue("Answered after the stall.")
+    env = await slack.event(load("app_mention", event_id="Ev0SOCKET1"), settle=False)
+    handoff = slack.adapter._intake
+    deadline = time.monotonic() + 60
+    while handoff.acked < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)  # blocks the main loop on purpose: the fake, the bot, everything on it
+    assert handoff.acked == 1
+    assert fake_llm.chat_requests == []
+    await fake_slack.wait_acked(env)
+    again = await slack.event(load("app_mention", event_id="Ev0SOCKET1"), retry_attempt=1, settle=False)
+    await fake_slack.wait_acked(again)  # a redelivery is acknowledged too, and not answered again
+    await fake_slack.wait_for(lambda: fake_slack.calls_to("chat.stopStream"))
+    await slack.adapter.idle()
+    await app.router.drain()
+    assert len(fake_llm.chat_requests) == 1
+    assert [m.text for m in fake_slack.bot_messages()] == ["Answered after the stall."]

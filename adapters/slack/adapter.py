@@ -6,9 +6,12 @@ One workspace with SLACK_BOT_TOKEN, or many through Bolt's OAuth flow (SLACK_CLI
 ..., `adapters.slack.oauth`): then every call for a workspace uses that workspace's own
 token, and an uninstall or token revocation stops its use at once.
 
-Every event is acknowledged at once (bolt acks events itself; slash commands are acked
-first thing in their listener) and handed to the core with `dispatch`, never awaited
-inline. No AI logic here: events in, replies out.
+Every event is acknowledged at once and handed to the core with `dispatch`, never awaited
+inline: by the intake (`adapters.slack.intake`, `adapters.slack.socket_intake`) on a
+thread of its own, so that a busy main loop does not delay it (SLACK_INTAKE, on by
+default); otherwise by Bolt on the main loop. Slash commands and interactivity are acked
+first thing in their listener (their ack carries Bolt's response). No AI logic here:
+events in, replies out.
 """
 from __future__ import annotations
 
@@ -159,7 +162,7 @@ class SlackAdapter:
         self._services = None  # for the App Home tab: the workspace's settings and usage (`bind`)
         self._gone: set[str] = set()  # teams that removed the bot since this process started
         self._socket = None
-        self._intake = None  # adapters.slack.intake.SlackIntake (HTTP mode, SLACK_HTTP_INTAKE)
+        self._intake = None  # adapters.slack.intake.Handoff, when an intake acknowledges (SLACK_INTAKE)
         self._closed = asyncio.Event()
         self.handled = 0  # envelopes/requests handed over (acked), for tests and the benchmark
 
@@ -191,7 +194,7 @@ class SlackAdapter:
         """HTTP mode: Slack's events, commands and interactivity on one POST path (unless
         the intake takes it: `front_routes`); with OAuth distribution also the install and
         redirect pages."""
-        if not self.socket_mode and not self.settings.http_intake:
+        if not self.socket_mode and not self.settings.intake:
             web_app.router.add_post(path or self.settings.http_path, self._http)
         flow = self.app.oauth_flow
         if flow is not None:
@@ -202,14 +205,18 @@ class SlackAdapter:
         """HTTP mode with SLACK_HTTP_INTAKE: Slack's path, acknowledged on the HTTP front
         door's own thread (`adapters.slack.intake`); called on the main loop before the
         server starts."""
-        if self.socket_mode or not self.settings.http_intake:
+        if self.socket_mode or not self.settings.intake:
             return {}
         from adapters.slack.intake import SlackIntake
 
-        self._intake = SlackIntake(signing_secret=self.settings.signing_secret.get_secret_value(),
-                                   loop=asyncio.get_running_loop(), dispatch=self._dispatch_verified,
-                                   track=self.background)
-        return {self.settings.http_path: self._intake.handle}
+        intake = SlackIntake(signing_secret=self.settings.signing_secret.get_secret_value(), handoff=self._handoff())
+        return {self.settings.http_path: intake.handle}
+
+    def _handoff(self):
+        from adapters.slack.intake import Handoff
+
+        self._intake = Handoff(loop=asyncio.get_running_loop(), dispatch=self._dispatch_verified, track=self.background)
+        return self._intake
 
     async def _dispatch_verified(self, body: str | dict, headers: dict):
         """A delivery whose signature the intake checked: Bolt's "socket_mode" requests are
@@ -248,11 +255,17 @@ class SlackAdapter:
 
     async def _connect(self) -> None:
         if self.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+            if self.settings.intake:  # envelopes acknowledged on a thread of their own
+                from adapters.slack.socket_intake import SocketIntake
 
-            self._socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
+                self._socket = SocketIntake(app_token=self.settings.app_token.get_secret_value(),
+                                            api_url=self.settings.api_url, handoff=self._handoff())
+            else:
+                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+                self._socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
             try:
-                await self._socket.connect_async()
+                await (self._socket.connect() if self.settings.intake else self._socket.connect_async())
             except SlackApiError as exc:
                 self._socket = None
                 await self._close_session()
@@ -269,6 +282,9 @@ class SlackAdapter:
         await self._closed.wait()
 
     async def stop(self) -> None:
+        if self._socket is not None and self.settings.intake:  # disconnect first: Slack sends newer envelopes elsewhere
+            await self._socket.close()
+            self._socket = None
         if self._intake is not None:  # Slack delivers anything newer again; what was acknowledged is handed over
             await self._intake.close()
         await self.idle()  # answers already acknowledged are finished, not dropped

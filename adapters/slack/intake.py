@@ -9,9 +9,8 @@ Then:
 
 - an Events API delivery (`event_callback`) is answered 200 at once and handed to the
   main loop, where Bolt dispatches it as usual; Bolt's own acknowledgement is then
-  redundant. A retry (`X-Slack-Retry-Num`) of an event this process already took is
-  acknowledged and dropped here; the router's dedupe still catches the rest (another
-  process's deliveries);
+  redundant. A retry (`X-Slack-Retry-Num`) goes the same way, and the router's dedupe
+  (Slack's `event_id`, in the database) drops it, whichever process took the first;
 - `url_verification` is answered with its challenge;
 - slash commands and interactivity, whose acknowledgement carries a body (a command's
   reply, a view submission's `response_action`), wait for Bolt on the main loop;
@@ -29,7 +28,6 @@ import asyncio
 import json
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -40,69 +38,45 @@ from bot.core.front import on_loop
 
 log = logging.getLogger(__name__)
 
-RECENT_EVENTS = 10_000  # event ids remembered, to drop a retry of an event already taken
 INVALID = {"error": "invalid request"}  # Bolt's answer to a bad signature
 
 Dispatch = Callable[[str | dict, dict], Awaitable[BoltResponse]]  # (body, headers), on the main loop
 
 
-class SlackIntake:
-    """`handle` is the POST handler of Slack's path, run on the front door's loop. `dispatch` runs on
-    `loop` (the main loop) and returns Bolt's response; `track` keeps its task so that the
-    adapter's `idle` waits for it."""
+class Handoff:
+    """From an intake's thread to the main loop: `dispatch` runs there as a task of
+    `track`'s (the adapter's, so that `idle` waits for it); once closing, nothing more."""
 
-    def __init__(self, *, signing_secret: str, loop: asyncio.AbstractEventLoop, dispatch: Dispatch,
+    def __init__(self, *, loop: asyncio.AbstractEventLoop, dispatch: Dispatch,
                  track: Callable[[Awaitable], asyncio.Task]) -> None:
-        self.verifier = SignatureVerifier(signing_secret)
         self.loop = loop
         self.dispatch = dispatch
         self.track = track
-        self.acked = 0  # Events API deliveries acknowledged here (for tests and the benchmark)
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.acked = 0  # Events API deliveries acknowledged by the intake (for tests and the benchmark)
         self._lock = threading.Lock()
         self._handing = 0  # handed over, not yet a task on the main loop
-        self._closing = False
+        self.closing = False
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        stamp = request.headers.get("X-Slack-Request-Timestamp")
-        if not (stamp or "").strip().isdigit() or not self.verifier.is_valid(
-                raw, stamp, request.headers.get("X-Slack-Signature")):
-            return web.json_response(INVALID, status=401)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        body = raw.decode("utf-8")
-        if request.content_type == "application/json":
-            try:
-                payload = json.loads(body)
-            except ValueError:
-                return web.json_response(INVALID, status=400)
-            kind = payload.get("type") if isinstance(payload, dict) else None
-            if kind == "url_verification":
-                return web.json_response({"challenge": payload.get("challenge")})
-            if kind == "event_callback":
-                return self._event(payload, headers)
-        return await self._through_bolt(body, headers)
-
-    def _event(self, payload: dict, headers: dict) -> web.Response:
-        event_id = payload.get("event_id")
+    def event(self, payload: dict, headers: dict) -> bool:
+        """An Events API delivery: handed over (acknowledge it), or False when stopping (do
+        not: Slack sends it again)."""
         with self._lock:
-            if self._closing:
-                return _busy()
-            if event_id and event_id in self._recent:  # a retry of one already taken here
-                log.info("Slack retried event %s (%s): taken already", event_id,
-                         headers.get("x-slack-retry-reason", "no reason"))
-                return web.Response(status=200)
-            if event_id:
-                self._recent[event_id] = None
-                while len(self._recent) > RECENT_EVENTS:
-                    self._recent.popitem(last=False)
+            if self.closing:
+                return False
             self._handing += 1
-        if self._hand(payload, headers) is None:  # the main loop is gone: let Slack deliver it again
-            with self._lock:
-                self._recent.pop(event_id, None)
-            return _busy()
+        if self._hand(payload, headers) is None:  # the main loop is gone
+            return False
         self.acked += 1
-        return web.Response(status=200)
+        return True
+
+    async def response(self, body: str | dict, headers: dict) -> BoltResponse | None:
+        """A command or an interaction: Bolt's response, its acknowledgement (None: refused)."""
+        with self._lock:
+            if self.closing:
+                return None
+            self._handing += 1
+        done = self._hand(body, headers)
+        return None if done is None else await asyncio.wrap_future(done)
 
     def _hand(self, body: str | dict, headers: dict):
         """To the main loop (the caller counted it in `_handing`): a future of Bolt's
@@ -123,32 +97,51 @@ class SlackIntake:
                 self._handing -= 1
             return None
 
-    async def _through_bolt(self, body: str, headers: dict) -> web.Response:
-        """A command or an interaction: its acknowledgement is Bolt's response."""
-        with self._lock:
-            if self._closing:
-                return _busy()
-            self._handing += 1
-        done = self._hand(body, headers)
-        if done is None:
-            return _busy()
-        response: BoltResponse = await asyncio.wrap_future(done)
-        out = web.Response(status=response.status, body=response.body.encode() if response.body else b"")
-        for name, values in response.headers.items():
-            if name.lower() in ("content-type", "x-slack-no-retry"):
-                out.headers[name] = values[0] if isinstance(values, (list, tuple)) else values
-        return out
-
     async def close(self) -> None:
-        """Take no more deliveries (503: Slack sends them again) and wait until every one
-        already acknowledged is a task of the adapter's (which `idle` then waits for)."""
+        """Take no more deliveries and wait until every one already acknowledged is a task
+        of the adapter's (which `idle` then waits for). On the main loop."""
         with self._lock:
-            self._closing = True
+            self.closing = True
         while True:
             with self._lock:
                 if self._handing == 0:
                     return
             await asyncio.sleep(0.01)
+
+
+class SlackIntake:
+    """HTTP mode: `handle` is the POST handler of Slack's path, run on the front door's loop."""
+
+    def __init__(self, *, signing_secret: str, handoff: Handoff) -> None:
+        self.verifier = SignatureVerifier(signing_secret)
+        self.handoff = handoff
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        stamp = request.headers.get("X-Slack-Request-Timestamp")
+        if not (stamp or "").strip().isdigit() or not self.verifier.is_valid(
+                raw, stamp, request.headers.get("X-Slack-Signature")):
+            return web.json_response(INVALID, status=401)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        body = raw.decode("utf-8")
+        if request.content_type == "application/json":
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                return web.json_response(INVALID, status=400)
+            kind = payload.get("type") if isinstance(payload, dict) else None
+            if kind == "url_verification":
+                return web.json_response({"challenge": payload.get("challenge")})
+            if kind == "event_callback":
+                return web.Response(status=200) if self.handoff.event(payload, headers) else _busy()
+        response = await self.handoff.response(body, headers)
+        if response is None:
+            return _busy()
+        out = web.Response(status=response.status, body=response.body.encode() if response.body else b"")
+        for name, values in response.headers.items():
+            if name.lower() in ("content-type", "x-slack-no-retry"):
+                out.headers[name] = values[0] if isinstance(values, (list, tuple)) else values
+        return out
 
 
 def _busy() -> web.Response:

@@ -34,9 +34,9 @@ class SlackSettings(Section):
         "SLACK_HTTP_PORT", 3000, ge=0, le=65535,
         description="Slack HTTP mode: port of the HTTP server when `AIBOT_HTTP_PORT` is unset",
     )
-    http_intake: bool = env(
-        "SLACK_HTTP_INTAKE", True,
-        description="Slack HTTP mode: acknowledge events on a thread of their own, so that a busy bot still "
+    intake: bool = env(
+        "SLACK_INTAKE", True,
+        description="acknowledge Slack events (HTTP mode and Socket Mode) on a thread of their own, so that a busy bot still "
         "answers Slack within its 3 s (off: on the main event loop, with the answers)",
     )
     max_file_mb: float = env(
