@@ -167,3 +167,58 @@ async def test_a_socket_mode_envelope_is_acknowledged_while_the_main_loop_is_blo
     await app.router.drain()
     assert len(fake_llm.chat_requests) == 1
     assert [m.text for m in fake_slack.bot_messages()] == ["Answered after the stall."]
+
+
+async def test_events_a_killed_process_acknowledged_are_answered_by_the_next_one_once(
+        app, fake_slack, slack_settings, fake_llm, tmp_path):
+    """kill -9 between the intake's ack and the main loop reaching the event: Slack will not
+    send it again, so the next process on the machine takes it from the dead one's folder;
+    one that had already reached the core (its dedupe row exists) is not answered twice."""
+    import asyncio
+    import subprocess
+    from urllib.parse import quote
+
+    from pydantic import SecretStr
+
+    from adapters.slack.adapter import SlackAdapter
+    from bot.core import processes
+    from bot.core.dedupe import Dedupe
+    from tests.test_slack_http import SECRET
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that no longer runs: the killed bot's
+    folder = tmp_path / "acked" / quote(f"{processes.machine()}:{gone.pid}:0badcafe", safe="")
+    folder.mkdir(parents=True)
+    lost, reached = json.loads(mention(8)), json.loads(mention(9))
+    for n, payload in enumerate((lost, reached)):
+        fake_slack.deliver(payload)
+        (folder / f"{n:012d}.json").write_text(json.dumps(payload))
+    assert await Dedupe(app.services.db).first_time(f"slack:{reached['event_id']}")  # as the dead process did
+
+    app.services.settings.data_dir = tmp_path
+    settings = slack_settings.model_copy(update=dict(app_token=None, signing_secret=SecretStr(SECRET), http_port=0))
+    app.settings = app.settings.model_copy(update=dict(http_port=None)).with_sections(settings)
+    adapter = SlackAdapter(settings=settings)
+    fake_llm.enqueue("Taken up after the crash.")
+    fake_llm.enqueue("A fresh one.")
+    serving = asyncio.create_task(app.serve([adapter]))
+    try:
+        await fake_slack.wait_for(lambda: fake_slack.calls_to("chat.stopStream"))
+        await adapter.idle()
+        await app.router.drain()
+        assert [m.text for m in fake_slack.bot_messages()] == ["Taken up after the crash."]
+        assert not folder.exists()
+        # this process's own events are on disk only until answered
+        body = mention(10)
+        fake_slack.deliver(json.loads(body))
+        assert post_from_threads(f"http://127.0.0.1:{app.http.bound_port}{settings.http_path}",
+                                 [(body, signed(body))]) == [200]
+        mine = adapter._acked.dir
+        assert len(list(mine.glob("*.json"))) == 1  # acknowledged, not yet handed over: kept
+        await fake_slack.wait_for(lambda: len(fake_slack.calls_to("chat.stopStream")) == 2)
+        await adapter.idle()
+        assert list(mine.glob("*.json")) == []
+    finally:
+        await adapter.stop()
+        await serving
+    assert len(fake_llm.chat_requests) == 2

@@ -37,6 +37,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.acked import CLAIM
 from adapters.slack.assistant import AssistantPanel
 from adapters.slack.controls import (ACTION_IDS, REASON_CALLBACK, from_action, from_reaction, from_view_submission,
                                      reason_modal, thread_of)
@@ -163,6 +164,7 @@ class SlackAdapter:
         self._gone: set[str] = set()  # teams that removed the bot since this process started
         self._socket = None
         self._intake = None  # adapters.slack.intake.Handoff, when an intake acknowledges (SLACK_INTAKE)
+        self._acked = None  # adapters.slack.acked.AckedSpool (with AIBOT_DATA_DIR)
         self._closed = asyncio.Event()
         self.handled = 0  # envelopes/requests handed over (acked), for tests and the benchmark
 
@@ -176,6 +178,13 @@ class SlackAdapter:
         """The bot's storage and tenant lifecycle (before `start`)."""
         self._tenants = getattr(services, "tenants", None)
         self._services = services
+        data_dir = getattr(getattr(services, "settings", None), "data_dir", None)
+        if data_dir is not None and self.settings.intake:  # acknowledged events survive a kill -9
+            from adapters.slack.acked import AckedSpool
+            from bot.core.journal import process_id
+
+            journal = getattr(services, "journal", None)
+            self._acked = AckedSpool(folder=data_dir / "acked", owner=journal.owner if journal else process_id())
         if self.installations is not None:
             self.installations.attach(services.db)
             self.states.attach(services.db)
@@ -236,6 +245,7 @@ class SlackAdapter:
             await self._connect()
             log.info("Slack serving the workspaces installed through OAuth (%s mode), installs at %s",
                      "socket" if self.socket_mode else "HTTP", self.app.oauth_flow.install_path)
+            self._opened()
             return
         try:
             auth = await self.client.auth_test()
@@ -252,6 +262,37 @@ class SlackAdapter:
         await self._connect()
         log.info("Slack connected as %s in %s (%s mode)", self.me.user_id, self.me.team_id,
                  "socket" if self.socket_mode else "HTTP")
+        self._opened()
+
+    def _opened(self) -> None:
+        """Ready for deliveries: the intake takes them from now on, and the events a
+        killed process on this machine acknowledged and never handed over are taken up."""
+        if self._intake is None:
+            return
+        self._intake.spool = self._acked
+        self._intake.ready = True
+        if self._acked is not None:
+            from bot.core import processes
+            from bot.core.journal import dead_neighbour
+
+            machine = processes.machine()
+            for folder in self._acked.orphans(lambda owner: dead_neighbour(owner, machine)):
+                self.background(self._replay(folder))
+
+    async def _replay(self, folder) -> None:
+        from adapters.slack.acked import AckedSpool, Claim
+
+        events = AckedSpool.read(folder)
+        if events:
+            log.warning("taking up %d Slack event(s) acknowledged by a process that is gone", len(events))
+        claims = [Claim(path) for path, _ in events]
+        await asyncio.gather(*(self._intake.run(payload, {}, claim) for claim, (_, payload) in zip(claims, events)),
+                             return_exceptions=True)
+        await asyncio.gather(*(c.finished.wait() for c in claims))  # their answers finished too
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty (a file the disk refused to remove): tried again at the next start
 
     async def _connect(self) -> None:
         if self.socket_mode:
@@ -260,6 +301,7 @@ class SlackAdapter:
 
                 self._socket = SocketIntake(app_token=self.settings.app_token.get_secret_value(),
                                             api_url=self.settings.api_url, handoff=self._handoff())
+                self._opened()  # envelopes may come as soon as it connects
             else:
                 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -470,10 +512,15 @@ class SlackAdapter:
         ws.in_flight += 1
         task = asyncio.ensure_future(self._deliver(msg, conv))
         self._tasks.add(task)
+        claim = CLAIM.get()  # the event's file on disk (the intake's), kept until this answer is finished
+        if claim is not None:
+            claim.taken = True
 
         def done(t: asyncio.Task) -> None:
             ws.in_flight -= 1
             self._tasks.discard(t)
+            if claim is not None:
+                claim.done()
 
         task.add_done_callback(done)
 

@@ -14,9 +14,13 @@ Then:
 - `url_verification` is answered with its challenge;
 - slash commands and interactivity, whose acknowledgement carries a body (a command's
   reply, a view submission's `response_action`), wait for Bolt on the main loop;
-- once the adapter is stopping, deliveries are answered 503, so that Slack delivers them
-  again later (to another process, or to this one restarted) instead of being taken by
-  a process that will not answer them.
+- before the adapter has started and once it is stopping, deliveries are answered 503,
+  so that Slack delivers them again later (to another process, or to this one
+  restarted) instead of being taken by a process that will not answer them.
+
+With AIBOT_DATA_DIR each acknowledged event is also kept on disk until its answer is
+finished (`adapters.slack.acked`): a process killed before its main loop reached an
+event leaves it to the next process on the machine.
 
 The main loop dispatches what was verified here as Bolt's "socket_mode" requests: the
 mode Bolt uses for requests verified by their transport, so it does not check the
@@ -34,6 +38,7 @@ from aiohttp import web
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 
+from adapters.slack.acked import CLAIM, Claim
 from bot.core.front import on_loop
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,8 @@ class Handoff:
         self.dispatch = dispatch
         self.track = track
         self.acked = 0  # Events API deliveries acknowledged by the intake (for tests and the benchmark)
+        self.spool = None  # adapters.slack.acked.AckedSpool: events on disk until handed to the core
+        self.ready = False  # the adapter is started: deliveries before that are left to Slack to send again
         self._lock = threading.Lock()
         self._handing = 0  # handed over, not yet a task on the main loop
         self.closing = False
@@ -61,10 +68,13 @@ class Handoff:
         """An Events API delivery: handed over (acknowledge it), or False when stopping (do
         not: Slack sends it again)."""
         with self._lock:
-            if self.closing:
+            if self.closing or not self.ready:
                 return False
             self._handing += 1
-        if self._hand(payload, headers) is None:  # the main loop is gone
+        path = self.spool.add(payload) if self.spool is not None else None
+        if self._hand(payload, headers, Claim(path) if path is not None else None) is None:  # the main loop is gone
+            if path is not None:
+                Claim(path).done()
             return False
         self.acked += 1
         return True
@@ -72,18 +82,18 @@ class Handoff:
     async def response(self, body: str | dict, headers: dict) -> BoltResponse | None:
         """A command or an interaction: Bolt's response, its acknowledgement (None: refused)."""
         with self._lock:
-            if self.closing:
+            if self.closing or not self.ready:
                 return None
             self._handing += 1
         done = self._hand(body, headers)
         return None if done is None else await asyncio.wrap_future(done)
 
-    def _hand(self, body: str | dict, headers: dict):
+    def _hand(self, body: str | dict, headers: dict, claim: Claim | None = None):
         """To the main loop (the caller counted it in `_handing`): a future of Bolt's
         response, or None when that loop is closed."""
         def start() -> asyncio.Task:
             try:
-                task = self.track(self.dispatch(body, headers))
+                task = self.track(self.run(body, headers, claim))
             finally:
                 with self._lock:
                     self._handing -= 1
@@ -96,6 +106,16 @@ class Handoff:
             with self._lock:
                 self._handing -= 1
             return None
+
+    async def run(self, body: str | dict, headers: dict, claim: Claim | None = None):
+        """Bolt's dispatch, on the main loop; the event's file (`claim`) goes with it to the
+        answer that takes it over (the adapter's `_submit`), or is removed here."""
+        CLAIM.set(claim)  # this task's context, copied into the tasks it starts
+        try:
+            return await self.dispatch(body, headers)
+        finally:
+            if claim is not None and not claim.taken:
+                claim.done()
 
     async def close(self) -> None:
         """Take no more deliveries and wait until every one already acknowledged is a task
