@@ -49,13 +49,17 @@ class AckedSpool:
         self.folder = Path(folder)
         self.dir = self.folder / quote(owner, safe="")
         self._seq = itertools.count()  # thread-safe enough: next() on a count is atomic under the GIL
+        self._made = False  # the folder exists
 
-    def add(self, payload: dict) -> Path | None:
-        """Keep an event (from the intake's thread); None when the disk refuses (logged)."""
+    def add(self, payload: dict, raw: bytes | None = None) -> Path | None:
+        """Keep an event (from the intake's thread; `raw`: its JSON as received, when at
+        hand); None when the disk refuses (logged)."""
         path = self.dir / f"{next(self._seq):012d}.json"
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(payload), encoding="utf-8")
+            if not self._made:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self._made = True
+            path.write_bytes(raw if raw is not None else json.dumps(payload).encode())
         except OSError:
             log.warning("could not keep an acknowledged Slack event on disk (%s)", path, exc_info=True)
             return None

@@ -64,14 +64,14 @@ class Handoff:
         self._handing = 0  # handed over, not yet a task on the main loop
         self.closing = False
 
-    def event(self, payload: dict, headers: dict) -> bool:
+    def event(self, payload: dict, headers: dict, raw: bytes | None = None) -> bool:
         """An Events API delivery: handed over (acknowledge it), or False when stopping (do
         not: Slack sends it again)."""
         with self._lock:
             if self.closing or not self.ready:
                 return False
             self._handing += 1
-        path = self.spool.add(payload) if self.spool is not None else None
+        path = self.spool.add(payload, raw) if self.spool is not None else None
         if self._hand(payload, headers, Claim(path) if path is not None else None) is None:  # the main loop is gone
             if path is not None:
                 Claim(path).done()
@@ -153,7 +153,7 @@ class SlackIntake:
             if kind == "url_verification":
                 return web.json_response({"challenge": payload.get("challenge")})
             if kind == "event_callback":
-                return web.Response(status=200) if self.handoff.event(payload, headers) else _busy()
+                return web.Response(status=200) if self.handoff.event(payload, headers, raw) else _busy()
         response = await self.handoff.response(body, headers)
         if response is None:
             return _busy()
