@@ -7,6 +7,7 @@ import json
 
 import aiohttp
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import text
 
@@ -17,12 +18,21 @@ TOKEN = "api-test-token-1"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture
-async def api(app):
+async def _slack_ack(request):
+    return web.Response(status=200)
+
+
+@pytest.fixture(params=["direct", "front door"])
+async def api(app, request):
+    """The API as served directly, and through the front door that Slack's intake puts
+    on the public port (`bot.core.front`): every behaviour below must be the same."""
     server = HttpServer(app.services, host="127.0.0.1", port=0)
     for feature in app.features:  # as `aibot run` does
         feature.mount(server.app)
+    if request.param == "front door":
+        server.add_front("/slack/events", _slack_ack)
     await server.start()
+    assert (server.front is not None) == (request.param == "front door")
     async with aiohttp.ClientSession(f"http://127.0.0.1:{server.bound_port}") as http:
         yield http
     await server.stop()

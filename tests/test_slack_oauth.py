@@ -113,3 +113,19 @@ async def test_in_an_installed_workspace_the_bot_knows_its_own_earlier_answer_in
     turns = [(m["role"], m["content"]) for m in fake_llm.chat_requests[-1]["messages"] if m["role"] != "system"]
     assert ("assistant", "Paris is the capital.") in turns
     assert not any(role == "user" and "Paris is the capital." in str(content) for role, content in turns)
+
+
+async def test_a_workspace_s_events_are_authorized_from_one_store_read_without_auth_test_each(distributed, fake_llm):
+    """Bolt's stock authorizer read the installation row and called auth.test for every
+    event; a busy workspace now costs one read per TOKEN_TTL and no auth.test at all."""
+    fake, tokens = distributed.fake, distributed.adapter.tokens
+    tokens.ttl = 3600.0  # however slow this machine is, the five mentions fall within one period
+    await distributed.install("T0AAA")
+    reads, checks = tokens.reads, len(fake.calls_to("auth.test"))
+    for i in range(5):
+        fake_llm.enqueue(f"Answer {i}.")
+        await distributed.mention("T0AAA", f"question {i}?")
+    assert {f"Answer {i}." for i in range(5)} <= {m.text for m in fake.bot_messages()}
+    assert all(c.token == fake.token_of("T0AAA") for c in fake.calls if c.method.startswith("chat."))
+    assert tokens.reads - reads == 1
+    assert len(fake.calls_to("auth.test")) == checks

@@ -6,9 +6,12 @@ One workspace with SLACK_BOT_TOKEN, or many through Bolt's OAuth flow (SLACK_CLI
 ..., `adapters.slack.oauth`): then every call for a workspace uses that workspace's own
 token, and an uninstall or token revocation stops its use at once.
 
-Every event is acknowledged at once (bolt acks events itself; slash commands are acked
-first thing in their listener) and handed to the core with `dispatch`, never awaited
-inline. No AI logic here: events in, replies out.
+Every event is acknowledged at once and handed to the core with `dispatch`, never awaited
+inline: by the intake (`adapters.slack.intake`, `adapters.slack.socket_intake`) on a
+thread of its own, so that a busy main loop does not delay it (SLACK_INTAKE, on by
+default); otherwise by Bolt on the main loop. Slash commands and interactivity are acked
+first thing in their listener (their ack carries Bolt's response). No AI logic here:
+events in, replies out.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -33,6 +37,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.acked import CLAIM
 from adapters.slack.assistant import AssistantPanel
 from adapters.slack.controls import (ACTION_IDS, REASON_CALLBACK, from_action, from_reaction, from_view_submission,
                                      reason_modal, thread_of)
@@ -112,7 +117,7 @@ class SlackAdapter:
             self.states = SlackOAuthStates()
             self.tokens = Tokens(settings=settings, installations=self.installations, client=self.client)
             oauth["oauth_settings"] = oauth_settings(settings, installations=self.installations, states=self.states,
-                                                     client=self.client)
+                                                     tokens=self.tokens)
         self.app = AsyncApp(
             client=self.client,
             signing_secret=None if self.socket_mode else settings.signing_secret.get_secret_value(),
@@ -164,6 +169,8 @@ class SlackAdapter:
         self._services = None  # for the App Home tab: the workspace's settings and usage (`bind`)
         self._gone: set[str] = set()  # teams that removed the bot since this process started
         self._socket = None
+        self._intake = None  # adapters.slack.intake.Handoff, when an intake acknowledges (SLACK_INTAKE)
+        self._acked = None  # adapters.slack.acked.AckedSpool (with AIBOT_DATA_DIR)
         self._closed = asyncio.Event()
         self.handled = 0  # envelopes/requests handed over (acked), for tests and the benchmark
 
@@ -178,6 +185,13 @@ class SlackAdapter:
         self._tenants = getattr(services, "tenants", None)
         self._services = services
         self._peers = getattr(services, "peers", None)
+        data_dir = getattr(getattr(services, "settings", None), "data_dir", None)
+        if data_dir is not None and self.settings.intake:  # acknowledged events survive a kill -9
+            from adapters.slack.acked import AckedSpool
+            from bot.core.journal import process_id
+
+            journal = getattr(services, "journal", None)
+            self._acked = AckedSpool(folder=data_dir / "acked", owner=journal.owner if journal else process_id())
         if self.installations is not None:
             self.installations.attach(services.db)
             self.states.attach(services.db)
@@ -193,14 +207,37 @@ class SlackAdapter:
     http_port_variable = "SLACK_HTTP_PORT"  # named when that port is taken
 
     def mount(self, web_app, path: str | None = None) -> None:
-        """HTTP mode: Slack's events, commands and interactivity on one POST path; with
-        OAuth distribution also the install and redirect pages."""
-        if not self.socket_mode:
+        """HTTP mode: Slack's events, commands and interactivity on one POST path (unless
+        the intake takes it: `front_routes`); with OAuth distribution also the install and
+        redirect pages."""
+        if not self.socket_mode and not self.settings.intake:
             web_app.router.add_post(path or self.settings.http_path, self._http)
         flow = self.app.oauth_flow
         if flow is not None:
             web_app.router.add_get(flow.install_path, self._oauth)
             web_app.router.add_get(flow.redirect_uri_path, self._oauth)
+
+    def front_routes(self) -> dict:
+        """HTTP mode with SLACK_HTTP_INTAKE: Slack's path, acknowledged on the HTTP front
+        door's own thread (`adapters.slack.intake`); called on the main loop before the
+        server starts."""
+        if self.socket_mode or not self.settings.intake:
+            return {}
+        from adapters.slack.intake import SlackIntake
+
+        intake = SlackIntake(signing_secret=self.settings.signing_secret.get_secret_value(), handoff=self._handoff())
+        return {self.settings.http_path: intake.handle}
+
+    def _handoff(self):
+        from adapters.slack.intake import Handoff
+
+        self._intake = Handoff(loop=asyncio.get_running_loop(), dispatch=self._dispatch_verified, track=self.background)
+        return self._intake
+
+    async def _dispatch_verified(self, body: str | dict, headers: dict):
+        """A delivery whose signature the intake checked: Bolt's "socket_mode" requests are
+        those verified by their transport (see `adapters.slack.intake`)."""
+        return await self.app.async_dispatch(AsyncBoltRequest(body=body, headers=headers, mode="socket_mode"))
 
     async def start(self, dispatch: Dispatch, *, commands: CommandSet = CommandSet()) -> None:
         """Connect; `commands` are declared in the app's manifest (deploy/), not here."""
@@ -215,6 +252,7 @@ class SlackAdapter:
             await self._connect()
             log.info("Slack serving the workspaces installed through OAuth (%s mode), installs at %s",
                      "socket" if self.socket_mode else "HTTP", self.app.oauth_flow.install_path)
+            self._opened()
             return
         try:
             auth = await self.client.auth_test()
@@ -231,14 +269,52 @@ class SlackAdapter:
         await self._connect()
         log.info("Slack connected as %s in %s (%s mode)", self.me.user_id, self.me.team_id,
                  "socket" if self.socket_mode else "HTTP")
+        self._opened()
+
+    def _opened(self) -> None:
+        """Ready for deliveries: the intake takes them from now on, and the events a
+        killed process on this machine acknowledged and never handed over are taken up."""
+        if self._intake is None:
+            return
+        self._intake.spool = self._acked
+        self._intake.ready = True
+        if self._acked is not None:
+            from bot.core import processes
+            from bot.core.journal import dead_neighbour
+
+            machine = processes.machine()
+            for folder in self._acked.orphans(lambda owner: dead_neighbour(owner, machine)):
+                self.background(self._replay(folder))
+
+    async def _replay(self, folder) -> None:
+        from adapters.slack.acked import AckedSpool, Claim
+
+        events = AckedSpool.read(folder)
+        if events:
+            log.warning("taking up %d Slack event(s) acknowledged by a process that is gone", len(events))
+        claims = [Claim(path) for path, _ in events]
+        await asyncio.gather(*(self._intake.run(payload, {}, claim) for claim, (_, payload) in zip(claims, events)),
+                             return_exceptions=True)
+        await asyncio.gather(*(c.finished.wait() for c in claims))  # their answers finished too
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty (a file the disk refused to remove): tried again at the next start
 
     async def _connect(self) -> None:
         if self.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+            if self.settings.intake:  # envelopes acknowledged on a thread of their own
+                from adapters.slack.socket_intake import SocketIntake
 
-            self._socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
+                self._socket = SocketIntake(app_token=self.settings.app_token.get_secret_value(),
+                                            api_url=self.settings.api_url, handoff=self._handoff())
+                self._opened()  # envelopes may come as soon as it connects
+            else:
+                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+                self._socket = AsyncSocketModeHandler(self.app, self.settings.app_token.get_secret_value())
             try:
-                await self._socket.connect_async()
+                await (self._socket.connect() if self.settings.intake else self._socket.connect_async())
             except SlackApiError as exc:
                 self._socket = None
                 await self._close_session()
@@ -255,6 +331,11 @@ class SlackAdapter:
         await self._closed.wait()
 
     async def stop(self) -> None:
+        if self._socket is not None and self.settings.intake:  # disconnect first: Slack sends newer envelopes elsewhere
+            await self._socket.close()
+            self._socket = None
+        if self._intake is not None:  # Slack delivers anything newer again; what was acknowledged is handed over
+            await self._intake.close()
         await self.idle()  # answers already acknowledged are finished, not dropped
         if self._socket is not None:
             await self._socket.close_async()
@@ -406,11 +487,12 @@ class SlackAdapter:
             self._submit_press(press, conv)
         self.handled += 1
 
-    def background(self, coro) -> None:
+    def background(self, coro) -> asyncio.Task:
         """Work after an ack, tracked so that `idle` and `stop` wait for it."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _submit_press(self, press: Press, conv: SlackConversation) -> None:
         result = self._dispatch(press, conv)
@@ -455,10 +537,15 @@ class SlackAdapter:
         ws.in_flight += 1
         task = asyncio.ensure_future(self._deliver(msg, conv))
         self._tasks.add(task)
+        claim = CLAIM.get()  # the event's file on disk (the intake's), kept until this answer is finished
+        if claim is not None:
+            claim.taken = True
 
         def done(t: asyncio.Task) -> None:
             ws.in_flight -= 1
             self._tasks.discard(t)
+            if claim is not None:
+                claim.done()
 
         task.add_done_callback(done)
 
@@ -538,8 +625,8 @@ class SlackAdapter:
     async def _removed(self, body: dict, reason: str) -> None:
         team = body.get("team_id") or ""
         if self.installations is not None:
-            self.tokens.forget(team)
             await self.installations.async_delete_all(enterprise_id=body.get("enterprise_id"), team_id=team)
+            self.tokens.forget(team, body.get("enterprise_id"))  # after the rows: no read in between finds them
         log.warning("Slack workspace %s removed the bot (%s): its tokens are no longer used", team, reason)
         self._gone.add(team)
         if self._tenants is not None:

@@ -34,6 +34,11 @@ class SlackSettings(Section):
         "SLACK_HTTP_PORT", 3000, ge=0, le=65535,
         description="Slack HTTP mode: port of the HTTP server when `AIBOT_HTTP_PORT` is unset",
     )
+    intake: bool = env(
+        "SLACK_INTAKE", True,
+        description="acknowledge Slack events (HTTP mode and Socket Mode) on a thread of their own, so that a busy bot still "
+        "answers Slack within its 3 s (off: on the main event loop, with the answers)",
+    )
     max_file_mb: float = env(
         "SLACK_MAX_FILE_MB", 20.0, gt=0,
         description="largest file the bot downloads from Slack (larger ones are refused with the limit)",

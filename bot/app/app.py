@@ -277,6 +277,9 @@ class App:
             feature.mount(self.http.app)
         for adapter in needs_http:
             adapter.mount(self.http.app)
+            front = getattr(adapter, "front_routes", None)  # paths answered on a thread of their own
+            for path, handler in (front() if front is not None else {}).items():
+                self.http.add_front(path, handler)
         try:
             await self.http.start()
         except OSError as exc:
