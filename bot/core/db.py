@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.core import pgembed
+from bot.core.db_liveness import check_on_checkout
 from bot.core.priority import is_bulk
 from bot.core.settings import Settings
 from bot.core.errors import ConfigError
@@ -69,7 +70,8 @@ class Database:
             if make_url(url).get_backend_name() != "postgresql":
                 raise ArgumentError("not a PostgreSQL URL")
             engine = create_async_engine(url, pool_size=settings.pool_size, max_overflow=settings.db_max_overflow,
-                                         pool_timeout=settings.db_pool_timeout, pool_pre_ping=True)
+                                         pool_timeout=settings.db_pool_timeout)
+            check_on_checkout(engine)  # liveness without a round trip per checkout
         except (ArgumentError, ValueError) as exc:
             raise ConfigError(
                 f"DATABASE_URL is not a usable PostgreSQL URL ({redact(url)}): {exc}. Example: {_URL_EXAMPLE}"
