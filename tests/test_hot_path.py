@@ -45,3 +45,14 @@ async def test_a_failed_shared_embedding_request_is_a_cache_miss_for_every_quest
 
     cache = SemanticCache(db=app.services.db, embedder=Down(), threshold=0.9, ttl_seconds=3600)
     assert await asyncio.gather(*(cache.embed(f"question {i}") for i in range(3))) == [None, None, None]
+
+
+async def test_a_single_statement_through_autocommit_is_committed_by_itself(app):
+    from sqlalchemy import text
+
+    db = app.services.db
+    async with db.session.autocommit() as conn:
+        await conn.execute(text("INSERT INTO processed_events (key) VALUES ('autocommit-probe')"))
+        async with db.engine.connect() as other:  # another connection sees it before this one closes
+            seen = (await other.execute(text("SELECT count(*) FROM processed_events WHERE key = 'autocommit-probe'"))).scalar()
+    assert seen == 1

@@ -114,7 +114,7 @@ class AnswerStore:
 
     async def remember(self, answer: "Answer", message: str | None) -> None:
         msg = answer.msg
-        async with self.db.session.begin() as s:
+        async with self.db.session.autocommit() as s:  # one statement: no BEGIN/COMMIT round trips
             await s.execute(text(
                 "INSERT INTO answer_controls (id, platform, workspace, channel, message, asker, question) "
                 "VALUES (:id, :p, :w, :c, :m, :u, CAST(:q AS jsonb)) ON CONFLICT (id) DO NOTHING"),
@@ -122,7 +122,7 @@ class AnswerStore:
                  "m": (message or None) and message[:200], "u": msg.user[:200], "q": json.dumps(question_json(msg))})
 
     async def finished(self, answer_id: str) -> None:
-        async with self.db.session.begin() as s:
+        async with self.db.session.autocommit() as s:
             await s.execute(text("UPDATE answer_controls SET running = false, finished_at = now() "
                                  "WHERE id = :id AND running"), {"id": answer_id})
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.core import pgembed
 from bot.core.db_liveness import check_on_checkout
@@ -51,7 +51,7 @@ class Database:
         self._owns_engine = owns_engine
         self._embedded = embedded
         self.created: Path | None = None  # the embedded server's new data directory, when this run made it
-        self.session = Sessions(async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession))
+        self.session = Sessions(async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession), engine=engine)
 
     @classmethod
     async def open(cls, settings: Settings, *, connect_timeout: float = 10.0) -> "Database":
@@ -154,8 +154,11 @@ class Sessions:
     task, or tasks it starts) ride on its share instead of waiting for another, so nested
     work cannot deadlock on the share. `bulk_share` None or 0: no limit."""
 
-    def __init__(self, maker: async_sessionmaker, *, bulk_share: int | None = None) -> None:
+    def __init__(self, maker: async_sessionmaker, *, engine: AsyncEngine | None = None,
+                 bulk_share: int | None = None) -> None:
         self.maker = maker
+        engine = engine if engine is not None else maker.kw["bind"]
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._share: int | None = None
         self._gate: asyncio.Semaphore | None = None
         self.bulk_share = bulk_share
@@ -175,6 +178,12 @@ class Sessions:
 
     def begin(self) -> "AsyncIterator[AsyncSession]":
         return self._gated(self.maker.begin)
+
+    def autocommit(self) -> "AsyncIterator[AsyncConnection]":
+        """A pooled connection whose every statement commits on its own: no BEGIN and
+        COMMIT round trips around it. For one statement (a read, or a write that is whole
+        in one statement); several that must hold together need `begin()`."""
+        return self._gated(self._autocommit.connect)
 
     @asynccontextmanager
     async def _gated(self, open_: Callable) -> AsyncIterator[AsyncSession]:

@@ -29,6 +29,11 @@ from bot.core.messages import utcnow
 log = logging.getLogger(__name__)
 
 CANDIDATES = 5
+# The nearest-neighbour search filters by tenant and key, so HNSW must keep scanning past
+# other tenants' entries (pgvector's iterative scan). Lookups run without a transaction
+# (one round trip), so the setting is made once per pooled connection, for its session;
+# the only other HNSW search (the knowledge base) sets the same value for itself.
+_RELAXED = "aibot_hnsw_relaxed"
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class SemanticCache:
         if not self.enabled:
             return None
         try:
-            async with self.db.engine.begin() as conn:
+            async with self.db.session.autocommit() as conn:
                 rows = await self._candidates(conn, key, question, vector)
                 for row in rows:
                     sim = float(row.sim)
@@ -127,7 +132,9 @@ class SemanticCache:
             return (await conn.execute(text(exact), params)).all()
         dim = len(vector)
         params.update(q=_vec(vector), embed_model=self.embedder.model)
-        await conn.execute(text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)"))
+        if not conn.info.get(_RELAXED):  # per connection, not per lookup (see RELAXED)
+            await conn.execute(text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)"))
+            conn.info[_RELAXED] = True
         return (await conn.execute(text(
             f"""WITH exact AS ({exact})
                 SELECT * FROM exact
@@ -151,7 +158,7 @@ class SemanticCache:
                       dim=len(vector) if vector is not None else None,
                       e=_vec(vector) if vector is not None else None)
         try:
-            async with self.db.engine.begin() as conn:
+            async with self.db.session.autocommit() as conn:  # one statement: whole or not at all
                 # the entry this answer replaces, and the workspace's expired ones (the table stays
                 # small), dropped in the same statement as the new one is written: one round trip
                 await conn.execute(text(

@@ -52,7 +52,7 @@ class SettingsStore:
             return known[1]
         scopes = [WORKSPACE] if channel is None else [WORKSPACE, channel]
         try:
-            async with self.db.session() as s:
+            async with self.db.session.autocommit() as s:  # one read: no transaction around it
                 rows = (await s.execute(
                     text("SELECT channel, key, value FROM workspace_settings "
                          "WHERE platform = :p AND tenant = :t AND channel = ANY(:scopes)"),
