@@ -56,3 +56,20 @@ async def test_a_single_statement_through_autocommit_is_committed_by_itself(app)
         async with db.engine.connect() as other:  # another connection sees it before this one closes
             seen = (await other.execute(text("SELECT count(*) FROM processed_events WHERE key = 'autocommit-probe'"))).scalar()
     assert seen == 1
+
+
+async def test_a_workspaces_settings_are_read_once_for_all_its_channels_and_each_channel_keeps_its_own(bot, app,
+                                                                                                    fake_llm):
+    from sqlalchemy import event
+
+    await bot.send("/aibot channel set persona You are Pirate Pete.", channel="C2")
+    reads: list[str] = []
+    event.listen(app.services.db.engine.sync_engine, "before_cursor_execute",
+                 lambda c, cur, statement, *a: reads.append(statement) if "FROM workspace_settings" in statement else None)
+    fake_llm.enqueue("Plain.", "Arr.", "Plain again.")
+    for channel in ("C1", "C2", "C3"):
+        await bot.send("@aibot hi", channel=channel)
+    systems = [r["messages"][0]["content"] for r in fake_llm.chat_requests[-3:]]
+    assert systems[1] == "You are Pirate Pete." and not systems[0].startswith("You are Pirate") \
+        and not systems[2].startswith("You are Pirate")
+    assert len(reads) == 1  # one query for the workspace, not one per channel
