@@ -73,8 +73,20 @@ def scope_of(ids) -> str:
     return hashlib.sha256(",".join(str(i) for i in sorted(ids)).encode()).hexdigest()[:32]
 
 
+class Vector(list):
+    """A question's embedding, with its pgvector text made once (a lookup and a store both send it)."""
+
+    _literal: str | None = None
+
+    @property
+    def literal(self) -> str:
+        if self._literal is None:
+            self._literal = "[" + ",".join(f"{x:.6g}" for x in self) + "]"
+        return self._literal
+
+
 def _vec(v: list[float]) -> str:
-    return "[" + ",".join(f"{x:.6g}" for x in v) + "]"
+    return (v if isinstance(v, Vector) else Vector(v)).literal
 
 
 class SemanticCache:
@@ -96,8 +108,9 @@ class SemanticCache:
         try:
             if is_bulk():  # a digest or bulk job: behind questions, never in their batch
                 [v] = await self.embedder.embed([question])
-                return v
-            return await self._questions.submit(question)
+            else:
+                v = await self._questions.submit(question)
+            return Vector(v)
         except Exception:
             log.warning("could not embed a question for the answer cache; it is a miss", exc_info=True)
             return None
