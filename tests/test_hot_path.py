@@ -73,3 +73,18 @@ async def test_a_workspaces_settings_are_read_once_for_all_its_channels_and_each
     assert systems[1] == "You are Pirate Pete." and not systems[0].startswith("You are Pirate") \
         and not systems[2].startswith("You are Pirate")
     assert len(reads) == 1  # one query for the workspace, not one per channel
+
+
+async def test_answers_shown_and_finished_together_are_each_remembered_then_closed_for_other_processes(app, bot):
+    from bot.core.answer_store import AnswerStore
+    from bot.core.answers import Answer
+
+    store = AnswerStore(app.services.db)
+    answers = [Answer(bot.incoming(f"@aibot question {i}", channel=f"C{i}"), conv=None) for i in range(5)]
+    await asyncio.gather(*(store.remember(a, f"17000000.00000{i}") for i, a in enumerate(answers)))
+    seen = [await store.find(a.id) for a in answers]  # what another process reads
+    assert [s.running for s in seen] == [True] * 5
+    assert [s.question.text for s in seen] == [f"question {i}" for i in range(5)]
+    assert (await store.by_message("test", "C3", "17000000.000003")).id == answers[3].id
+    await asyncio.gather(*(store.finished(a.id) for a in answers))
+    assert [(await store.find(a.id)).running for a in answers] == [False] * 5

@@ -1,6 +1,7 @@
 """One request for many callers: items submitted while a request is on its way wait and
 go together in the next one (no timer: a lone item goes at once). Under load, when
-requests take longer, batches grow by themselves; idle, nothing waits."""
+requests take longer, batches grow by themselves; idle, nothing waits. Work behind the
+user (a write nobody waits for) may take a `delay` to gather more."""
 from __future__ import annotations
 
 import asyncio
@@ -12,9 +13,10 @@ R = TypeVar("R")
 
 
 class Coalescer(Generic[T, R]):
-    def __init__(self, run: Callable[[list[T]], Awaitable[list[R]]], *, max_batch: int) -> None:
+    def __init__(self, run: Callable[[list[T]], Awaitable[list[R]]], *, max_batch: int, delay: float = 0.0) -> None:
         self.run = run  # items -> one result per item, in order
         self.max_batch = max_batch
+        self.delay = delay  # seconds a batch waits for more items (0: it goes at once)
         self.requests = 0  # batches sent (for tests and metrics)
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task | None = None
@@ -28,6 +30,8 @@ class Coalescer(Generic[T, R]):
 
     async def _drain(self) -> None:
         while self._waiting:
+            if self.delay:
+                await asyncio.sleep(self.delay)
             batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch:]
             self.requests += 1
             try:
