@@ -63,6 +63,9 @@ class LazyClient:
                 base_url=s.openai_base_url or None,
                 timeout=s.llm_timeout,
                 max_retries=s.llm_max_retries,
+                # the SDK's aiohttp transport (vendored; aiohttp is already here for Slack):
+                # a streamed answer's chunks cost far less to read than through httpx's own
+                http_client=openai.DefaultAioHttpClient(),
             )
         return self._client
 
