@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from bot.core.coalesce import Coalescer
 from bot.core.messages import Attachment, Incoming
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ CHANNEL = "aibot_answer_stop"  # the NOTIFY channel; the payload is the answer i
 STALE = timedelta(minutes=15)  # a row running longer belongs to a process that died
 POLL = 30.0  # seconds between the listener's checks of its answers' flags (and keep-alive)
 PURGE_EVERY = 3600.0
+COALESCE = 0.1  # seconds a row's write waits for others' (a Stop pressed elsewhere sooner finds no row yet)
 RECONNECT = (0.5, 10.0)  # the listener's backoff after losing its connection: first, max
 _KEPT = ("platform", "tenant", "channel", "user", "text", "id", "thread", "user_name", "mentioned", "is_dm",
          "in_bot_thread", "command", "is_admin", "timezone")
@@ -108,23 +110,37 @@ _COLUMNS = "id, platform, workspace, channel, message, asker, question, running,
 
 
 class AnswerStore:
-    def __init__(self, db, *, retention: timedelta = timedelta(days=7)) -> None:
+    def __init__(self, db, *, retention: timedelta = timedelta(days=7), coalesce: float = COALESCE) -> None:
         self.db = db
         self.retention = retention
+        # rows are written behind the answers: what queues up meanwhile goes in one statement
+        self._remembering: Coalescer[dict, None] = Coalescer(self._insert, max_batch=500, delay=coalesce)
+        self._finishing: Coalescer[str, None] = Coalescer(self._finish, max_batch=500, delay=coalesce)
 
     async def remember(self, answer: "Answer", message: str | None) -> None:
         msg = answer.msg
-        async with self.db.session.begin() as s:
-            await s.execute(text(
-                "INSERT INTO answer_controls (id, platform, workspace, channel, message, asker, question) "
-                "VALUES (:id, :p, :w, :c, :m, :u, CAST(:q AS jsonb)) ON CONFLICT (id) DO NOTHING"),
-                {"id": answer.id, "p": msg.platform[:32], "w": msg.tenant[:200], "c": msg.channel[:200],
-                 "m": (message or None) and message[:200], "u": msg.user[:200], "q": json.dumps(question_json(msg))})
+        await self._remembering.submit({
+            "id": answer.id, "p": msg.platform[:32], "w": msg.tenant[:200], "c": msg.channel[:200],
+            "m": (message or None) and message[:200], "u": msg.user[:200], "q": json.dumps(question_json(msg))})
 
     async def finished(self, answer_id: str) -> None:
-        async with self.db.session.begin() as s:
+        await self._finishing.submit(answer_id)
+
+    async def _insert(self, rows: list[dict]) -> list[None]:
+        async with self.db.session.autocommit() as s:  # one statement for the batch
+            await s.execute(text(
+                "INSERT INTO answer_controls (id, platform, workspace, channel, message, asker, question) "
+                "SELECT id, p, w, c, m, u, CAST(q AS jsonb) FROM unnest(CAST(:ids AS varchar[]), "
+                "CAST(:ps AS varchar[]), CAST(:ws AS varchar[]), CAST(:cs AS varchar[]), CAST(:ms AS varchar[]), "
+                "CAST(:us AS varchar[]), CAST(:qs AS text[])) AS r(id, p, w, c, m, u, q) ON CONFLICT (id) DO NOTHING"),
+                {f"{k}s": [r[k] for r in rows] for k in ("id", "p", "w", "c", "m", "u", "q")})
+        return [None] * len(rows)
+
+    async def _finish(self, ids: list[str]) -> list[None]:
+        async with self.db.session.autocommit() as s:
             await s.execute(text("UPDATE answer_controls SET running = false, finished_at = now() "
-                                 "WHERE id = :id AND running"), {"id": answer_id})
+                                 "WHERE id = ANY(CAST(:ids AS varchar[])) AND running"), {"ids": ids})
+        return [None] * len(ids)
 
     async def find(self, answer_id: str) -> Remembered | None:
         async with self.db.session() as s:

@@ -50,7 +50,7 @@ class Cache:
         if not self.enabled:
             return None
         try:
-            async with self.db.session.begin() as s:
+            async with self.db.session.autocommit() as s:  # one statement: no BEGIN/COMMIT round trips
                 row = (
                     await s.execute(
                         update(CacheEntry)
@@ -81,7 +81,7 @@ class Cache:
             set_={"text": stmt.excluded.text, "expires_at": stmt.excluded.expires_at},
         )
         try:
-            async with self.db.session.begin() as s:
+            async with self.db.session.autocommit() as s:  # one statement
                 await s.execute(stmt)
         except Exception:
             log.warning("cache write failed", exc_info=True)

@@ -17,10 +17,10 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import (AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker,
-                                    create_async_engine)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.core import pgembed
+from bot.core.db_liveness import check_on_checkout
 from bot.core.priority import is_bulk
 from bot.core.settings import Settings
 from bot.core.errors import ConfigError
@@ -51,7 +51,7 @@ class Database:
         self._owns_engine = owns_engine
         self._embedded = embedded
         self.created: Path | None = None  # the embedded server's new data directory, when this run made it
-        self.session = Sessions(async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession))
+        self.session = Sessions(async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession), engine=engine)
 
     @classmethod
     async def open(cls, settings: Settings, *, connect_timeout: float = 10.0) -> "Database":
@@ -70,7 +70,8 @@ class Database:
             if make_url(url).get_backend_name() != "postgresql":
                 raise ArgumentError("not a PostgreSQL URL")
             engine = create_async_engine(url, pool_size=settings.pool_size, max_overflow=settings.db_max_overflow,
-                                         pool_timeout=settings.db_pool_timeout, pool_pre_ping=True)
+                                         pool_timeout=settings.db_pool_timeout)
+            check_on_checkout(engine)  # liveness without a round trip per checkout
         except (ArgumentError, ValueError) as exc:
             raise ConfigError(
                 f"DATABASE_URL is not a usable PostgreSQL URL ({redact(url)}): {exc}. Example: {_URL_EXAMPLE}"
@@ -163,8 +164,11 @@ class Sessions:
     task, or tasks it starts) ride on its share instead of waiting for another, so nested
     work cannot deadlock on the share. `bulk_share` None or 0: no limit."""
 
-    def __init__(self, maker: async_sessionmaker, *, bulk_share: int | None = None) -> None:
+    def __init__(self, maker: async_sessionmaker, *, engine: AsyncEngine | None = None,
+                 bulk_share: int | None = None) -> None:
         self.maker = maker
+        engine = engine if engine is not None else maker.kw["bind"]
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._share: int | None = None
         self._gate: asyncio.Semaphore | None = None
         self.bulk_share = bulk_share
@@ -184,6 +188,12 @@ class Sessions:
 
     def begin(self) -> "AsyncIterator[AsyncSession]":
         return self.gated(self.maker.begin)
+
+    def autocommit(self) -> "AsyncIterator[AsyncConnection]":
+        """A pooled connection whose every statement commits on its own: no BEGIN and
+        COMMIT round trips around it. For one statement (a read, or a write that is whole
+        in one statement); several that must hold together need `begin()`."""
+        return self.gated(self._autocommit.connect)
 
     @asynccontextmanager
     async def gated(self, open_: Callable) -> AsyncIterator:

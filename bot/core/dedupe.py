@@ -59,7 +59,7 @@ class Dedupe:
             batch, self._waiting = self._waiting, {}
             rows = [row for _, row in batch.values() if row is not None]
             try:
-                async with self.db.session.begin() as s:
+                async with self.db.session.autocommit() as s:  # one statement, committed whole
                     if rows and self.journal is not None:
                         res = await s.execute(*self.journal.with_dedupe(list(batch), rows))
                     else:

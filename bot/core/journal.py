@@ -165,7 +165,7 @@ class Journal:
             await asyncio.sleep(self.coalesce)  # what else changes meanwhile goes in the same statement
             batch, self._pending = self._pending, {}
             try:
-                async with self.db.session.begin() as s:
+                async with self.db.session.autocommit() as s:  # one statement, committed whole
                     await s.execute(UPDATE, {
                         "keys": list(batch), "states": [v[0] for v in batch.values()],
                         "messages": [v[1] for v in batch.values()], "natives": [v[2] for v in batch.values()],

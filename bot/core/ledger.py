@@ -132,8 +132,9 @@ class Ledger:
         delay = 0.2
         while True:
             try:
-                async with self.db.session.begin() as s:
-                    await s.execute(insert(Usage), rows)
+                # one statement (asyncpg's executemany is atomic): no BEGIN/COMMIT round trips
+                async with self.db.session.autocommit() as conn:
+                    await conn.execute(insert(Usage), rows)
                 self.written += len(rows)
                 return
             except (DataError, IntegrityError):

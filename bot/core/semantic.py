@@ -20,12 +20,20 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
+from bot.core.coalesce import Coalescer
+from bot.core.embeddings import INTERACTIVE_TEXTS
 from bot.core.keyterms import same_key_terms
+from bot.core.priority import is_bulk
 from bot.core.messages import utcnow
 
 log = logging.getLogger(__name__)
 
 CANDIDATES = 5
+# The nearest-neighbour search filters by tenant and key, so HNSW must keep scanning past
+# other tenants' entries (pgvector's iterative scan). Lookups run without a transaction
+# (one round trip), so the setting is made once per pooled connection, for its session;
+# the only other HNSW search (the knowledge base) sets the same value for itself.
+_RELAXED = "aibot_hnsw_relaxed"
 
 
 @dataclass(frozen=True)
@@ -65,8 +73,20 @@ def scope_of(ids) -> str:
     return hashlib.sha256(",".join(str(i) for i in sorted(ids)).encode()).hexdigest()[:32]
 
 
+class Vector(list):
+    """A question's embedding, with its pgvector text made once (a lookup and a store both send it)."""
+
+    _literal: str | None = None
+
+    @property
+    def literal(self) -> str:
+        if self._literal is None:
+            self._literal = "[" + ",".join(f"{x:.6g}" for x in self) + "]"
+        return self._literal
+
+
 def _vec(v: list[float]) -> str:
-    return "[" + ",".join(f"{x:.6g}" for x in v) + "]"
+    return (v if isinstance(v, Vector) else Vector(v)).literal
 
 
 class SemanticCache:
@@ -75,15 +95,22 @@ class SemanticCache:
         self.embedder = embedder
         self.threshold = threshold
         self.ttl = timedelta(seconds=ttl_seconds)
+        self._questions: Coalescer[str, list[float]] = Coalescer(lambda texts: self.embedder.embed(texts),
+                                                                 max_batch=INTERACTIVE_TEXTS)
 
     @property
     def enabled(self) -> bool:
         return self.ttl.total_seconds() > 0
 
     async def embed(self, question: str) -> list[float] | None:
+        """The question's vector (None when the embedder fails: a miss). Questions asked
+        while another's embedding is on its way share the next request."""
         try:
-            [v] = await self.embedder.embed([question])
-            return v
+            if is_bulk():  # a digest or bulk job: behind questions, never in their batch
+                [v] = await self.embedder.embed([question])
+            else:
+                v = await self._questions.submit(question)
+            return Vector(v)
         except Exception:
             log.warning("could not embed a question for the answer cache; it is a miss", exc_info=True)
             return None
@@ -93,7 +120,7 @@ class SemanticCache:
         if not self.enabled:
             return None
         try:
-            async with self.db.engine.begin() as conn:
+            async with self.db.session.autocommit() as conn:
                 rows = await self._candidates(conn, key, question, vector)
                 for row in rows:
                     sim = float(row.sim)
@@ -106,23 +133,31 @@ class SemanticCache:
         return None
 
     async def _candidates(self, conn, key: AnswerKey, question: str, vector: list[float] | None):
+        """The newest entry for the same normalised question, else (given a vector) the
+        nearest ones: one round trip either way."""
         params = dict(tenant=key.tenant, kind=key.kind, model=key.model[:200], version=key.prompt_version,
                       scope=key.scope, norm=norm_key(question))
         where = ("tenant = :tenant AND kind = :kind AND model = :model AND prompt_version = :version "
                  "AND scope = :scope AND expires_at > now()")
-        exact = (await conn.execute(text(
-            f"SELECT id, question, answer, prompt_tokens, completion_tokens, 1.0 AS sim, true AS exact "
-            f"FROM answer_cache WHERE {where} AND norm_key = :norm ORDER BY id DESC LIMIT 1"), params)).all()
-        if exact or vector is None:
-            return exact
+        exact = (f"SELECT id, question, answer, prompt_tokens, completion_tokens, 1.0::float8 AS sim, true AS exact "
+                 f"FROM answer_cache WHERE {where} AND norm_key = :norm ORDER BY id DESC LIMIT 1")
+        if vector is None:
+            return (await conn.execute(text(exact), params)).all()
         dim = len(vector)
         params.update(q=_vec(vector), embed_model=self.embedder.model)
-        await conn.execute(text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)"))
+        if not conn.info.get(_RELAXED):  # per connection, not per lookup (see RELAXED)
+            await conn.execute(text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)"))
+            conn.info[_RELAXED] = True
         return (await conn.execute(text(
-            f"""SELECT id, question, answer, prompt_tokens, completion_tokens,
-                       1 - (embedding::vector({dim}) <=> CAST(:q AS vector({dim}))) AS sim, false AS exact
-                FROM answer_cache WHERE {where} AND dim = {dim} AND embed_model = :embed_model
-                ORDER BY embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT {CANDIDATES}"""), params)).all()
+            f"""WITH exact AS ({exact})
+                SELECT * FROM exact
+                UNION ALL
+                (SELECT id, question, answer, prompt_tokens, completion_tokens,
+                        1 - (embedding::vector({dim}) <=> CAST(:q AS vector({dim}))) AS sim, false AS exact
+                 FROM answer_cache WHERE {where} AND dim = {dim} AND embed_model = :embed_model
+                   AND NOT EXISTS (SELECT 1 FROM exact)
+                 ORDER BY embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT {CANDIDATES})"""),
+            params)).all()
 
     async def store(self, key: AnswerKey, question: str, vector: list[float] | None, answer: str, *,
                     prompt_tokens: int, completion_tokens: int, documents: list[int] | None = None) -> None:
@@ -136,14 +171,15 @@ class SemanticCache:
                       dim=len(vector) if vector is not None else None,
                       e=_vec(vector) if vector is not None else None)
         try:
-            async with self.db.engine.begin() as conn:
-                # the entry this answer replaces, and the workspace's expired ones (the table stays small)
+            async with self.db.session.autocommit() as conn:  # one statement: whole or not at all
+                # the entry this answer replaces, and the workspace's expired ones (the table stays
+                # small), dropped in the same statement as the new one is written: one round trip
                 await conn.execute(text(
-                    "DELETE FROM answer_cache WHERE tenant = :tenant AND (expires_at <= now() OR (kind = :kind "
-                    "AND model = :model AND prompt_version = :version AND scope = :scope AND norm_key = :norm))"),
-                    params)
-                await conn.execute(text(
-                    """INSERT INTO answer_cache (tenant, kind, model, prompt_version, scope, norm_key, question,
+                    """WITH replaced AS (
+                           DELETE FROM answer_cache WHERE tenant = :tenant AND (expires_at <= now() OR (kind = :kind
+                               AND model = :model AND prompt_version = :version AND scope = :scope
+                               AND norm_key = :norm)))
+                       INSERT INTO answer_cache (tenant, kind, model, prompt_version, scope, norm_key, question,
                            embed_model, dim, embedding, answer, prompt_tokens, completion_tokens, documents, expires_at)
                        VALUES (:tenant, :kind, :model, :version, :scope, :norm, :question, :embed_model, :dim,
                                CAST(:e AS vector), :answer, :pt, :ct, :docs, :expires)"""), params)

@@ -130,6 +130,8 @@ class BatchWorker:
         # more slots than model calls in flight, so claiming and recording one item overlaps
         # the model calls of others; each slot holds a pooled connection while it works
         slots = self.concurrency + max(1, self.concurrency // 4)
+        if await self._next_retry_in(job_id) is None:
+            return  # nothing pending: one query per poll instead of a claim per slot
         while True:
             with bulk():  # behind questions on the database pool and the model gate
                 await asyncio.gather(*(self._slot(job_id) for _ in range(slots)))

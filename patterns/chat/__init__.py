@@ -40,7 +40,11 @@ def standalone_message(msg: Incoming, question: str) -> bool:
 
 
 async def read_history(ctx, msg: Incoming) -> list:
-    """The conversation so far: the thread inside one, else the channel/DM."""
+    """The conversation so far: the thread inside one, else the channel/DM. A mention
+    that starts its own thread (Slack answers a channel mention under it) has none yet:
+    nothing to read."""
+    if msg.thread and msg.thread == msg.id:
+        return []
     scope = "thread" if msg.thread else "channel"
     return await ctx.conv.history(limit=ctx.services.settings.history_limit, scope=scope)
 

@@ -34,40 +34,40 @@ class SettingsStore:
     def __init__(self, db, *, fresh_seconds: float = FRESH_SECONDS) -> None:
         self.db = db
         self.fresh_seconds = fresh_seconds
-        # (platform, tenant, channel) -> (read at, values): every message reads its
-        # workspace's settings, so they are kept briefly instead of a query per message
-        self._known: dict[tuple[str, str, str | None], tuple[float, dict[str, dict[str, str]]]] = {}
+        # (platform, tenant) -> (read at, {channel or WORKSPACE: values}): every message reads
+        # its workspace's settings, so a workspace's are read whole (all its channels in one
+        # query: a mention in another channel needs no query) and kept briefly
+        self._known: dict[tuple[str, str], tuple[float, dict[str, dict[str, str]]]] = {}
 
     def forget(self, platform: str, tenant: str) -> None:
         """Drop what this process knows of a workspace's settings (after a change)."""
-        for key in [k for k in self._known if k[:2] == (platform, tenant)]:
-            del self._known[key]
+        self._known.pop((platform, tenant), None)
 
     async def values(self, *, platform: str, tenant: str, channel: str | None = None) -> dict[str, dict[str, str]]:
         """{"": workspace values, channel: that channel's own} (only what is set). While
         the database is unreachable the last values read are used (defaults if none)."""
-        key = (platform, tenant, channel)
-        known = self._known.get(key)
-        if known is not None and time.monotonic() - known[0] < self.fresh_seconds:
-            return known[1]
         scopes = [WORKSPACE] if channel is None else [WORKSPACE, channel]
-        try:
-            async with self.db.session() as s:
-                rows = (await s.execute(
-                    text("SELECT channel, key, value FROM workspace_settings "
-                         "WHERE platform = :p AND tenant = :t AND channel = ANY(:scopes)"),
-                    dict(p=platform, t=tenant, scopes=scopes))).all()
-        except Exception as exc:  # an outage must not stop answers: answer with what is known
-            log.warning("workspace settings unreadable (%s); using %s", type(exc).__name__,
-                        "the last values read" if known else "the defaults")
-            return known[1] if known else {scope: {} for scope in scopes}
-        out: dict[str, dict[str, str]] = {scope: {} for scope in scopes}
-        for r in rows:
-            out[r.channel][r.key] = r.value
-        if len(self._known) > 10_000:
-            self._known.clear()
-        self._known[key] = (time.monotonic(), out)
-        return out
+        key = (platform, tenant)
+        known = self._known.get(key)
+        if known is None or time.monotonic() - known[0] >= self.fresh_seconds:
+            try:
+                async with self.db.session.autocommit() as s:  # one read: no transaction around it
+                    rows = (await s.execute(
+                        text("SELECT channel, key, value FROM workspace_settings WHERE platform = :p AND tenant = :t"),
+                        dict(p=platform, t=tenant))).all()
+            except Exception as exc:  # an outage must not stop answers: answer with what is known
+                log.warning("workspace settings unreadable (%s); using %s", type(exc).__name__,
+                            "the last values read" if known else "the defaults")
+                if known is None:
+                    return {scope: {} for scope in scopes}
+            else:
+                everything: dict[str, dict[str, str]] = {}
+                for r in rows:
+                    everything.setdefault(r.channel, {})[r.key] = r.value
+                if len(self._known) > 10_000:
+                    self._known.clear()
+                known = self._known[key] = (time.monotonic(), everything)
+        return {scope: dict(known[1].get(scope, {})) for scope in scopes}
 
     async def for_message(self, msg: Incoming) -> Preferences:
         found = await self.values(platform=msg.platform, tenant=msg.tenant, channel=msg.channel)

@@ -30,7 +30,9 @@ Run standalone for demos and benchmarks:
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
+import base64
 import hashlib
 import json
 import math
@@ -94,6 +96,10 @@ def embed(text: str, dim: int) -> list[float]:
         vec[0] = 1.0
         return vec
     return [v / norm for v in vec]
+
+
+def _base64(vec: list[float]) -> str:
+    return base64.b64encode(array.array("f", vec).tobytes()).decode("ascii")
 
 
 _DATA_URL = re.compile(r"^data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+=*$")
@@ -313,7 +319,10 @@ class FakeOpenAI:
         if isinstance(inputs, str):
             inputs = [inputs]
         dim = int(body.get("dimensions") or 384)
-        data = [{"object": "embedding", "index": i, "embedding": embed(str(t), dim)} for i, t in enumerate(inputs)]
+        as_base64 = body.get("encoding_format") == "base64"  # float32 bytes, as OpenAI sends them (the SDK's default)
+        data = [{"object": "embedding", "index": i,
+                 "embedding": _base64(embed(str(t), dim)) if as_base64 else embed(str(t), dim)}
+                for i, t in enumerate(inputs)]
         n = sum(len(_WORD.findall(str(t))) for t in inputs)
         return web.json_response(
             {"object": "list", "data": data, "model": body.get("model", "fake-embed"), "usage": {"prompt_tokens": n, "total_tokens": n}}

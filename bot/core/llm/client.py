@@ -43,6 +43,16 @@ def build_client(settings: Settings) -> "LazyClient | None":
     return LazyClient(settings)
 
 
+def _http_client(openai) -> Any:
+    """The SDK's aiohttp transport where this SDK version has it (aiohttp is already here
+    for Slack): a streamed answer's chunks cost far less to read than through httpx's own
+    stack. None (the SDK's default httpx client) otherwise."""
+    try:
+        return openai.DefaultAioHttpClient()
+    except (AttributeError, RuntimeError):  # an SDK without it, or without its aiohttp extra
+        return None
+
+
 class LazyClient:
     """The process's `openai.AsyncOpenAI`, made on first use: importing the SDK costs about
     0.5 s, which commands that never call the model (`aibot kb search`, `kb list`) skip.
@@ -63,6 +73,7 @@ class LazyClient:
                 base_url=s.openai_base_url or None,
                 timeout=s.llm_timeout,
                 max_retries=s.llm_max_retries,
+                http_client=_http_client(openai),
             )
         return self._client
 

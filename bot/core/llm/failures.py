@@ -18,8 +18,10 @@ def as_llm_error(exc: BaseException) -> LLMError:
         return LLMError("error", type(exc).__name__)
     if isinstance(exc, openai.RateLimitError):
         return LLMError("rate_limited", "429", retry_after=_retry_after(exc))
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
         return LLMError("timeout", type(exc).__name__)
+    if isinstance(exc, openai.APITimeoutError):  # the aiohttp transport reports a refusal as a timeout
+        return LLMError("connection", "refused")
     if isinstance(exc, openai.APIConnectionError):
         return LLMError("connection", type(exc).__name__)
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
@@ -29,6 +31,20 @@ def as_llm_error(exc: BaseException) -> LLMError:
     if isinstance(exc, openai.APIStatusError):
         return LLMError("unavailable", str(exc.status_code))
     return LLMError("error", type(exc).__name__)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a "timeout" was in fact a connection that could not be made (the SDK's aiohttp
+    transport maps aiohttp's ClientConnectorError to httpx's ConnectTimeout)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (ConnectionRefusedError, OSError)) and not isinstance(exc, TimeoutError):
+            return True
+        name = type(exc).__name__
+        if name in ("ClientConnectorError", "ClientConnectorDNSError", "ClientConnectorCertificateError"):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _retry_after(exc) -> float | None:
