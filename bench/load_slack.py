@@ -49,6 +49,7 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -538,7 +539,7 @@ async def one_round(args, r: int, database_url: str, model: ModelProcess) -> dic
                               (r * 100 + 99) * 10_000, answers=True, teams=teams)
         spy = None
         if args.py_spy:  # sample the bot's processes (py-spy from the `bench` extra) during the steps
-            spy = subprocess.Popen(["py-spy", "record", "--pid", str(bot.pid), "--subprocesses", "--nonblocking",
+            spy = subprocess.Popen([shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(bot.pid), "--subprocesses", "--nonblocking",
                                     "--rate", "100", "--format", "raw", "-o", f"{args.py_spy}.{r}"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for i, rate in enumerate(rates):
