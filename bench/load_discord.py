@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from load_slack import ModelProcess, cpu_seconds, fmt, median_of, pct, rss_mb, stop_process, usage_count  # noqa: E402
+from load_slack import (ModelProcess, answer_figures, cpu_seconds, fmt, median_of, rss_mb, settled,  # noqa: E402
+                        stop_process, usage_count)
 
 from tests.fakes.discord_server import FakeDiscord  # noqa: E402
 
@@ -132,26 +133,8 @@ async def run_step(args, fake: FakeDiscord, pid: int, model: ModelProcess | None
     sent = await send_step(fake, rate, n, first_qid)
     res: dict = {"rate": rate, "n": n}
     if model is not None:
-        deadline = time.monotonic() + args.ttft + args.tokens / args.tps + args.grace
-        while time.monotonic() < deadline:
-            seen = outcomes(fake, start_index, sent)
-            if all(o["final"] or o["error"] for o in seen.values()):
-                break
-            await asyncio.sleep(0.25)
-        await asyncio.sleep(0.5)
-        seen = outcomes(fake, start_index, sent)
-        timing = model.timing()
-        done = [q for q, o in seen.items() if o["final"]]
-        overhead, first = [], []
-        for q in done:
-            if q in timing:
-                m_start, m_end = timing[q]
-                overhead.append((seen[q]["final"] - sent[q][0] - (m_end - m_start)) * 1000)
-                if seen[q]["first"] is not None:
-                    first.append((seen[q]["first"] - (m_start + args.ttft)) * 1000)
-        res |= {"complete_pct": 100.0 * len(done) / n, "errors": sum(o["error"] for o in seen.values()),
-                "twice": sum(o["answers"] > 1 for o in seen.values()), "first_p50": pct(first, 0.5),
-                "overhead_p50": pct(overhead, 0.5), "overhead_p99": pct(overhead, 0.99)}
+        seen = await settled(args, lambda: outcomes(fake, start_index, sent))
+        res |= answer_figures(args, seen, {q: at for q, (at, _) in sent.items()}, model.timing(), n)
     else:
         await asyncio.sleep(1.0)
     cpu = cpu_seconds(pid) - cpu0

@@ -290,6 +290,44 @@ def throughput(sent: list[float], finals: list[float], model_times: list[float])
     return len(finals) / span if span > 0 else None
 
 
+async def settled(args, collect) -> dict[int, dict]:
+    """Poll `collect()` ({question: {"final", "error", ...}}) until every answer is final
+    or an error (or the model's time plus `--grace` has passed); its last result."""
+    deadline = time.monotonic() + args.ttft + args.tokens / args.tps + args.grace
+    while time.monotonic() < deadline:
+        if all(o["final"] or o["error"] for o in collect().values()):
+            break
+        await asyncio.sleep(0.25)
+    await asyncio.sleep(0.5)  # CPU of the last writes
+    return collect()
+
+
+def answer_figures(args, seen: dict[int, dict], sent: dict[int, float], timing: dict[int, tuple[float, float]],
+                   n: int) -> dict:
+    """A step's answer figures from what the platform saw per question (`seen`: first and
+    final visible times, error, answers posted), when each was sent, and the fake model's
+    (start, end) per question."""
+    done = [q for q, o in seen.items() if o["final"]]
+    overhead, first = [], []
+    for q in done:
+        if q in timing:
+            m_start, m_end = timing[q]
+            overhead.append((seen[q]["final"] - sent[q] - (m_end - m_start)) * 1000)
+            if seen[q]["first"] is not None:
+                first.append((seen[q]["first"] - (m_start + args.ttft)) * 1000)
+    return {
+        "complete_pct": 100.0 * len(done) / n,
+        "errors": sum(1 for o in seen.values() if o["error"]),
+        "twice": sum(1 for o in seen.values() if o["answers"] > 1),
+        "first_p50": pct(first, 0.5),
+        "overhead_p50": pct(overhead, 0.5),
+        "overhead_p99": pct(overhead, 0.99),
+        # answers finished per second: a rate kept up with gives about the rate sent
+        "answers_per_s": throughput(list(sent.values()), [seen[q]["final"] for q in done],
+                                    [timing[q][1] - timing[q][0] for q in done if q in timing]),
+    }
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -404,34 +442,8 @@ async def run_step(args, url: str, pid: int, fake: FakeSlack, model: ModelProces
     res: dict = {"rate": rate, "seconds": seconds, "n": n}
     if answers:
         outcomes = Outcomes(fake)
-        deadline = time.monotonic() + args.ttft + args.tokens / args.tps + args.grace
-        while time.monotonic() < deadline:
-            seen = outcomes.collect(start_index, qids)
-            if all(o["final"] or o["error"] for o in seen.values()):
-                break
-            await asyncio.sleep(0.25)
-        await asyncio.sleep(0.5)  # CPU of the last writes
-        seen = outcomes.collect(start_index, qids)
-        timing = model.timing()
-        done = [q for q, o in seen.items() if o["final"]]
-        overhead, first = [], []
-        for q in done:
-            if q in timing:
-                m_start, m_end = timing[q]
-                overhead.append((seen[q]["final"] - acks[q][0] - (m_end - m_start)) * 1000)
-                if seen[q]["first"] is not None:
-                    first.append((seen[q]["first"] - (m_start + args.ttft)) * 1000)
-        res |= {
-            "complete_pct": 100.0 * len(done) / n,
-            "errors": sum(1 for o in seen.values() if o["error"]),
-            "twice": sum(1 for o in seen.values() if o["answers"] > 1),
-            "first_p50": pct(first, 0.5),
-            "overhead_p50": pct(overhead, 0.5),
-            "overhead_p99": pct(overhead, 0.99),
-            # answers finished per second: a rate kept up with gives about the rate sent
-            "answers_per_s": throughput([acks[q][0] for q in qids], [seen[q]["final"] for q in done],
-                                        [timing[q][1] - timing[q][0] for q in done if q in timing]),
-        }
+        seen = await settled(args, lambda: outcomes.collect(start_index, qids))
+        res |= answer_figures(args, seen, {q: a[0] for q, a in acks.items()}, model.timing(), n)
     else:
         await asyncio.sleep(0.5)
     cpu = cpu_seconds(pid) - cpu0

@@ -52,6 +52,15 @@ async def test_a_question_is_answered_while_bulk_work_holds_its_whole_share_of_t
         assert db.session.bulk_waits >= 2
 
 
+async def hold_bulk_share(db, holding: asyncio.Event, release: asyncio.Event) -> None:
+    """Other bulk work holding a pooled connection (the whole bulk share, at 1) until released."""
+    with priority.bulk():
+        async with db.session() as s:
+            await s.execute(text("SELECT 1"))
+            holding.set()
+            await release.wait()
+
+
 async def test_a_documents_store_transactions_wait_for_the_bulk_share_while_a_question_is_answered(settings, fake_llm):
     # two pooled connections, bulk may hold one, and other bulk work holds it: a document
     # being added must wait for the share before its knowledge-base SQL takes a connection,
@@ -63,20 +72,13 @@ async def test_a_documents_store_transactions_wait_for_the_bulk_share_while_a_qu
         db, kb = app.services.db, app.services.kb
         release, holding, order = asyncio.Event(), asyncio.Event(), []
 
-        async def other_bulk_work() -> None:
-            with priority.bulk():
-                async with db.session() as s:
-                    await s.execute(text("SELECT 1"))
-                    holding.set()
-                    await release.wait()
-
         async def add_document():
             with priority.bulk():  # as the router runs an upload
                 result = await kb.ingest(tenant="T1", name="notes.txt", data=b"Refunds are paid within five days.")
             order.append("document stored")
             return result
 
-        holder = asyncio.create_task(other_bulk_work())
+        holder = asyncio.create_task(hold_bulk_share(db, holding, release))
         await asyncio.wait_for(holding.wait(), GUARD)
         ingest = asyncio.create_task(add_document())
         while db.session.bulk_waits == 0 and not ingest.done():
@@ -105,20 +107,13 @@ async def test_a_mentions_duplicate_check_is_not_held_behind_bulk_work_that_star
         db, dedupe = app.services.db, app.services.dedupe
         release, holding, order = asyncio.Event(), asyncio.Event(), []
 
-        async def other_bulk_work() -> None:
-            with priority.bulk():
-                async with db.session() as s:
-                    await s.execute(text("SELECT 1"))
-                    holding.set()
-                    await release.wait()
-
         async def digest_check() -> bool:
             with priority.bulk():
                 fresh = await dedupe.first_time("digest:C1:2026-01-02")
             order.append("digest checked")
             return fresh
 
-        holder = asyncio.create_task(other_bulk_work())
+        holder = asyncio.create_task(hold_bulk_share(db, holding, release))
         await asyncio.wait_for(holding.wait(), GUARD)
         digest = asyncio.create_task(digest_check())
         mention = await asyncio.wait_for(dedupe.first_time("slack:EvMention1"), GUARD)
