@@ -222,3 +222,40 @@ async def test_events_a_killed_process_acknowledged_are_answered_by_the_next_one
         await adapter.stop()
         await serving
     assert len(fake_llm.chat_requests) == 2
+
+
+async def test_an_acknowledged_event_whose_hand_over_fails_is_handed_over_again_not_dropped(tmp_path):
+    """Slack does not send an acknowledged event again: if Bolt's dispatch fails before an
+    answer takes it (in OAuth mode, the workspace's token read while the database is
+    down), the event is dispatched again after a pause, and its file stays until then."""
+    import asyncio
+
+    from slack_bolt.response import BoltResponse
+
+    from adapters.slack.acked import AckedSpool
+    from adapters.slack.intake import Handoff
+
+    calls, tasks, files_while_failing = [], [], []
+
+    async def dispatch(body, headers):
+        calls.append(body["event_id"])
+        if len(calls) == 1:
+            files_while_failing.extend(tmp_path.rglob("*.json"))
+            raise ConnectionRefusedError("the installation store is unreachable")
+        return BoltResponse(status=200, body="")
+
+    def track(coro):
+        tasks.append(asyncio.ensure_future(coro))
+        return tasks[-1]
+
+    handoff = Handoff(loop=asyncio.get_running_loop(), dispatch=dispatch, track=track)
+    handoff.spool, handoff.ready = AckedSpool(folder=tmp_path, owner="this-process"), True
+    payload = json.loads(mention(11))
+    assert await asyncio.to_thread(handoff.event, payload, {})  # acknowledged, from the intake's thread
+    for _ in range(1000):
+        if len(calls) == 2 and tasks and all(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.01)
+    assert calls == [payload["event_id"]] * 2  # tried again, not dropped
+    assert len(files_while_failing) == 1  # kept on disk while it could not be handed over
+    assert list(tmp_path.rglob("*.json")) == []  # handed over: no longer needed

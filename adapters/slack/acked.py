@@ -40,6 +40,10 @@ class Claim:
             log.warning("could not remove %s", self.path, exc_info=True)
         self.finished.set()
 
+    def release(self) -> None:
+        """Given up in this process (it is stopping): the file stays for the next start."""
+        self.finished.set()
+
 
 CLAIM: contextvars.ContextVar[Claim | None] = contextvars.ContextVar("acked_claim", default=None)
 

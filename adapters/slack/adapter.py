@@ -274,7 +274,7 @@ class SlackAdapter:
     def _opened(self) -> None:
         """Ready for deliveries: the intake takes them from now on, and the events a
         killed process on this machine acknowledged and never handed over are taken up."""
-        if self._intake is None:
+        if self._intake is None or self._intake.ready:  # Socket Mode opens it before connecting, then start() again
             return
         self._intake.spool = self._acked
         self._intake.ready = True
@@ -293,8 +293,8 @@ class SlackAdapter:
         if events:
             log.warning("taking up %d Slack event(s) acknowledged by a process that is gone", len(events))
         claims = [Claim(path) for path, _ in events]
-        await asyncio.gather(*(self._intake.run(payload, {}, claim) for claim, (_, payload) in zip(claims, events)),
-                             return_exceptions=True)
+        await asyncio.gather(*(self._intake.run(payload, {}, claim, retry=True)
+                               for claim, (_, payload) in zip(claims, events)), return_exceptions=True)
         await asyncio.gather(*(c.finished.wait() for c in claims))  # their answers finished too
         try:
             folder.rmdir()

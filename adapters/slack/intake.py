@@ -32,6 +32,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -44,6 +45,9 @@ from bot.core.front import on_loop
 log = logging.getLogger(__name__)
 
 INVALID = {"error": "invalid request"}  # Bolt's answer to a bad signature
+# an acknowledged event whose dispatch failed is tried again after 1, 2, 4 ... 60 s, for
+# up to an hour (Slack itself retries an unacknowledged event for about that long)
+RETRY_FIRST, RETRY_MAX, RETRY_FOR = 1.0, 60.0, 3600.0
 
 Dispatch = Callable[[str | dict, dict], Awaitable[BoltResponse]]  # (body, headers), on the main loop
 
@@ -72,7 +76,7 @@ class Handoff:
                 return False
             self._handing += 1
         path = self.spool.add(payload, raw) if self.spool is not None else None
-        if self._hand(payload, headers, Claim(path) if path is not None else None) is None:  # the main loop is gone
+        if self._hand(payload, headers, Claim(path) if path is not None else None, retry=True) is None:  # loop gone
             if path is not None:
                 Claim(path).done()
             return False
@@ -88,12 +92,12 @@ class Handoff:
         done = self._hand(body, headers)
         return None if done is None else await asyncio.wrap_future(done)
 
-    def _hand(self, body: str | dict, headers: dict, claim: Claim | None = None):
+    def _hand(self, body: str | dict, headers: dict, claim: Claim | None = None, *, retry: bool = False):
         """To the main loop (the caller counted it in `_handing`): a future of Bolt's
         response, or None when that loop is closed."""
         def start() -> asyncio.Task:
             try:
-                task = self.track(self.run(body, headers, claim))
+                task = self.track(self.run(body, headers, claim, retry=retry))
             finally:
                 with self._lock:
                     self._handing -= 1
@@ -107,15 +111,34 @@ class Handoff:
                 self._handing -= 1
             return None
 
-    async def run(self, body: str | dict, headers: dict, claim: Claim | None = None):
+    async def run(self, body: str | dict, headers: dict, claim: Claim | None = None, *, retry: bool = False):
         """Bolt's dispatch, on the main loop; the event's file (`claim`) goes with it to the
-        answer that takes it over (the adapter's `_submit`), or is removed here."""
+        answer that takes it over (the adapter's `_submit`), or is removed here.
+
+        `retry`: an event already acknowledged, which Slack will not send again. If its
+        dispatch fails before an answer took it (e.g. the database is down while its
+        workspace is authorized), it is dispatched again with backoff, for as long as
+        Slack itself would have retried; if the process stops first, its file stays for
+        the next start. The router's dedupe drops it if it was handled after all."""
         CLAIM.set(claim)  # this task's context, copied into the tasks it starts
-        try:
-            return await self.dispatch(body, headers)
-        finally:
+        delay, deadline = RETRY_FIRST, time.monotonic() + RETRY_FOR
+        while True:
+            try:
+                response = await self.dispatch(body, headers)
+            except Exception:
+                taken = claim is not None and claim.taken
+                if not retry or taken or self.closing or time.monotonic() + delay > deadline:
+                    if claim is not None and not taken:
+                        claim.release() if retry else claim.done()  # an acknowledged event's file stays
+                    raise
+                log.warning("an acknowledged Slack event could not be handed over; trying again in %.0f s",
+                            delay, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
             if claim is not None and not claim.taken:
                 claim.done()
+            return response
 
     async def close(self) -> None:
         """Take no more deliveries and wait until every one already acknowledged is a task
