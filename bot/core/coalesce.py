@@ -8,6 +8,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from bot.core.priority import shared_task
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -25,7 +27,7 @@ class Coalescer(Generic[T, R]):
         answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, answer))
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
+            self._task = shared_task(self._drain())  # serves every caller: never bulk because its first one was
         return await asyncio.shield(answer)  # a cancelled caller must not cancel the others' request
 
     async def _drain(self) -> None:
