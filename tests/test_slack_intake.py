@@ -259,3 +259,40 @@ async def test_an_acknowledged_event_whose_hand_over_fails_is_handed_over_again_
     assert calls == [payload["event_id"]] * 2  # tried again, not dropped
     assert len(files_while_failing) == 1  # kept on disk while it could not be handed over
     assert list(tmp_path.rglob("*.json")) == []  # handed over: no longer needed
+
+
+async def test_events_a_process_in_a_replaced_container_acknowledged_are_taken_up(
+        app, fake_slack, slack_settings, fake_llm, tmp_path):
+    """A container restarted after an out-of-memory kill has a new PID namespace, so its
+    predecessor is not "a process on this machine"; it is gone because it has no live
+    row in the process registry, and its acknowledged events are answered, once."""
+    import asyncio
+    from urllib.parse import quote
+
+    from pydantic import SecretStr
+
+    from adapters.slack.adapter import SlackAdapter
+    from tests.test_slack_http import SECRET
+
+    folder = tmp_path / "acked" / quote("old-container/4026531999:7:0badcafe", safe="")
+    folder.mkdir(parents=True)
+    lost = json.loads(mention(12))
+    fake_slack.deliver(lost)
+    (folder / f"{0:012d}.json").write_text(json.dumps(lost))
+
+    app.services.settings.data_dir = tmp_path
+    settings = slack_settings.model_copy(update=dict(app_token=None, signing_secret=SecretStr(SECRET), http_port=0))
+    app.settings = app.settings.model_copy(update=dict(http_port=None)).with_sections(settings)
+    adapter = SlackAdapter(settings=settings)
+    fake_llm.enqueue("Taken up from the old container.")
+    serving = asyncio.create_task(app.serve([adapter]))
+    try:
+        await fake_slack.wait_for(lambda: fake_slack.calls_to("chat.stopStream"), timeout=30)
+        await adapter.idle()
+        await app.router.drain()
+        assert [m.text for m in fake_slack.bot_messages()] == ["Taken up from the old container."]
+        assert not folder.exists()
+    finally:
+        await adapter.stop()
+        await serving
+    assert len(fake_llm.chat_requests) == 1

@@ -170,6 +170,8 @@ class SlackAdapter:
         self._gone: set[str] = set()  # teams that removed the bot since this process started
         self._socket = None
         self._intake = None  # adapters.slack.intake.Handoff, when an intake acknowledges (SLACK_INTAKE)
+        self._replaying: set = set()  # spool folders of gone processes being taken up
+        self._orphan_check: asyncio.TimerHandle | None = None  # the second look, after a predecessor's lease
         self._acked = None  # adapters.slack.acked.AckedSpool (with AIBOT_DATA_DIR)
         self._closed = asyncio.Event()
         self.handled = 0  # envelopes/requests handed over (acked), for tests and the benchmark
@@ -279,11 +281,32 @@ class SlackAdapter:
         self._intake.spool = self._acked
         self._intake.ready = True
         if self._acked is not None:
-            from bot.core import processes
-            from bot.core.journal import dead_neighbour
+            self._take_up_orphans()
+            peers = getattr(self._services, "peers", None)
+            if peers is not None:  # a predecessor whose row is still live now (a container restarted at once)
+                self._orphan_check = asyncio.get_running_loop().call_later(
+                    peers.lease + 2 * peers.every, self._take_up_orphans)
 
-            machine = processes.machine()
-            for folder in self._acked.orphans(lambda owner: dead_neighbour(owner, machine)):
+    def _take_up_orphans(self) -> None:
+        """Replay the spooled events of processes that are gone: on this machine (same host
+        and PID namespace) a process that no longer runs; elsewhere (a restarted container
+        has a new PID namespace) an owner without a live row in the process registry."""
+        from bot.core import processes
+        from bot.core.journal import dead_neighbour
+
+        if self._intake is None or self._intake.closing:
+            return
+        machine = processes.machine()
+        live = getattr(getattr(self._services, "peers", None), "live", None)
+
+        def gone(owner: str) -> bool:
+            if dead_neighbour(owner, machine):
+                return True
+            return live is not None and not owner.startswith(machine + ":") and owner not in live
+
+        for folder in self._acked.orphans(gone):
+            if folder not in self._replaying:
+                self._replaying.add(folder)
                 self.background(self._replay(folder))
 
     async def _replay(self, folder) -> None:
@@ -334,6 +357,8 @@ class SlackAdapter:
         if self._socket is not None and self.settings.intake:  # disconnect first: Slack sends newer envelopes elsewhere
             await self._socket.close()
             self._socket = None
+        if self._orphan_check is not None:
+            self._orphan_check.cancel()
         if self._intake is not None:  # Slack delivers anything newer again; what was acknowledged is handed over
             await self._intake.close()
         await self.idle()  # answers already acknowledged are finished, not dropped

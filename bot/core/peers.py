@@ -72,6 +72,9 @@ class Peers:
         self._counts: dict[str, int] = {}  # platform -> live processes serving it, this one included
         self._writing: dict[tuple[str, str], int] = {}  # (platform, tenant) -> other processes writing there
         self._task: asyncio.Task | None = None
+        # the other processes with a live row at the last heartbeat (None: not read yet);
+        # an owner missing here is gone, wherever it ran (a restarted container included)
+        self.live: set[str] | None = None
 
     # --- the hot path: numbers in memory ---------------------------------------------
 
@@ -111,10 +114,11 @@ class Peers:
             rows = (await s.execute(HEARTBEAT, {"owner": self.owner, "platforms": sorted(self.platforms),
                                                 "active": self._active(), "lease": self.lease})).all()
         machine = processes.machine()
-        counts, writing = Counter(list(self.platforms)), Counter()
+        counts, writing, live = Counter(list(self.platforms)), Counter(), set()
         for owner, platforms, active in rows:
             if dead_neighbour(owner, machine):
                 continue
+            live.add(owner)
             counts.update(set(platforms or ()))
             for entry in set(active or ()):
                 platform, _, tenant = entry.partition(":")
@@ -122,7 +126,7 @@ class Peers:
         if dict(counts) != self._counts:
             log.info("processes serving this database: %s",
                      ", ".join(f"{p} {n}" for p, n in sorted(counts.items())) or "none")
-        self._counts, self._writing = dict(counts), dict(writing)
+        self._counts, self._writing, self.live = dict(counts), dict(writing), live
         for platform, n in counts.items():
             METRICS.processes.labels(platform).set(n)
 
