@@ -129,3 +129,35 @@ async def test_a_workspace_s_events_are_authorized_from_one_store_read_without_a
     assert all(c.token == fake.token_of("T0AAA") for c in fake.calls if c.method.startswith("chat."))
     assert tokens.reads - reads == 1
     assert len(fake.calls_to("auth.test")) == checks
+
+
+async def test_a_workspace_removed_while_its_token_is_being_read_is_not_remembered():
+    """An uninstall deletes the rows and forgets the cached token; a read that started
+    before the delete must not put the token back for the next events."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from slack_sdk.oauth.installation_store import Bot
+
+    from adapters.slack.oauth import Tokens
+    from adapters.slack.settings import SlackSettings
+
+    release, reading = asyncio.Event(), asyncio.Event()
+    rows = {"T0GONE": Bot(app_id="A1", enterprise_id=None, team_id="T0GONE", bot_token="xoxb-old", bot_id="B1",
+                          bot_user_id="U1", installed_at=0.0)}
+
+    async def find_bot(*, enterprise_id, team_id, is_enterprise_install=False):
+        found = rows.get(team_id)
+        reading.set()
+        await release.wait()  # the read is slow: the uninstall happens meanwhile
+        return found
+
+    settings = SlackSettings.load(env_file=None, client_id="1.2", client_secret="s", signing_secret="x")
+    tokens = Tokens(settings=settings, installations=SimpleNamespace(async_find_bot=find_bot), client=None)
+    first = asyncio.create_task(tokens.bot(enterprise_id=None, team_id="T0GONE"))
+    await reading.wait()
+    del rows["T0GONE"]
+    tokens.forget("T0GONE")  # app_uninstalled
+    release.set()
+    await first
+    assert await tokens.bot(enterprise_id=None, team_id="T0GONE") is None  # read again: not installed

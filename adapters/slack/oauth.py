@@ -109,6 +109,7 @@ class Tokens:
         self._lookups: dict[Key, asyncio.Future] = {}  # store reads under way: one per workspace at a time
         self.enterprise: dict[str, str | None] = {}  # team -> enterprise id, as events tell it (Grid)
         self.reads = 0  # installation-store reads (for tests and the benchmark)
+        self._forgets = 0  # workspaces forgotten so far: a read that overlapped one is not remembered
 
     def seen(self, team: str, token: str | None, enterprise: str | None) -> None:
         """An event of `team` was authorized (its enterprise, for calls outside events)."""
@@ -116,6 +117,7 @@ class Tokens:
 
     def forget(self, team: str, enterprise: str | None = None) -> None:
         """The workspace (or, with `enterprise` and no team, the org-wide install) is gone."""
+        self._forgets += 1  # a read under way may have found the rows just deleted: not kept
         for key in [k for k in self._bots if (team and k[1] == team) or (enterprise and not team and k[0] == enterprise)]:
             self._bots.pop(key, None)
 
@@ -136,6 +138,7 @@ class Tokens:
     async def _read(self, key: Key) -> Bot | None:
         enterprise_id, team_id, org = key
         self.reads += 1
+        forgets = self._forgets
         bot = await self.installations.async_find_bot(enterprise_id=enterprise_id, team_id=team_id,
                                                       is_enterprise_install=org)
         if bot is None:
@@ -149,7 +152,7 @@ class Tokens:
         until = time.monotonic() + self.ttl
         if bot.bot_token_expires_at is not None:  # never into the window where it is due for rotation
             until = min(until, time.monotonic() + bot.bot_token_expires_at - time.time() - self.minutes * 60)
-        if until > time.monotonic():
+        if until > time.monotonic() and forgets == self._forgets:
             self._bots[key] = (bot, until)
         return bot
 
