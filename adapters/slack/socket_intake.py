@@ -14,7 +14,6 @@ import asyncio
 import concurrent.futures
 import json
 import logging
-import threading
 
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
@@ -22,6 +21,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.intake import Handoff
+from bot.core.front import LoopThread
 
 log = logging.getLogger(__name__)
 
@@ -34,48 +34,22 @@ class SocketIntake:
         self.app_token = app_token
         self.api_url = api_url
         self.handoff = handoff
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread(name="slack-socket-intake", serve=self._serve)
         self._client: SocketModeClient | None = None
-        self._stop: asyncio.Event | None = None
 
     async def connect(self) -> None:
         """Open the connection (raising what `apps.connections.open` raised)."""
-        opened: concurrent.futures.Future = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._run, args=(opened,), name="slack-socket-intake", daemon=True)
-        self._thread.start()
-        await asyncio.wrap_future(opened)
+        await self._thread.start()
 
     async def close(self) -> None:
         """Disconnect (Slack sends new envelopes to another connection, or again later), then
         wait until every envelope acknowledged is handed over."""
-        loop, thread = self._loop, self._thread
-        if thread is None:
-            return
-        if loop is not None and self._stop is not None:
-            loop.call_soon_threadsafe(self._stop.set)
-        await asyncio.to_thread(thread.join, 30)
-        self._thread = None
+        await self._thread.stop()
         await self.handoff.close()
 
     # --- the intake thread --------------------------------------------------------------
 
-    def _run(self, opened: concurrent.futures.Future) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve(opened))
-        except BaseException as exc:
-            if not opened.done():
-                opened.set_exception(exc)
-            else:
-                log.exception("the Slack Socket Mode intake stopped")
-        finally:
-            self._loop = None
-            loop.close()
-
-    async def _serve(self, opened: concurrent.futures.Future) -> None:
-        self._stop = asyncio.Event()
+    async def _serve(self, opened: concurrent.futures.Future, stopping: asyncio.Event) -> None:
         web = AsyncWebClient(**({"base_url": self.api_url} if self.api_url else {}))  # apps.connections.open only
         client = SocketModeClient(app_token=self.app_token, web_client=web, logger=log)
         client.socket_mode_request_listeners.append(self._on_request)
@@ -83,7 +57,7 @@ class SocketIntake:
         try:
             await client.connect()
             opened.set_result(None)
-            await self._stop.wait()
+            await stopping.wait()
         finally:
             await client.close()
 

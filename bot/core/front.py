@@ -33,6 +33,53 @@ _REQUEST_DROP = {"connection", "keep-alive", "proxy-connection", "te", "trailer"
 _RESPONSE_DROP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
 
 
+class LoopThread:
+    """A service on a thread and event loop of its own. `serve(started, stopping)` runs
+    there: it sets `started` once it is up (its result is what `start` returns; an
+    exception before that is raised by `start`) and returns once `stopping` is set."""
+
+    def __init__(self, *, name: str,
+                 serve: Callable[[concurrent.futures.Future, asyncio.Event], Awaitable[None]]) -> None:
+        self.name = name
+        self.serve = serve
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+
+    async def start(self):
+        started: concurrent.futures.Future = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, args=(started,), name=self.name, daemon=True)
+        self._thread.start()
+        return await asyncio.wrap_future(started)
+
+    async def stop(self) -> None:
+        thread, loop = self._thread, self._loop
+        if thread is None:
+            return
+        if loop is not None and self._stopping is not None:
+            loop.call_soon_threadsafe(self._stopping.set)
+        await asyncio.to_thread(thread.join, 30)
+        self._thread = None
+
+    def _run(self, started: concurrent.futures.Future) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main(started))
+        except BaseException as exc:  # failed before it was up (e.g. a bind): `start` raises it
+            if not started.done():
+                started.set_exception(exc)
+            else:
+                log.exception("%s stopped", self.name)
+        finally:
+            self._loop = None
+            loop.close()
+
+    async def _main(self, started: concurrent.futures.Future) -> None:
+        self._stopping = asyncio.Event()
+        await self.serve(started, self._stopping)
+
+
 class FrontDoor:
     """The public listener on its own thread; `upstream` is the main application's URL."""
 
@@ -44,10 +91,8 @@ class FrontDoor:
         self.reuse_port = reuse_port
         self.client_max_size = client_max_size
         self.bound_port: int | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None  # the front loop, while it runs
         self._routes: dict[str, Handler] = {}
-        self._thread: threading.Thread | None = None
-        self._stopping: asyncio.Event | None = None
+        self._thread = LoopThread(name="http-front", serve=self._serve)
 
     def add(self, path: str, handler: Handler) -> None:
         """Handle POSTs to `path` on the front loop (before `start`)."""
@@ -55,39 +100,15 @@ class FrontDoor:
 
     async def start(self) -> None:
         """Listen (raising the OSError of a bind that fails, as the main server would)."""
-        started: concurrent.futures.Future = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._run, args=(started,), name="http-front", daemon=True)
-        self._thread.start()
-        self.bound_port = await asyncio.wrap_future(started)
+        self.bound_port = await self._thread.start()
 
     async def stop(self) -> None:
         """Stop listening and close the front loop; requests being answered are finished."""
-        thread, loop = self._thread, self.loop
-        if thread is None:
-            return
-        if loop is not None and self._stopping is not None:
-            loop.call_soon_threadsafe(self._stopping.set)
-        await asyncio.to_thread(thread.join, 30)
-        self._thread = None
+        await self._thread.stop()
 
     # --- the front thread -------------------------------------------------------------
 
-    def _run(self, started: concurrent.futures.Future) -> None:
-        loop = asyncio.new_event_loop()
-        self.loop = loop
-        try:
-            loop.run_until_complete(self._serve(started))
-        except BaseException as exc:  # a failed bind: the caller raises it
-            if not started.done():
-                started.set_exception(exc)
-            else:
-                log.exception("the HTTP front door stopped")
-        finally:
-            self.loop = None
-            loop.close()
-
-    async def _serve(self, started: concurrent.futures.Future) -> None:
-        self._stopping = asyncio.Event()
+    async def _serve(self, started: concurrent.futures.Future, stopping: asyncio.Event) -> None:
         app = web.Application(client_max_size=self.client_max_size)
         for path, handler in self._routes.items():
             app.router.add_post(path, handler)
@@ -104,7 +125,7 @@ class FrontDoor:
                 await site.start()
                 sockets = getattr(site._server, "sockets", None) or []
                 started.set_result(sockets[0].getsockname()[1] if sockets else self.port)
-                await self._stopping.wait()
+                await stopping.wait()
             finally:
                 await runner.cleanup()
 
